@@ -1,0 +1,32 @@
+import { Command, CommanderError } from 'commander';
+import { CloverError, ExitCode } from '../src/config/errors';
+import { registerStack } from './stack';
+import { registerDemo } from './demo';
+
+/**
+ * `clover` entry point: one subcommand per file under scripts/. Every failure ends here and prints one
+ * line (what went wrong and what to do) with the exit code README documents; `CLOVER_DEBUG=1` adds the stack.
+ */
+export function main(argv: string[]): void {
+  const program = new Command('clover')
+    .description('Clover: moves each user\'s data shard into the EU site chosen for that user, verified end to end.')
+    .showHelpAfterError('(run `clover --help` for usage)')
+    .exitOverride();
+  registerStack(program);
+  registerDemo(program);
+  program.parseAsync(argv).catch(fail);
+}
+
+export function fail(err: unknown): never {
+  if (err instanceof CommanderError) {
+    // commander already printed its message (unknown option, missing argument, --help).
+    process.exit(err.exitCode === 0 ? 0 : ExitCode.badInput);
+  }
+  if (err instanceof CloverError) {
+    process.stderr.write(`clover: ${err.message}\n`);
+    process.exit(err.exitCode);
+  }
+  const e = err as Error;
+  process.stderr.write(`clover: unexpected error: ${e?.message ?? String(err)}${process.env.CLOVER_DEBUG ? `\n${e?.stack}` : ' (set CLOVER_DEBUG=1 for details)'}\n`);
+  process.exit(ExitCode.unreachable);
+}

@@ -1,0 +1,47 @@
+/**
+ * Errors an operator can act on. Every operator command ends in one handler that prints
+ * `error.message` as a single line and exits with `error.exitCode` (see README "Exit codes").
+ */
+export const ExitCode = {
+  ok: 0,
+  failures: 1,
+  badInput: 2,
+  unreachable: 3,
+} as const;
+export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
+
+export class CloverError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: ExitCodeValue,
+  ) {
+    super(message);
+    this.name = 'CloverError';
+  }
+}
+
+/** Bad plan, sites file, config or CLI arguments: exit code 2. */
+export class InputError extends CloverError {
+  constructor(message: string) {
+    super(message, ExitCode.badInput);
+    this.name = 'InputError';
+  }
+}
+
+/** Temporal or a site cannot be reached: exit code 3. */
+export class UnreachableError extends CloverError {
+  constructor(message: string) {
+    super(message, ExitCode.unreachable);
+    this.name = 'UnreachableError';
+  }
+}
+
+/** Formats a zod issue path as `sites.eu-ie.endpoint` or `users[3].userId`. */
+export function formatPath(path: ReadonlyArray<PropertyKey>): string {
+  let out = '';
+  for (const part of path) {
+    if (typeof part === 'number') out += `[${part}]`;
+    else out += out ? `.${String(part)}` : String(part);
+  }
+  return out || '(top level)';
+}

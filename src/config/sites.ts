@@ -1,0 +1,86 @@
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+import { InputError, formatPath } from './errors';
+
+const siteName = /^[a-z0-9][a-z0-9-]{0,62}$/;
+
+export const siteSchema = z
+  .object({
+    endpoint: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL such as http://127.0.0.1:7070' }).optional(),
+    region: z.string().min(1, 'must name the S3 region, e.g. eu-west-1'),
+    bucket: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be a valid S3 bucket name (3-63 chars: a-z, 0-9, ".", "-")'),
+    jurisdiction: z
+      .string()
+      .regex(/^[A-Z]{2}$/, 'must be an ISO 3166 alpha-2 country code in capitals, e.g. IE'),
+    forcePathStyle: z.boolean().default(false),
+    credentials: z
+      .object({
+        accessKeyId: z.string().min(1, 'must not be empty'),
+        secretAccessKey: z.string().min(1, 'must not be empty'),
+        sessionToken: z.string().min(1).optional(),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict();
+
+export const sitesFileSchema = z
+  .object({
+    sites: z.record(z.string().regex(siteName, 'site names are lower-case letters, digits and "-"'), siteSchema),
+  })
+  .strict()
+  .refine((f) => Object.keys(f.sites).length > 0, { message: 'must list at least one site', path: ['sites'] });
+
+export type SiteConfig = z.infer<typeof siteSchema>;
+export type Sites = Readonly<Record<string, Readonly<SiteConfig>>>;
+
+/** Parses and validates a sites document; throws InputError naming the site, the field and the problem. */
+export function parseSites(raw: unknown, source = 'sites file'): Sites {
+  const result = sitesFileSchema.safeParse(raw);
+  if (!result.success) {
+    const issue = result.error.issues[0];
+    const path = issue.path;
+    if (path[0] === 'sites' && path.length >= 2) {
+      const field = path.length > 2 ? formatPath(path.slice(2)) : '(the site itself)';
+      throw new InputError(`${source}: site "${String(path[1])}", field ${field}: ${issue.message}`);
+    }
+    throw new InputError(`${source}: ${formatPath(path)}: ${issue.message}`);
+  }
+  return Object.freeze(
+    Object.fromEntries(Object.entries(result.data.sites).map(([name, site]) => [name, Object.freeze(site)])),
+  );
+}
+
+/** Reads a sites file from disk (see README "Sites file"). */
+export function loadSitesFile(path: string): Sites {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const hint = code === 'ENOENT' ? ' (run `npm run stack -- up` for the local stack, or set CLOVER_SITES)' : '';
+    throw new InputError(`cannot read sites file ${path}: ${code ?? String(err)}${hint}`);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    throw new InputError(`sites file ${path} is not valid JSON: ${(err as Error).message}`);
+  }
+  return parseSites(raw, `sites file ${path}`);
+}
+
+/**
+ * Environment variable names a worker reads for one site's credentials when the sites file has none,
+ * e.g. CLOVER_SITE_EU_IE_ACCESS_KEY_ID. Without them the AWS SDK default chain applies.
+ */
+export function siteCredentialEnvNames(site: string): { accessKeyId: string; secretAccessKey: string; sessionToken: string } {
+  const stem = `CLOVER_SITE_${site.toUpperCase().replace(/-/g, '_')}`;
+  return {
+    accessKeyId: `${stem}_ACCESS_KEY_ID`,
+    secretAccessKey: `${stem}_SECRET_ACCESS_KEY`,
+    sessionToken: `${stem}_SESSION_TOKEN`,
+  };
+}

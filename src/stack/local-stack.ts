@@ -1,0 +1,362 @@
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, closeSync } from 'node:fs';
+import { createServer, connect } from 'node:net';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { CreateBucketCommand, HeadBucketCommand, S3Client } from '@aws-sdk/client-s3';
+import { CloverError, ExitCode } from '../config/errors';
+import type { SiteConfig } from '../config/sites';
+import type { ToolPaths } from './tools';
+
+/** The four simulated sites of the local stack. */
+export const LOCAL_SITES = [
+  { name: 'sg', jurisdiction: 'SG', region: 'ap-southeast-1', defaultPort: 7301 },
+  { name: 'us', jurisdiction: 'US', region: 'us-east-1', defaultPort: 7302 },
+  { name: 'eu-ie', jurisdiction: 'IE', region: 'eu-west-1', defaultPort: 7303 },
+  { name: 'eu-no', jurisdiction: 'NO', region: 'eu-north-1', defaultPort: 7304 },
+] as const;
+
+export const SEARCH_ATTRIBUTES = ['CloverMigrationId', 'CloverUserId', 'CloverPhase', 'CloverTargetSite'] as const;
+
+export interface StackPorts {
+  temporal: number;
+  ui: number;
+  sites: Record<string, number>;
+}
+
+export interface ServiceRecord {
+  name: string;
+  pid: number;
+  port: number;
+  binary: string;
+}
+
+export interface StackState {
+  dir: string;
+  temporalAddress: string;
+  uiUrl: string;
+  sitesFile: string;
+  services: ServiceRecord[];
+}
+
+/** Environment variables that move each default port (named in the "port taken" message). */
+export function portEnvName(service: string): string {
+  if (service === 'temporal') return 'CLOVER_TEMPORAL_PORT';
+  if (service === 'temporal-ui') return 'CLOVER_TEMPORAL_UI_PORT';
+  return `CLOVER_SITE_PORT_${service.toUpperCase().replace(/-/g, '_')}`;
+}
+
+/** The default ports, each moved by its environment variable. */
+export function defaultPorts(env: NodeJS.ProcessEnv = process.env): StackPorts {
+  const read = (service: string, fallback: number): number => {
+    const raw = env[portEnvName(service)];
+    if (raw === undefined || raw === '') return fallback;
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n < 1 || n > 65535) {
+      throw new CloverError(`${portEnvName(service)}=${raw} is not a TCP port (1-65535)`, ExitCode.badInput);
+    }
+    return n;
+  };
+  return {
+    temporal: read('temporal', 7233),
+    ui: read('temporal-ui', 8233),
+    sites: Object.fromEntries(LOCAL_SITES.map((s) => [s.name, read(s.name, s.defaultPort)])),
+  };
+}
+
+/** A TCP port the OS has free right now (for tests, which must not collide with a running stack). */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export async function freePorts(): Promise<StackPorts> {
+  const sites: Record<string, number> = {};
+  for (const s of LOCAL_SITES) sites[s.name] = await freePort();
+  return { temporal: await freePort(), ui: await freePort(), sites };
+}
+
+function portAnswers(port: number, host = '127.0.0.1'): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = connect({ port, host });
+    sock.setTimeout(1000);
+    sock.once('connect', () => {
+      sock.destroy();
+      resolve(true);
+    });
+    sock.once('timeout', () => {
+      sock.destroy();
+      resolve(false);
+    });
+    sock.once('error', () => resolve(false));
+  });
+}
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** True when `pid` runs `binary`: a recorded pid may have been reused by an unrelated process. */
+function isOurs(rec: ServiceRecord): boolean {
+  if (!isAlive(rec.pid)) return false;
+  try {
+    const cmdline = readFileSync(`/proc/${rec.pid}/cmdline`, 'utf8');
+    return cmdline.split('\0')[0] === rec.binary;
+  } catch {
+    return true; // no /proc (macOS): trust the recorded pid
+  }
+}
+
+function stateFile(dir: string): string {
+  return join(dir, 'stack.json');
+}
+
+export function readStackState(dir: string): StackState | undefined {
+  const f = stateFile(dir);
+  if (!existsSync(f)) return undefined;
+  return JSON.parse(readFileSync(f, 'utf8')) as StackState;
+}
+
+type LocalSitesFile = { sites: Record<string, SiteConfig> };
+
+function loadOrCreateCredentials(sitesFile: string): Record<string, { accessKeyId: string; secretAccessKey: string }> {
+  const out: Record<string, { accessKeyId: string; secretAccessKey: string }> = {};
+  if (existsSync(sitesFile)) {
+    try {
+      const old = JSON.parse(readFileSync(sitesFile, 'utf8')) as LocalSitesFile;
+      for (const [name, site] of Object.entries(old.sites ?? {})) if (site.credentials) out[name] = site.credentials;
+    } catch {
+      // unreadable: new credentials below
+    }
+  }
+  for (const s of LOCAL_SITES) {
+    out[s.name] ??= {
+      accessKeyId: `CLOVER${s.name.replace(/-/g, '').toUpperCase()}${randomBytes(4).toString('hex').toUpperCase()}`,
+      secretAccessKey: randomBytes(24).toString('base64url'),
+    };
+  }
+  return out;
+}
+
+async function waitFor(what: string, logFile: string, pid: number, check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check().catch(() => false)) return;
+    if (!isAlive(pid)) {
+      throw new CloverError(`${what} exited during start-up; see ${logFile}`, ExitCode.unreachable);
+    }
+    await sleep(200);
+  }
+  throw new CloverError(`${what} did not answer within ${Math.round(timeoutMs / 1000)}s; see ${logFile}`, ExitCode.unreachable);
+}
+
+export interface StartOptions {
+  dir: string;
+  tools: ToolPaths;
+  ports: StackPorts;
+  /** Print progress lines (the CLI); tests pass a no-op. */
+  say?: (line: string) => void;
+}
+
+/**
+ * Starts (or finds running) the Temporal dev server and one versitygw per site under `dir`, waits until
+ * every service answers, creates each site's bucket, and writes `<dir>/local-sites.json`.
+ * Idempotent: services already running from an earlier `up` in the same dir are kept.
+ */
+export async function startStack(opts: StartOptions): Promise<StackState> {
+  const { dir, tools, ports } = opts;
+  const say = opts.say ?? (() => undefined);
+  const logDir = join(dir, 'logs');
+  mkdirSync(logDir, { recursive: true });
+  const previous = readStackState(dir);
+  const running = new Map((previous?.services ?? []).filter(isOurs).map((s) => [s.name, s]));
+  const services: ServiceRecord[] = [];
+  const sitesFile = join(dir, 'local-sites.json');
+  const creds = loadOrCreateCredentials(sitesFile);
+
+  const launch = async (name: string, port: number, binary: string, args: string[], extraPorts: number[] = []) => {
+    const already = running.get(name);
+    if (already && already.port === port) {
+      services.push(already);
+      return { rec: already, fresh: false };
+    }
+    for (const p of [port, ...extraPorts]) {
+      if (await portAnswers(p)) {
+        const svc = p === port ? name : 'temporal-ui';
+        throw new CloverError(
+          `port ${p} (for ${svc}) is already in use by another process; stop it or set ${portEnvName(svc)} to a free port`,
+          ExitCode.badInput,
+        );
+      }
+    }
+    const logFile = join(logDir, `${name}.log`);
+    const fd = openSync(logFile, 'a');
+    const child = spawn(binary, args, { detached: true, stdio: ['ignore', fd, fd] });
+    closeSync(fd);
+    child.unref();
+    const rec = { name, pid: child.pid!, port, binary };
+    services.push(rec);
+    // Record as we go, so `down` can stop what started even if a later service fails.
+    writeState();
+    return { rec, fresh: true };
+  };
+  const state = (): StackState => ({
+    dir,
+    temporalAddress: `127.0.0.1:${ports.temporal}`,
+    uiUrl: `http://127.0.0.1:${ports.ui}`,
+    sitesFile,
+    services: [...services, ...[...running.values()].filter((r) => !services.some((s) => s.name === r.name))],
+  });
+  const writeState = () => writeFileSync(stateFile(dir), JSON.stringify(state(), null, 2));
+
+  const temporalArgs = [
+    'server', 'start-dev',
+    '--ip', '127.0.0.1',
+    '--port', String(ports.temporal),
+    '--ui-port', String(ports.ui),
+    '--db-filename', join(dir, 'temporal.db'),
+    '--namespace', 'default',
+    '--log-level', 'warn',
+    ...SEARCH_ATTRIBUTES.flatMap((a) => ['--search-attribute', `${a}=Keyword`]),
+  ];
+  const t = await launch('temporal', ports.temporal, tools.temporal, temporalArgs, [ports.ui]);
+  if (t.fresh) say(`starting Temporal dev server on 127.0.0.1:${ports.temporal}`);
+
+  const siteProcs: { name: string; pid: number }[] = [];
+  for (const s of LOCAL_SITES) {
+    const port = ports.sites[s.name];
+    const dataDir = join(dir, 'sites', s.name);
+    mkdirSync(dataDir, { recursive: true });
+    const c = creds[s.name];
+    const r = await launch(`site-${s.name}`, port, tools.versitygw, [
+      '--access', c.accessKeyId, '--secret', c.secretAccessKey,
+      '--port', `127.0.0.1:${port}`, '--region', s.region, '--quiet',
+      'posix', dataDir,
+    ]);
+    if (r.fresh) say(`starting S3 site ${s.name} (versitygw) on 127.0.0.1:${port}`);
+    siteProcs.push({ name: s.name, pid: r.rec.pid });
+  }
+
+  const sites: Record<string, SiteConfig> = {};
+  for (const s of LOCAL_SITES) {
+    sites[s.name] = {
+      endpoint: `http://127.0.0.1:${ports.sites[s.name]}`,
+      region: s.region,
+      bucket: `clover-${s.name}`,
+      jurisdiction: s.jurisdiction,
+      forcePathStyle: true,
+      credentials: creds[s.name],
+    };
+  }
+
+  await waitFor('Temporal dev server', join(logDir, 'temporal.log'), t.rec.pid, () => temporalReady(ports.temporal), 90_000);
+  await waitFor('Temporal web UI', join(logDir, 'temporal.log'), t.rec.pid, () => httpOk(`http://127.0.0.1:${ports.ui}/`), 60_000);
+  for (const p of siteProcs) {
+    const site = sites[p.name];
+    const logFile = join(logDir, `site-${p.name}.log`);
+    await waitFor(`S3 site ${p.name}`, logFile, p.pid, () => portAnswers(ports.sites[p.name]), 30_000);
+    await ensureBucket(site);
+  }
+  writeFileSync(sitesFile, JSON.stringify({ sites }, null, 2) + '\n', { mode: 0o600 });
+  writeState();
+  return state();
+}
+
+async function httpOk(url: string): Promise<boolean> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
+  await res.arrayBuffer();
+  return res.ok;
+}
+
+async function temporalReady(port: number): Promise<boolean> {
+  // The dev server's HTTP health check is not on a fixed port; the gRPC port accepting a connection
+  // is followed by a describe-namespace call through the client library.
+  if (!(await portAnswers(port))) return false;
+  const { Connection } = await import('@temporalio/client');
+  const conn = await Connection.connect({ address: `127.0.0.1:${port}`, connectTimeout: 2000 });
+  try {
+    await conn.workflowService.describeNamespace({ namespace: 'default' });
+    return true;
+  } finally {
+    await conn.close();
+  }
+}
+
+async function ensureBucket(site: SiteConfig): Promise<void> {
+  const s3 = new S3Client({
+    endpoint: site.endpoint,
+    region: site.region,
+    forcePathStyle: true,
+    credentials: site.credentials,
+    maxAttempts: 1,
+  });
+  try {
+    for (let i = 0; ; i++) {
+      try {
+        await s3.send(new HeadBucketCommand({ Bucket: site.bucket }));
+        return;
+      } catch (err) {
+        const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+        if (status === 404) {
+          await s3.send(new CreateBucketCommand({ Bucket: site.bucket }));
+          return;
+        }
+        if (i >= 20) throw err;
+        await sleep(250);
+      }
+    }
+  } finally {
+    s3.destroy();
+  }
+}
+
+/** Stops the processes recorded by `startStack` in `dir` (and only those); `wipe` also deletes their data. */
+export async function stopStack(dir: string, opts: { wipe?: boolean; say?: (l: string) => void } = {}): Promise<number> {
+  const say = opts.say ?? (() => undefined);
+  const state = readStackState(dir);
+  let stopped = 0;
+  for (const rec of state?.services ?? []) {
+    if (!isOurs(rec)) continue;
+    process.kill(rec.pid, 'SIGTERM');
+    const deadline = Date.now() + 15_000;
+    while (isAlive(rec.pid) && Date.now() < deadline) await sleep(100);
+    if (isAlive(rec.pid)) process.kill(rec.pid, 'SIGKILL');
+    say(`stopped ${rec.name} (pid ${rec.pid})`);
+    stopped++;
+  }
+  if (state) writeFileSync(stateFile(dir), JSON.stringify({ ...state, services: [] }, null, 2));
+  if (opts.wipe) {
+    for (const p of ['temporal.db', 'temporal.db-shm', 'temporal.db-wal', 'sites', 'local-sites.json', 'stack.json']) {
+      rmSync(join(dir, p), { recursive: true, force: true });
+    }
+    say(`wiped the stack's data under ${dir}`);
+  }
+  return stopped;
+}
+
+export interface ServiceStatus extends ServiceRecord {
+  running: boolean;
+  answering: boolean;
+}
+
+export async function stackStatus(dir: string): Promise<{ state?: StackState; services: ServiceStatus[] }> {
+  const state = readStackState(dir);
+  const services: ServiceStatus[] = [];
+  for (const rec of state?.services ?? []) {
+    services.push({ ...rec, running: isOurs(rec), answering: await portAnswers(rec.port) });
+  }
+  return { state, services };
+}
