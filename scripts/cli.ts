@@ -2,6 +2,11 @@ import { Command, CommanderError } from 'commander';
 import { CloverError, ExitCode } from '../src/config/errors';
 import { registerStack } from './stack';
 import { registerDemo } from './demo';
+import { registerWorker } from './worker';
+import { registerStart } from './start';
+import { registerStatus } from './status';
+import { registerVerify } from './verify';
+import { registerRetry } from './retry';
 
 /**
  * `clover` entry point: one subcommand per file under scripts/. Every failure ends here and prints one
@@ -14,6 +19,11 @@ export function main(argv: string[]): void {
     .exitOverride();
   registerStack(program);
   registerDemo(program);
+  registerWorker(program);
+  registerStart(program);
+  registerStatus(program);
+  registerVerify(program);
+  registerRetry(program);
   program.parseAsync(argv).catch(fail);
 }
 

@@ -300,7 +300,8 @@ async function ensureBucket(site: SiteConfig): Promise<void> {
     endpoint: site.endpoint,
     region: site.region,
     forcePathStyle: true,
-    credentials: site.credentials,
+    // A copy: the SDK annotates the credentials object it is given (e.g. with $source).
+    credentials: site.credentials && { ...site.credentials },
     maxAttempts: 1,
   });
   try {

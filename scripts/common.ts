@@ -1,0 +1,38 @@
+import { resolve } from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { UnreachableError } from '../src/config/errors';
+import { loadSitesFile, type Sites } from '../src/config/sites';
+import { temporalConfig, type TemporalConfig } from '../src/config/temporal';
+
+/** `--sites`, else CLOVER_SITES, else the local stack's generated file. */
+export function sitesPath(opt?: string): string {
+  return resolve(opt ?? process.env.CLOVER_SITES ?? resolve(process.env.CLOVER_STACK_DIR ?? resolve(__dirname, '..', '.clover'), 'local-sites.json'));
+}
+
+export function loadSites(opt?: string): Sites {
+  return loadSitesFile(sitesPath(opt));
+}
+
+export async function connectClient(): Promise<{ client: Client; cfg: TemporalConfig; close: () => Promise<void> }> {
+  const cfg = temporalConfig();
+  let connection: Connection;
+  try {
+    connection = await Connection.connect({ address: cfg.address, tls: cfg.tls, apiKey: cfg.apiKey, connectTimeout: 5000 });
+    await connection.workflowService.getSystemInfo({});
+  } catch (err) {
+    throw new UnreachableError(`cannot reach Temporal at ${cfg.address}: ${(err as Error).message} (start the local stack with \`npm run stack -- up\`, or set TEMPORAL_ADDRESS)`);
+  }
+  return { client: new Client({ connection, namespace: cfg.namespace }), cfg, close: () => connection.close() };
+}
+
+export const out = (line = '') => process.stdout.write(`${line}\n`);
+
+export function formatBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) {
+    n /= 1024;
+    i++;
+  }
+  return `${n.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
+}

@@ -1,0 +1,34 @@
+import { resolve } from 'node:path';
+import type { Command } from 'commander';
+import { loadPlan } from '../src/config/plan';
+import { migrationListUiUrl, workflowUiUrl } from '../src/config/temporal';
+import { startMigration } from '../src/operator/migrations';
+import { connectClient, loadSites, out } from './common';
+import { printFinal, watch } from './progress';
+
+export function registerStart(program: Command): void {
+  program
+    .command('start')
+    .description('validate a plan and start its migration (or attach to it if it already runs)')
+    .requiredOption('--plan <file>', 'plan file (JSON; see README "Plan file")')
+    .option('--sites <file>', 'sites file (default: CLOVER_SITES, else the local stack\'s)')
+    .option('--wait', 'show progress and exit 0 only when every user is migrated and verified, 1 if some failed')
+    .action(async (o: { plan: string; sites?: string; wait?: boolean }) => {
+      const sites = loadSites(o.sites);
+      const plan = await loadPlan(resolve(o.plan), sites);
+      const { client, cfg, close } = await connectClient();
+      try {
+        const r = await startMigration(client, sites, plan);
+        const verb = { started: 'started', attached: 'is already running; attached to', finished: 'already finished:' }[r.state];
+        out(`migration ${plan.settings.migrationId} ${verb} ${r.workflowId} (${plan.users.length} users)`);
+        out(`web UI: ${workflowUiUrl(cfg, r.workflowId)}`);
+        out(`users:  ${migrationListUiUrl(cfg, plan.settings.migrationId)}`);
+        if (o.wait || r.state === 'finished') {
+          const s = await watch(client, plan.settings.migrationId);
+          process.exitCode = printFinal(s);
+        }
+      } finally {
+        await close();
+      }
+    });
+}

@@ -1,0 +1,46 @@
+import type { Command } from 'commander';
+import { InputError } from '../src/config/errors';
+import { temporalConfig } from '../src/config/temporal';
+import { createLogger } from '../src/worker/logger';
+import { defaultWorkerSettings, runWorker } from '../src/worker/run';
+import { loadSites, sitesPath } from './common';
+
+const positive = (name: string) => (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0) throw new InputError(`${name} must be a positive whole number, got "${v}"`);
+  return n;
+};
+
+export function registerWorker(program: Command): void {
+  const d = defaultWorkerSettings();
+  program
+    .command('worker')
+    .description('run a worker in the foreground (JSON logs; SIGTERM/SIGINT drain it gracefully)')
+    .option('--sites <file>', 'sites file (default: CLOVER_SITES, else the local stack\'s)')
+    .option('--max-activities <n>', 'activities (user copies and verifies) at once', positive('--max-activities'), d.maxActivities)
+    .option('--max-sockets <n>', 'HTTP sockets per site', positive('--max-sockets'), d.maxSockets)
+    .option('--memory-mib <n>', 'MiB of object data buffered at once', positive('--memory-mib'), d.memoryBudget / 1048576)
+    .option('--part-mib <n>', 'minimum multipart part size in MiB (also the multipart threshold)', positive('--part-mib'), d.minPartSize / 1048576)
+    .option('--grace-seconds <n>', 'seconds in-flight work gets to checkpoint on shutdown', positive('--grace-seconds'), d.shutdownGraceMs / 1000)
+    .option('--task-queue <name>', 'task queue', d.taskQueue)
+    .action(async (o: { sites?: string; maxActivities: number; maxSockets: number; memoryMib: number; partMib: number; graceSeconds: number; taskQueue: string }) => {
+      const logger = createLogger();
+      const sites = loadSites(o.sites);
+      logger.info({ sitesFile: sitesPath(o.sites) }, 'sites loaded');
+      await runWorker({
+        temporal: temporalConfig(),
+        sites,
+        logger,
+        settings: {
+          ...d,
+          maxActivities: o.maxActivities,
+          maxSockets: o.maxSockets,
+          memoryBudget: o.memoryMib * 1048576,
+          multipartThreshold: o.partMib * 1048576,
+          minPartSize: o.partMib * 1048576,
+          shutdownGraceMs: o.graceSeconds * 1000,
+          taskQueue: o.taskQueue,
+        },
+      });
+    });
+}

@@ -1,0 +1,72 @@
+import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { Context } from '@temporalio/activity';
+import { createHash } from 'node:crypto';
+import { manifestKey } from '../domain/layout';
+import { buildManifest, type ConflictRecord, type ManifestEntry } from '../domain/manifest';
+import { describeS3Error } from '../storage/errors';
+import { targetSite, toFailure, type ActivityDeps } from './deps';
+import { listStagingPages, readStaging } from './verify';
+
+export interface CommitManifestInput {
+  migrationId: string;
+  userId: string;
+  targetSite: string;
+  userPrefix: string;
+}
+
+export interface CommitManifestResult {
+  manifestKey: string;
+  digest: string;
+  objects: number;
+  bytes: number;
+  copied: number;
+  skipped: number;
+  conflicts: number;
+}
+
+export function createCommitActivities(deps: ActivityDeps) {
+  /**
+   * Writes the user's manifest into the target site from its verified staging records: one entry per
+   * object plus a digest. Written last, like a pointer file: its presence means the user is migrated
+   * and verified. Idempotent: the same staging records give the same entries.
+   */
+  async function commitManifest(input: CommitManifestInput): Promise<CommitManifestResult> {
+    const signal = Context.current().cancellationSignal;
+    const target = targetSite(deps, input.targetSite);
+    try {
+      const entries: ManifestEntry[] = [];
+      const conflicts: ConflictRecord[] = [];
+      for (const key of await listStagingPages(target, input.migrationId, input.userId, signal)) {
+        const page = await readStaging(target, key, signal);
+        for (const { targetChecksum: _c, ...e } of page.entries) entries.push(e);
+        conflicts.push(...page.conflicts);
+      }
+      const manifest = buildManifest({
+        migrationId: input.migrationId, userId: input.userId, targetSite: target.name, bucket: target.bucket,
+        userPrefix: input.userPrefix, committedAt: new Date().toISOString(), entries, conflicts,
+      });
+      const key = manifestKey(input.migrationId, input.userId);
+      const body = Buffer.from(JSON.stringify(manifest, null, 1));
+      try {
+        await target.s3.send(
+          new PutObjectCommand({
+            Bucket: target.bucket, Key: key, Body: body, ContentType: 'application/json',
+            ChecksumSHA256: createHash('sha256').update(body).digest('base64'),
+            Metadata: { 'clover-manifest-digest': manifest.digest },
+          }),
+          { abortSignal: signal },
+        );
+      } catch (err) {
+        throw describeS3Error(err, { site: target.name, bucket: target.bucket, key, action: 'writing the manifest' });
+      }
+      const copied = entries.filter((e) => e.outcome === 'copied').length;
+      return {
+        manifestKey: key, digest: manifest.digest, objects: manifest.objectCount, bytes: manifest.totalBytes,
+        copied, skipped: entries.length - copied, conflicts: conflicts.length,
+      };
+    } catch (err) {
+      throw toFailure(err);
+    }
+  }
+  return { commitManifest };
+}

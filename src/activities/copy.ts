@@ -1,0 +1,290 @@
+import { setMaxListeners } from 'node:events';
+import { ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import pLimit from 'p-limit';
+import { createHash } from 'node:crypto';
+import { stagingKey } from '../domain/layout';
+import { compareKeys, type ConflictRecord, type ManifestEntry } from '../domain/manifest';
+import type { Site } from '../storage/clients';
+import { describeS3Error, StorageError } from '../storage/errors';
+import { copyObject, hashObject, headObject, META, SourceChangedError, stripQuotes, TargetChangedError, type SourceObject } from '../storage/object-copy';
+import { site, targetSite, toFailure, type ActivityDeps } from './deps';
+
+export interface CopyUserInput {
+  migrationId: string;
+  userId: string;
+  sources: string[];
+  targetSite: string;
+  /** The user's resolved key prefix, e.g. users/u-0001/. */
+  prefix: string;
+  conflictPolicy: 'newest-wins' | 'fail';
+  objectsPerUser: number;
+  /** Where this call starts: the page number and the last key of the previous page. */
+  page: number;
+  cursor?: string;
+  transferred: { objects: number; bytes: number };
+}
+
+export interface CopyUserResult {
+  done: boolean;
+  page: number;
+  cursor?: string;
+  /** Totals of this call's completed pages. */
+  objects: number;
+  bytes: number;
+  conflicts: number;
+  transferred: { objects: number; bytes: number };
+  /** Keys that block the user (foreign target object, or conflicting sources under policy "fail"): first few. */
+  blocked: { key: string; reason: string }[];
+  blockedCount: number;
+}
+
+/** Heartbeat checkpoint: the page being worked on (redone from its start on retry) and the PUTs sent so far. */
+export interface CopyCheckpoint {
+  page: number;
+  cursor?: string;
+  transferred: { objects: number; bytes: number };
+  blocked: { key: string; reason: string }[];
+  blockedCount: number;
+}
+
+/** One listing page of a user's copy, as stored under the staging prefix. */
+export interface StagingPage {
+  page: number;
+  cursor?: string;
+  nextCursor?: string;
+  entries: (ManifestEntry & { targetChecksum: string })[];
+  conflicts: ConflictRecord[];
+}
+
+interface Listed {
+  candidates: Map<string, SourceObject[]>;
+  nextCursor?: string;
+}
+
+/**
+ * Lists one page of the user's prefix in every source, after `cursor`, and merges them by key (S3 lists
+ * in UTF-8 byte order, so a key present in two sources lands in the same page). The page ends at the
+ * smallest last key among truncated listings; `nextCursor` is undefined when every listing is exhausted.
+ */
+async function listMerged(sources: Site[], prefix: string, cursor: string | undefined, pageSize: number, signal: AbortSignal): Promise<Listed> {
+  const lists = await Promise.all(
+    sources.map(async (s) => {
+      try {
+        const r = await s.s3.send(new ListObjectsV2Command({ Bucket: s.bucket, Prefix: prefix, StartAfter: cursor, MaxKeys: pageSize }), { abortSignal: signal });
+        return { site: s, items: r.Contents ?? [], truncated: r.IsTruncated === true };
+      } catch (err) {
+        throw describeS3Error(err, { site: s.name, bucket: s.bucket, key: prefix, action: 'ListObjectsV2' });
+      }
+    }),
+  );
+  let boundary: string | undefined;
+  for (const l of lists) {
+    if (!l.truncated || l.items.length === 0) continue;
+    const last = l.items[l.items.length - 1].Key!;
+    if (boundary === undefined || compareKeys(last, boundary) < 0) boundary = last;
+  }
+  const candidates = new Map<string, SourceObject[]>();
+  for (const l of lists) {
+    for (const o of l.items) {
+      const key = o.Key!;
+      if (boundary !== undefined && compareKeys(key, boundary) > 0) break;
+      if (key.endsWith('/') && (o.Size ?? 0) === 0) continue; // "folder" markers carry no data
+      const c = { site: l.site.name, key, etag: stripQuotes(o.ETag), size: o.Size ?? 0, lastModified: (o.LastModified ?? new Date(0)).toISOString() };
+      const list = candidates.get(key);
+      if (list) list.push(c);
+      else candidates.set(key, [c]);
+    }
+  }
+  return { candidates, nextCursor: boundary };
+}
+
+export function createCopyActivities(deps: ActivityDeps) {
+  /**
+   * Copies every object of one user from the sources into the target, a listing page at a time, and
+   * writes a staging record per page. Idempotent: an object already in the target with the same source
+   * site and ETag (hence the same SHA-256, recorded in its metadata) is not copied again; a retried
+   * attempt resumes at the page in its last heartbeat. Returns after a batch of pages (`done` false)
+   * so the workflow records progress durably.
+   */
+  async function copyUserObjects(input: CopyUserInput): Promise<CopyUserResult> {
+    const ctx = Context.current();
+    const signal = ctx.cancellationSignal;
+    // Every concurrent S3 call listens on this one signal.
+    setMaxListeners(0, signal);
+    const target = targetSite(deps, input.targetSite);
+    const sources = input.sources.map((n) => site(deps, n));
+    const bySite = new Map(sources.map((s) => [s.name, s]));
+    const resumed = ctx.info.heartbeatDetails as CopyCheckpoint | undefined;
+    let page = resumed?.page ?? input.page;
+    let cursor = resumed ? resumed.cursor : input.cursor;
+    const transferred = { ...(resumed?.transferred ?? input.transferred) };
+    const blocked: { key: string; reason: string }[] = [...(resumed?.blocked ?? [])];
+    let blockedCount = resumed?.blockedCount ?? 0;
+    const totals = { objects: 0, bytes: 0, conflicts: 0 };
+    const started = Date.now();
+    const limit = pLimit(input.objectsPerUser);
+    const block = (key: string, reason: string) => {
+      // A redone page (after a retry) meets the same keys again: count each once.
+      if (blocked.some((b) => b.key === key)) return;
+      blockedCount++;
+      if (blocked.length < 10) blocked.push({ key, reason });
+    };
+
+    /** Copies one candidate unless the target already holds it; returns its entry, or a conflict. */
+    async function place(c: SourceObject): Promise<{ entry?: StagingPage['entries'][number]; foreign?: ConflictRecord }> {
+      for (let attempt = 0; ; attempt++) {
+        const head = await headObject(target, c.key, signal);
+        let overwriteEtag: string | undefined;
+        if (head) {
+          const m = head.metadata;
+          if (m[META.sourceSite] === c.site && m[META.sourceEtag] === c.etag && m[META.sha256]) {
+            return {
+              entry: {
+                key: c.key, size: head.size, sha256: m[META.sha256], sourceSite: c.site, sourceEtag: c.etag,
+                sourceLastModified: c.lastModified, targetEtag: head.etag, targetChecksum: head.checksumSha256 ?? '',
+                outcome: m[META.migration] === input.migrationId ? 'copied' : 'present',
+              },
+            };
+          }
+          if (m[META.migration] !== input.migrationId) {
+            // Not written by this migration: never overwritten (invariant 2).
+            return {
+              foreign: {
+                key: c.key, kind: 'foreign-target', resolution: 'left-in-place',
+                sites: [{ site: c.site, etag: c.etag, lastModified: c.lastModified, size: c.size }],
+              },
+            };
+          }
+          overwriteEtag = head.etag;
+        }
+        try {
+          const out = await copyObject({ source: bySite.get(c.site)!, target, object: c, migrationId: input.migrationId, overwriteEtag, settings: deps.copy, budget: deps.budget, signal });
+          transferred.objects++;
+          transferred.bytes += out.size;
+          return {
+            entry: {
+              key: c.key, size: out.size, sha256: out.sha256, sourceSite: c.site, sourceEtag: c.etag,
+              sourceLastModified: c.lastModified, targetEtag: out.targetEtag, targetChecksum: out.targetChecksum, outcome: 'copied',
+            },
+          };
+        } catch (err) {
+          if (attempt >= 3) throw err;
+          if (err instanceof TargetChangedError) continue; // look at the target again
+          if (err instanceof SourceChangedError) {
+            // Re-read the listing of this one key and copy the new version (never stitch versions: invariant 3).
+            const now = await headObject(bySite.get(c.site)!, c.key, signal);
+            if (!now) return {};
+            c = { ...c, etag: now.etag, size: now.size, lastModified: c.lastModified };
+            continue;
+          }
+          throw err;
+        }
+      }
+    }
+
+    async function handleKey(key: string, cands: SourceObject[], out: StagingPage): Promise<void> {
+      if (cands.length === 1) {
+        const r = await place(cands[0]);
+        if (r.entry) out.entries.push(r.entry);
+        if (r.foreign) {
+          out.conflicts.push(r.foreign);
+          block(key, `the target already holds an object at this key that Clover did not write`);
+        }
+        return;
+      }
+      // The same key in several sources: newest LastModified wins (ties: the plan's source order).
+      const order = [...cands].sort((a, b) => b.lastModified.localeCompare(a.lastModified) || input.sources.indexOf(a.site) - input.sources.indexOf(b.site));
+      const hashes = new Map<string, string>();
+      const hashOf = async (c: SourceObject) => {
+        if (!hashes.has(c.site)) hashes.set(c.site, (await hashObject(bySite.get(c.site)!, c.key, c.etag, signal)).sha256);
+        return hashes.get(c.site)!;
+      };
+      let entry: StagingPage['entries'][number] | undefined;
+      if (input.conflictPolicy === 'newest-wins') {
+        const r = await place(order[0]);
+        if (r.foreign) {
+          out.conflicts.push(r.foreign);
+          block(key, 'the target already holds an object at this key that Clover did not write');
+          return;
+        }
+        entry = r.entry;
+        if (entry) hashes.set(order[0].site, entry.sha256);
+      }
+      const distinct = new Set<string>();
+      for (const c of order) distinct.add(c.size === order[0].size ? await hashOf(c) : `size:${c.size}:${c.site}`);
+      if (distinct.size > 1) {
+        const resolution = input.conflictPolicy === 'newest-wins' ? 'newest-wins' : 'failed-user';
+        out.conflicts.push({
+          key, kind: 'sources-differ', resolution, chosenSite: resolution === 'newest-wins' ? order[0].site : undefined,
+          sites: order.map((c) => ({ site: c.site, etag: c.etag, lastModified: c.lastModified, size: c.size, sha256: hashes.get(c.site) })),
+        });
+        if (resolution === 'failed-user') {
+          block(key, `sources ${order.map((c) => c.site).join(' and ')} hold different bytes at this key (conflictPolicy "fail")`);
+          return;
+        }
+      } else if (!entry) {
+        entry = (await place(order[0])).entry;
+      }
+      if (entry) out.entries.push(entry);
+    }
+
+    try {
+      for (let pages = 0; pages < deps.batch.maxPages && Date.now() - started < deps.batch.maxMillis; pages++) {
+        const listed = await listMerged(sources, input.prefix, cursor, deps.batch.listPageSize, signal);
+        const staging: StagingPage = { page, cursor, nextCursor: listed.nextCursor, entries: [], conflicts: [] };
+        const checkpoint = (): CopyCheckpoint => ({
+          page, cursor, transferred: { ...transferred }, blocked, blockedCount,
+        });
+        await Promise.all(
+          [...listed.candidates].map(([key, cands]) =>
+            limit(async () => {
+              await handleKey(key, cands, staging);
+              ctx.heartbeat(checkpoint());
+            }),
+          ),
+        );
+        if (staging.entries.length > 0 || staging.conflicts.length > 0 || page === 0) {
+          staging.entries.sort((a, b) => compareKeys(a.key, b.key));
+          await writeStaging(target, input.migrationId, input.userId, staging, signal);
+          totals.objects += staging.entries.length;
+          totals.bytes += staging.entries.reduce((n, e) => n + e.size, 0);
+          totals.conflicts += staging.conflicts.length;
+          page++;
+        }
+        cursor = listed.nextCursor;
+        ctx.heartbeat({ page, cursor, transferred: { ...transferred }, blocked, blockedCount } satisfies CopyCheckpoint);
+        if (cursor === undefined) return { done: true, page, cursor, ...totals, transferred, blocked, blockedCount };
+      }
+      return { done: false, page, cursor, ...totals, transferred, blocked, blockedCount };
+    } catch (err) {
+      throw toFailure(err);
+    }
+  }
+  return { copyUserObjects };
+}
+
+export async function writeStaging(target: Site, migrationId: string, userId: string, staging: StagingPage, signal?: AbortSignal): Promise<void> {
+  const key = stagingKey(migrationId, userId, staging.page);
+  const body = Buffer.from(JSON.stringify(staging));
+  try {
+    await target.s3.send(
+      new PutObjectCommand({ Bucket: target.bucket, Key: key, Body: body, ContentType: 'application/json', ChecksumSHA256: createHash('sha256').update(body).digest('base64') }),
+      { abortSignal: signal },
+    );
+  } catch (err) {
+    throw describeS3Error(err, { site: target.name, bucket: target.bucket, key, action: 'writing a staging record' });
+  }
+}
+
+export function sourcesConflictFailure(userId: string, blocked: { key: string; reason: string }[], count: number): ApplicationFailure {
+  const first = blocked[0];
+  return ApplicationFailure.create({
+    type: 'SourcesConflict',
+    nonRetryable: true,
+    message: `user ${userId}: ${count} key(s) could not be migrated; first: ${JSON.stringify(first?.key)}: ${first?.reason}`,
+  });
+}
+
+export { StorageError };

@@ -1,0 +1,48 @@
+import { ApplicationFailure } from '@temporalio/common';
+import type { ByteBudget } from '../storage/byte-budget';
+import type { Site, SiteClients } from '../storage/clients';
+import { StorageError } from '../storage/errors';
+import type { CopySettings } from '../storage/object-copy';
+import { isEea } from '../domain/eea';
+
+/** What the worker builds once and injects into every activity (tests pass their own). */
+export interface ActivityDeps {
+  clients: SiteClients;
+  budget: ByteBudget;
+  copy: CopySettings;
+  /** One copy activity call returns after this many listing pages or this long, so progress is durable in history. */
+  batch: { maxPages: number; maxMillis: number; listPageSize: number };
+}
+
+export function site(deps: ActivityDeps, name: string): Site {
+  const s = deps.clients.get(name);
+  if (!s) {
+    throw ApplicationFailure.create({
+      type: 'UnknownSite',
+      nonRetryable: true,
+      message: `site "${name}" is not in this worker's sites file; give every worker the same sites file (CLOVER_SITES)`,
+    });
+  }
+  return s;
+}
+
+/** Residency guard, again at the point of writing: a worker never writes user data outside the EEA. */
+export function targetSite(deps: ActivityDeps, name: string): Site {
+  const s = site(deps, name);
+  if (!isEea(s.config.jurisdiction)) {
+    throw ApplicationFailure.create({
+      type: 'ResidencyViolation',
+      nonRetryable: true,
+      message: `refusing to write to site "${name}": its jurisdiction ${s.config.jurisdiction} is outside the EEA`,
+    });
+  }
+  return s;
+}
+
+/** Permanent storage errors become non-retryable failures; transient ones retry under the activity's policy. */
+export function toFailure(err: unknown): unknown {
+  if (err instanceof StorageError && err.permanent) {
+    return ApplicationFailure.create({ type: err.type, nonRetryable: true, message: err.message });
+  }
+  return err;
+}

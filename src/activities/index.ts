@@ -1,0 +1,19 @@
+import { createCommitActivities } from './commit';
+import { createCopyActivities } from './copy';
+import type { ActivityDeps } from './deps';
+import { createUserActivities } from './users';
+import { createVerifyActivities } from './verify';
+
+export type { ActivityDeps } from './deps';
+
+/** Every activity the worker registers, built once from injected dependencies. */
+export function createActivities(deps: ActivityDeps) {
+  return {
+    ...createUserActivities(deps),
+    ...createCopyActivities(deps),
+    ...createVerifyActivities(deps),
+    ...createCommitActivities(deps),
+  };
+}
+
+export type CloverActivities = ReturnType<typeof createActivities>;

@@ -1,0 +1,166 @@
+import { setMaxListeners } from 'node:events';
+import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import pLimit from 'p-limit';
+import { stagingPrefix } from '../domain/layout';
+import type { Site } from '../storage/clients';
+import { describeS3Error } from '../storage/errors';
+import { copyObject, hashObject, headObject, META, SourceChangedError } from '../storage/object-copy';
+import { site, targetSite, toFailure, type ActivityDeps } from './deps';
+import { writeStaging, type StagingPage } from './copy';
+
+export interface VerifyUserInput {
+  migrationId: string;
+  userId: string;
+  targetSite: string;
+  mode: 'full' | 'checksum';
+  objectsPerUser: number;
+  /** Re-copies of one object before the user fails. */
+  maxRecopies?: number;
+}
+
+export interface VerifyUserResult {
+  verified: number;
+  verifiedBytes: number;
+  recopied: number;
+  transferredObjects: number;
+  transferredBytes: number;
+}
+
+interface VerifyCheckpoint {
+  /** Staging pages fully verified so far (in key order of their names). */
+  pagesDone: number;
+  result: VerifyUserResult;
+}
+
+export async function listStagingPages(target: Site, migrationId: string, userId: string, signal?: AbortSignal): Promise<string[]> {
+  const prefix = stagingPrefix(migrationId, userId);
+  const keys: string[] = [];
+  let token: string | undefined;
+  do {
+    try {
+      const r = await target.s3.send(new ListObjectsV2Command({ Bucket: target.bucket, Prefix: prefix, ContinuationToken: token }), { abortSignal: signal });
+      for (const o of r.Contents ?? []) keys.push(o.Key!);
+      token = r.IsTruncated ? r.NextContinuationToken : undefined;
+    } catch (err) {
+      throw describeS3Error(err, { site: target.name, bucket: target.bucket, key: prefix, action: 'listing staging records' });
+    }
+  } while (token);
+  return keys.sort();
+}
+
+export async function readStaging(target: Site, key: string, signal?: AbortSignal): Promise<StagingPage> {
+  try {
+    const r = await target.s3.send(new GetObjectCommand({ Bucket: target.bucket, Key: key }), { abortSignal: signal });
+    return JSON.parse(await r.Body!.transformToString('utf8')) as StagingPage;
+  } catch (err) {
+    throw describeS3Error(err, { site: target.name, bucket: target.bucket, key, action: 'reading a staging record' });
+  }
+}
+
+const b64ToHex = (b64: string) => Buffer.from(b64, 'base64').toString('hex');
+
+export function createVerifyActivities(deps: ActivityDeps) {
+  /**
+   * Checks every object the copy recorded: mode `full` re-reads the target and recomputes SHA-256;
+   * mode `checksum` compares the checksum the target server stored. A mismatch re-copies the object
+   * (only over the ETag this migration wrote) up to `maxRecopies` times; if it persists the user fails
+   * with a non-retryable VerifyMismatch naming the key. Idempotent; resumes at the page in its heartbeat.
+   */
+  async function verifyUserObjects(input: VerifyUserInput): Promise<VerifyUserResult> {
+    const ctx = Context.current();
+    const signal = ctx.cancellationSignal;
+    // Every concurrent S3 call listens on this one signal.
+    setMaxListeners(0, signal);
+    const target = targetSite(deps, input.targetSite);
+    const maxRecopies = input.maxRecopies ?? 3;
+    const resumed = ctx.info.heartbeatDetails as VerifyCheckpoint | undefined;
+    const result: VerifyUserResult = resumed?.result ?? { verified: 0, verifiedBytes: 0, recopied: 0, transferredObjects: 0, transferredBytes: 0 };
+    const limit = pLimit(input.objectsPerUser);
+
+    const check = async (e: StagingPage['entries'][number]): Promise<string | undefined> => {
+      if (input.mode === 'full') {
+        const head = await headObject(target, e.key, signal);
+        if (!head) return 'missing from the target';
+        if (head.etag !== e.targetEtag) return `target ETag is ${head.etag}, expected ${e.targetEtag}`;
+        const h = await hashObject(target, e.key, e.targetEtag, signal).catch(() => undefined);
+        if (!h) return 'changed while being read';
+        if (h.size !== e.size) return `size ${h.size}, expected ${e.size}`;
+        if (h.sha256 !== e.sha256) return `SHA-256 ${h.sha256}, expected ${e.sha256}`;
+        return undefined;
+      }
+      const head = await headObject(target, e.key, signal);
+      if (!head) return 'missing from the target';
+      if (head.etag !== e.targetEtag) return `target ETag is ${head.etag}, expected ${e.targetEtag}`;
+      if (head.size !== e.size) return `size ${head.size}, expected ${e.size}`;
+      if (head.metadata[META.sha256] !== e.sha256) return `recorded SHA-256 ${head.metadata[META.sha256]}, expected ${e.sha256}`;
+      const stored = head.checksumSha256;
+      if (!stored) return 'the target stores no SHA-256 checksum (use verify mode "full" with this site)';
+      const expected = e.targetChecksum || Buffer.from(e.sha256, 'hex').toString('base64');
+      if (stored !== expected && !(stored.indexOf('-') < 0 && b64ToHex(stored) === e.sha256)) return `stored checksum ${stored}, expected ${expected}`;
+      return undefined;
+    };
+
+    try {
+      const pages = await listStagingPages(target, input.migrationId, input.userId, signal);
+      for (let i = resumed?.pagesDone ?? 0; i < pages.length; i++) {
+        const staging = await readStaging(target, pages[i], signal);
+        // A retried attempt redoes this whole page, so heartbeats carry the totals as of its start.
+        const atPageStart = { ...result };
+        let changed = false;
+        await Promise.all(
+          staging.entries.map((e, idx) =>
+            limit(async () => {
+              let problem = await check(e);
+              for (let n = 0; problem && n < maxRecopies; n++) {
+                ctx.log.warn('verify mismatch; re-copying', { key: e.key, problem, attempt: n + 1 });
+                const head = await headObject(target, e.key, signal);
+                if (head && head.metadata[META.migration] !== input.migrationId) {
+                  break; // someone else's object now: never overwritten
+                }
+                const out = await copyObject({
+                  source: site(deps, e.sourceSite), target,
+                  object: { site: e.sourceSite, key: e.key, etag: e.sourceEtag, size: e.size, lastModified: e.sourceLastModified },
+                  migrationId: input.migrationId, overwriteEtag: head?.etag, settings: deps.copy, budget: deps.budget, signal,
+                }).catch((err) => {
+                  if (err instanceof SourceChangedError) {
+                    throw ApplicationFailure.create({
+                      type: 'VerifyMismatch',
+                      nonRetryable: true,
+                      message: `user ${input.userId}: object ${JSON.stringify(e.key)} failed verification (${problem}) and its source at site ${e.sourceSite} changed since it was copied; run \`clover retry\``,
+                    });
+                  }
+                  throw err;
+                });
+                result.recopied++;
+                result.transferredObjects++;
+                result.transferredBytes += out.size;
+                staging.entries[idx] = { ...e, sha256: out.sha256, targetEtag: out.targetEtag, targetChecksum: out.targetChecksum, outcome: 'copied' };
+                e = staging.entries[idx];
+                changed = true;
+                problem = await check(e);
+              }
+              if (problem) {
+                throw ApplicationFailure.create({
+                  type: 'VerifyMismatch',
+                  nonRetryable: true,
+                  message: `user ${input.userId}: object ${JSON.stringify(e.key)} at site ${target.name} failed verification after ${maxRecopies} re-copies: ${problem}`,
+                });
+              }
+              result.verified++;
+              result.verifiedBytes += e.size;
+              ctx.heartbeat({ pagesDone: i, result: atPageStart } satisfies VerifyCheckpoint);
+            }),
+          ),
+        );
+        if (changed) await writeStaging(target, input.migrationId, input.userId, staging, signal);
+        ctx.heartbeat({ pagesDone: i + 1, result: { ...result } } satisfies VerifyCheckpoint);
+      }
+      return result;
+    } catch (err) {
+      throw toFailure(err);
+    }
+  }
+  return { verifyUserObjects };
+}

@@ -1,0 +1,167 @@
+import { createReadStream, readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { z } from 'zod';
+import { isEea } from '../domain/eea';
+import { CONTROL_ROOT } from '../domain/layout';
+import type { UserRow } from '../domain/routing';
+import { routingTargets } from '../domain/routing';
+import { InputError, formatPath } from './errors';
+import type { Sites } from './sites';
+
+export const USER_ID = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$/;
+
+const userRowSchema = z
+  .object({
+    userId: z.string().min(1, 'must not be empty').regex(USER_ID, 'must be 1-128 characters of A-Z a-z 0-9 . _ @ - (starting with a letter or digit)'),
+    country: z.string().regex(/^[A-Z]{2}$/, 'must be an ISO 3166 alpha-2 code in capitals, e.g. DE'),
+  })
+  .strict();
+
+const planSchema = z
+  .object({
+    migrationId: z.string().regex(/^[a-z0-9-]{1,63}$/, 'must be 1-63 characters of a-z, 0-9 and "-"'),
+    sources: z.array(z.string().min(1)).min(1, 'must name at least one source site'),
+    routing: z
+      .object({
+        default: z.string().min(1, 'must name a target site'),
+        byCountry: z.record(z.string().regex(/^[A-Z]{2}$/, 'country codes are ISO 3166 alpha-2 in capitals'), z.string().min(1)).default({}),
+      })
+      .strict(),
+    users: z.array(userRowSchema).min(1, 'must list at least one user').optional(),
+    usersFile: z.string().min(1).optional(),
+    userPrefix: z
+      .string()
+      .default('users/{userId}/')
+      .refine((p) => p.includes('{userId}'), 'must contain {userId}')
+      .refine((p) => !p.startsWith(CONTROL_ROOT), `must not start with ${CONTROL_ROOT} (Clover's own records live there)`)
+      .refine((p) => p.endsWith('/'), 'must end with "/" so one user\'s prefix never matches another\'s'),
+    verify: z.enum(['full', 'checksum']).default('full'),
+    conflictPolicy: z.enum(['newest-wins', 'fail']).default('newest-wins'),
+    concurrency: z
+      .object({
+        users: z.number().int('must be a whole number').positive('must be a positive number').default(8),
+        objectsPerUser: z.number().int('must be a whole number').positive('must be a positive number').default(16),
+      })
+      .strict()
+      .default({ users: 8, objectsPerUser: 16 }),
+  })
+  .strict();
+
+/** The plan's settings: everything but the user list, small enough for a workflow input. */
+export type PlanSettings = Omit<z.infer<typeof planSchema>, 'users' | 'usersFile'>;
+
+export interface LoadedPlan {
+  settings: PlanSettings;
+  /** Where the users come from, for messages. */
+  usersSource: string;
+  users: UserRow[];
+}
+
+/**
+ * Reads and validates a plan file against the sites: every rule README's "Plan file" lists, each broken
+ * rule a one-line InputError naming the field. Nothing is started before this passes.
+ */
+export async function loadPlan(planPath: string, sites: Sites): Promise<LoadedPlan> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(planPath, 'utf8'));
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    throw new InputError(e.code ? `cannot read plan file ${planPath}: ${e.code}` : `plan file ${planPath} is not valid JSON: ${e.message}`);
+  }
+  const parsed = planSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new InputError(`plan ${planPath}: field ${formatPath(issue.path)}: ${issue.message}`);
+  }
+  const { users: inline, usersFile, ...settings } = parsed.data;
+  checkSites(settings, sites, planPath);
+  if ((inline === undefined) === (usersFile === undefined)) {
+    throw new InputError(`plan ${planPath}: give exactly one of field users (a list) or field usersFile (a JSON-lines file)`);
+  }
+  let users: UserRow[];
+  let usersSource: string;
+  if (inline) {
+    users = inline;
+    usersSource = `plan ${planPath}`;
+    checkUnique(users.map((u, i) => ({ userId: u.userId, where: `field users[${i}].userId` })), usersSource);
+  } else {
+    const file = resolve(dirname(planPath), usersFile!);
+    usersSource = `users file ${file}`;
+    users = await readUsersFile(file);
+  }
+  return { settings: Object.freeze(settings), usersSource, users };
+}
+
+function checkSites(settings: PlanSettings, sites: Sites, planPath: string): void {
+  const known = Object.keys(sites).join(', ');
+  settings.sources.forEach((s, i) => {
+    if (!sites[s]) throw new InputError(`plan ${planPath}: field sources[${i}]: unknown site "${s}" (the sites file has: ${known})`);
+  });
+  if (new Set(settings.sources).size !== settings.sources.length) {
+    throw new InputError(`plan ${planPath}: field sources: a site is listed twice`);
+  }
+  const targetFields: [string, string][] = [
+    ['routing.default', settings.routing.default],
+    ...Object.entries(settings.routing.byCountry).map(([c, s]) => [`routing.byCountry.${c}`, s] as [string, string]),
+  ];
+  for (const [field, target] of targetFields) {
+    const site = sites[target];
+    if (!site) throw new InputError(`plan ${planPath}: field ${field}: unknown site "${target}" (the sites file has: ${known})`);
+    if (!isEea(site.jurisdiction)) {
+      throw new InputError(`plan ${planPath}: field ${field}: site "${target}" is in jurisdiction ${site.jurisdiction}, outside the EEA; EU users' data may only be routed to EEA sites`);
+    }
+    if (settings.sources.includes(target)) {
+      throw new InputError(`plan ${planPath}: field ${field}: site "${target}" is also a source; a site cannot be both source and target`);
+    }
+  }
+  if (routingTargets(settings.routing).length === 0) throw new InputError(`plan ${planPath}: field routing: no target site`);
+}
+
+function checkUnique(ids: { userId: string; where: string }[], source: string): void {
+  const seen = new Map<string, string>();
+  for (const { userId, where } of ids) {
+    const first = seen.get(userId);
+    if (first) throw new InputError(`${source}: ${where}: duplicate userId "${userId}" (first at ${first})`);
+    seen.set(userId, where);
+  }
+}
+
+/** Reads a JSON-lines user list; a bad line is reported with its line number. Blank lines are ignored. */
+export async function readUsersFile(file: string): Promise<UserRow[]> {
+  const stream = createReadStream(file, 'utf8');
+  const opened = new Promise<void>((ok, fail) => {
+    stream.once('open', () => ok());
+    stream.once('error', fail);
+  });
+  try {
+    await opened;
+  } catch (err) {
+    throw new InputError(`cannot read users file ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  }
+  const users: UserRow[] = [];
+  const seen = new Map<string, number>();
+  let lineNo = 0;
+  for await (const line of createInterface({ input: stream, crlfDelay: Infinity })) {
+    lineNo++;
+    if (line.trim() === '') continue;
+    let raw: unknown;
+    try {
+      raw = JSON.parse(line);
+    } catch {
+      throw new InputError(`users file ${file}, line ${lineNo}: not valid JSON`);
+    }
+    const r = userRowSchema.safeParse(raw);
+    if (!r.success) {
+      const issue = r.error.issues[0];
+      throw new InputError(`users file ${file}, line ${lineNo}: field ${formatPath(issue.path)}: ${issue.message}`);
+    }
+    const first = seen.get(r.data.userId);
+    if (first) throw new InputError(`users file ${file}, line ${lineNo}: duplicate userId "${r.data.userId}" (first on line ${first})`);
+    seen.set(r.data.userId, lineNo);
+    users.push(r.data);
+  }
+  if (users.length === 0) throw new InputError(`users file ${file}: no users in it`);
+  return users;
+}

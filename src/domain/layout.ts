@@ -1,0 +1,36 @@
+/**
+ * Where Clover keeps its own records in a target site's bucket. Everything lives under `_clover/`,
+ * which a plan's userPrefix may not use, so records never mix with user data.
+ */
+export const CONTROL_ROOT = '_clover/';
+
+export function migrationPrefix(migrationId: string): string {
+  return `${CONTROL_ROOT}migrations/${migrationId}/`;
+}
+
+/** The normalised user list `clover start` uploads (JSON lines), read a page at a time by the workflow. */
+export function usersListKey(migrationId: string): string {
+  return `${migrationPrefix(migrationId)}users.jsonl`;
+}
+
+/** One staging record per listing page of a user's copy, before the manifest is committed. */
+export function stagingPrefix(migrationId: string, userId: string): string {
+  return `${migrationPrefix(migrationId)}staging/${userId}/`;
+}
+
+export function stagingKey(migrationId: string, userId: string, page: number): string {
+  return `${stagingPrefix(migrationId, userId)}${String(page).padStart(8, '0')}.json`;
+}
+
+export function manifestsPrefix(migrationId: string): string {
+  return `${migrationPrefix(migrationId)}manifests/`;
+}
+
+/** The user's committed manifest: written last; its presence means the user is migrated and verified. */
+export function manifestKey(migrationId: string, userId: string): string {
+  return `${manifestsPrefix(migrationId)}${userId}.json`;
+}
+
+export function userPrefixFor(template: string, userId: string): string {
+  return template.split('{userId}').join(userId);
+}

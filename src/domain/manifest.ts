@@ -1,0 +1,77 @@
+import { createHash } from 'node:crypto';
+
+/** One migrated object, as the auditor sees it. */
+export interface ManifestEntry {
+  key: string;
+  size: number;
+  /** SHA-256 of the whole object, hex. */
+  sha256: string;
+  sourceSite: string;
+  sourceEtag: string;
+  sourceLastModified: string;
+  targetEtag: string;
+  /** `copied`: written by this migration; `present`: already in the target with the same source identity. */
+  outcome: 'copied' | 'present';
+}
+
+/** A key found in two sources with different bytes, or a target key Clover may not overwrite. */
+export interface ConflictRecord {
+  key: string;
+  kind: 'sources-differ' | 'foreign-target';
+  /** For sources-differ: the site whose object was migrated (newest-wins), or none (fail). */
+  chosenSite?: string;
+  sites: { site: string; etag: string; lastModified: string; size: number; sha256?: string }[];
+  resolution: 'newest-wins' | 'failed-user' | 'left-in-place';
+}
+
+export interface Manifest {
+  format: 'clover-manifest/1';
+  migrationId: string;
+  userId: string;
+  targetSite: string;
+  bucket: string;
+  userPrefix: string;
+  committedAt: string;
+  objectCount: number;
+  totalBytes: number;
+  entries: ManifestEntry[];
+  conflicts: ConflictRecord[];
+  /** SHA-256 (hex) of the canonical JSON of every other field. */
+  digest: string;
+}
+
+/** JSON with object keys sorted at every level: the same data always gives the same bytes. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value && typeof value === 'object') {
+    const obj = value as Record<string, unknown>;
+    return `{${Object.keys(obj)
+      .filter((k) => obj[k] !== undefined)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonicalJson(obj[k])}`)
+      .join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+export function manifestDigest(m: Omit<Manifest, 'digest'> & { digest?: string }): string {
+  const { digest: _ignored, ...rest } = m;
+  return createHash('sha256').update(canonicalJson(rest)).digest('hex');
+}
+
+/** Compares keys the way S3 lists them: by their UTF-8 bytes. */
+export function compareKeys(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+}
+
+export function buildManifest(fields: Omit<Manifest, 'digest' | 'format' | 'objectCount' | 'totalBytes'>): Manifest {
+  const entries = [...fields.entries].sort((a, b) => compareKeys(a.key, b.key));
+  const base = {
+    format: 'clover-manifest/1' as const,
+    ...fields,
+    entries,
+    objectCount: entries.length,
+    totalBytes: entries.reduce((n, e) => n + e.size, 0),
+  };
+  return { ...base, digest: manifestDigest(base) };
+}

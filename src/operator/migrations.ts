@@ -1,0 +1,149 @@
+import { createHash } from 'node:crypto';
+import { HeadBucketCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { WorkflowIdConflictPolicy, WorkflowIdReusePolicy, WorkflowNotFoundError, type Client, type WorkflowHandle } from '@temporalio/client';
+import { CloverError, ExitCode, InputError, UnreachableError } from '../config/errors';
+import type { LoadedPlan } from '../config/plan';
+import type { Sites } from '../config/sites';
+import { usersListKey } from '../domain/layout';
+import { routingTargets } from '../domain/routing';
+import { canonicalJson } from '../domain/manifest';
+import { createSiteClients, destroySiteClients, type SiteClients } from '../storage/clients';
+import { describeS3Error } from '../storage/errors';
+import {
+  SA, TASK_QUEUE, migrationWorkflowId, statusQuery, type MigrationInput, type MigrationStatus, type MigrationSettings,
+} from '../workflows/definitions';
+import type { migrationWorkflow } from '../workflows/migration';
+
+export type MigrationHandle = WorkflowHandle<typeof migrationWorkflow>;
+
+/** Checks every site the plan uses answers and accepts the credentials, before anything starts. */
+export async function checkSites(clients: SiteClients, names: string[]): Promise<void> {
+  await Promise.all(
+    names.map(async (name) => {
+      const s = clients.get(name)!;
+      try {
+        await s.s3.send(new HeadBucketCommand({ Bucket: s.bucket }), { abortSignal: AbortSignal.timeout(15_000) });
+      } catch (err) {
+        const e = describeS3Error(err, { site: name, bucket: s.bucket, action: 'checking the bucket' });
+        const status = e.status;
+        if (status === 404) throw new InputError(`site ${name}: bucket ${s.bucket} does not exist; create it or fix the sites file`);
+        if (status === 403 || status === 401 || e.permanent) throw new InputError(`site ${name}: ${e.message}`);
+        throw new UnreachableError(`cannot reach site ${name} at ${s.config.endpoint ?? 'its AWS endpoint'}: ${e.message}`);
+      }
+    }),
+  );
+}
+
+export function planDigest(plan: LoadedPlan): string {
+  return createHash('sha256').update(canonicalJson({ settings: plan.settings, users: plan.users })).digest('hex');
+}
+
+export interface StartResult {
+  handle: MigrationHandle;
+  workflowId: string;
+  /** `started` a new migration; `attached` to the running one; `finished` found it already done. */
+  state: 'started' | 'attached' | 'finished';
+}
+
+/**
+ * Starts a validated plan, or finds it: the same migration id twice never duplicates work (a running
+ * migration is attached to; a finished one is reported). The user list is stored in the routing
+ * default site (`_clover/migrations/<id>/users.jsonl`) for the workflow to page through.
+ */
+export async function startMigration(client: Client, sites: Sites, plan: LoadedPlan, taskQueue = TASK_QUEUE): Promise<StartResult> {
+  const settings: MigrationSettings = { ...plan.settings };
+  const workflowId = migrationWorkflowId(settings.migrationId);
+  const digest = planDigest(plan);
+  const existing = client.workflow.getHandle<typeof migrationWorkflow>(workflowId);
+  try {
+    const d = await existing.describe();
+    const memo = (d.memo ?? {}) as { planDigest?: string };
+    if (memo.planDigest && memo.planDigest !== digest) {
+      throw new InputError(`migration id "${settings.migrationId}" is already used by a different plan; choose a new migrationId`);
+    }
+    return { handle: existing, workflowId, state: d.status.name === 'RUNNING' ? 'attached' : 'finished' };
+  } catch (err) {
+    if (!(err instanceof WorkflowNotFoundError)) throw err;
+  }
+  const clients = createSiteClients(sites, { maxSockets: 16 });
+  try {
+    await checkSites(clients, [...new Set([...settings.sources, ...routingTargets(settings.routing)])]);
+    const usersSite = clients.get(settings.routing.default)!;
+    const body = Buffer.from(plan.users.map((u) => JSON.stringify({ userId: u.userId, country: u.country })).join('\n') + '\n');
+    const key = usersListKey(settings.migrationId);
+    try {
+      await usersSite.s3.send(new PutObjectCommand({
+        Bucket: usersSite.bucket, Key: key, Body: body, ContentType: 'application/x-ndjson',
+        ChecksumSHA256: createHash('sha256').update(body).digest('base64'),
+      }));
+    } catch (err) {
+      throw new UnreachableError(describeS3Error(err, { site: usersSite.name, bucket: usersSite.bucket, key, action: 'storing the user list' }).message);
+    }
+    const input: MigrationInput = { settings, usersSite: usersSite.name, usersTotal: plan.users.length, mode: 'start' };
+    const handle = await client.workflow.start('migrationWorkflow', {
+      workflowId,
+      taskQueue,
+      args: [input],
+      memo: { planDigest: digest },
+      workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
+      workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
+      typedSearchAttributes: [{ key: SA.migrationId, value: settings.migrationId }, { key: SA.phase, value: 'running' }],
+    });
+    return { handle: handle as MigrationHandle, workflowId, state: 'started' };
+  } finally {
+    destroySiteClients(clients);
+  }
+}
+
+/** The migration's status from its query (works on running and finished migrations while a worker runs). */
+export async function migrationStatus(client: Client, migrationId: string): Promise<MigrationStatus> {
+  const handle = client.workflow.getHandle<typeof migrationWorkflow>(migrationWorkflowId(migrationId));
+  try {
+    const d = await handle.describe();
+    if (d.status.name === 'COMPLETED') return await handle.result();
+    if (d.status.name !== 'RUNNING') {
+      throw new CloverError(`migration ${migrationId} ended as ${d.status.name.toLowerCase()}`, ExitCode.failures);
+    }
+    try {
+      return await handle.query(statusQuery);
+    } catch (err) {
+      // It may have finished between describe and query.
+      if ((await handle.describe()).status.name === 'COMPLETED') return await handle.result();
+      throw err;
+    }
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) throw new InputError(`no migration with id "${migrationId}" (looked for workflow ${migrationWorkflowId(migrationId)})`);
+    throw err;
+  }
+}
+
+/**
+ * Re-runs a finished migration's failed users: a new run of `migration-<id>` with the same plan in
+ * mode `retry`, which skips every user whose manifest is already committed.
+ */
+export async function retryMigration(client: Client, migrationId: string): Promise<MigrationHandle> {
+  const workflowId = migrationWorkflowId(migrationId);
+  const handle = client.workflow.getHandle<typeof migrationWorkflow>(workflowId);
+  let d;
+  try {
+    d = await handle.describe();
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) throw new InputError(`no migration with id "${migrationId}"`);
+    throw err;
+  }
+  if (d.status.name === 'RUNNING') throw new InputError(`migration ${migrationId} is still running; retry it once it has finished`);
+  const history = await handle.fetchHistory();
+  const started = history.events?.[0]?.workflowExecutionStartedEventAttributes;
+  const { defaultPayloadConverter } = await import('@temporalio/common');
+  const prev = defaultPayloadConverter.fromPayload<MigrationInput>(started!.input!.payloads![0]);
+  const input: MigrationInput = { settings: prev.settings, usersSite: prev.usersSite, usersTotal: prev.usersTotal, mode: 'retry' };
+  const h = await client.workflow.start('migrationWorkflow', {
+    workflowId,
+    taskQueue: d.taskQueue,
+    args: [input],
+    memo: d.memo,
+    workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
+    typedSearchAttributes: [{ key: SA.migrationId, value: migrationId }, { key: SA.phase, value: 'running' }],
+  });
+  return h as MigrationHandle;
+}

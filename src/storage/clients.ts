@@ -1,0 +1,63 @@
+import { Agent as HttpAgent } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
+import { S3Client } from '@aws-sdk/client-s3';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
+import type { Sites, SiteConfig } from '../config/sites';
+import { siteCredentialEnvNames } from '../config/sites';
+
+export interface Site {
+  name: string;
+  config: Readonly<SiteConfig>;
+  bucket: string;
+  s3: S3Client;
+}
+
+export type SiteClients = ReadonlyMap<string, Site>;
+
+export interface ClientOptions {
+  /** Sockets per site: the number of S3 requests that can run at once against it. */
+  maxSockets: number;
+  env?: NodeJS.ProcessEnv;
+}
+
+/**
+ * One S3 client per site, built once per process. Credentials come from the sites file, else the
+ * site's CLOVER_SITE_<NAME>_* variables, else the AWS SDK default chain; they never leave the worker.
+ * Checksums are set deliberately: Clover sends an explicit SHA-256 with every write and hashes every
+ * read itself, so the SDK's default CRC32 / aws-chunked trailers (which some S3-compatible servers store
+ * as a bogus Content-Encoding) are turned off.
+ */
+export function createSiteClients(sites: Sites, opts: ClientOptions): SiteClients {
+  const env = opts.env ?? process.env;
+  const out = new Map<string, Site>();
+  for (const [name, config] of Object.entries(sites)) {
+    const names = siteCredentialEnvNames(name);
+    const credentials =
+      (config.credentials && { ...config.credentials }) ??
+      (env[names.accessKeyId] && env[names.secretAccessKey]
+        ? { accessKeyId: env[names.accessKeyId]!, secretAccessKey: env[names.secretAccessKey]!, sessionToken: env[names.sessionToken] }
+        : undefined);
+    const agentOpts = { keepAlive: true, maxSockets: opts.maxSockets };
+    const s3 = new S3Client({
+      endpoint: config.endpoint,
+      region: config.region,
+      forcePathStyle: config.forcePathStyle,
+      credentials,
+      maxAttempts: 3,
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+      requestHandler: new NodeHttpHandler({
+        httpAgent: new HttpAgent(agentOpts),
+        httpsAgent: new HttpsAgent(agentOpts),
+        connectionTimeout: 10_000,
+        requestTimeout: 120_000,
+      }),
+    });
+    out.set(name, { name, config, bucket: config.bucket, s3 });
+  }
+  return out;
+}
+
+export function destroySiteClients(clients: SiteClients): void {
+  for (const c of clients.values()) c.s3.destroy();
+}

@@ -1,0 +1,365 @@
+import { createHash } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CopyObjectCommand,
+  CreateMultipartUploadCommand,
+  GetObjectCommand,
+  type GetObjectCommandOutput,
+  HeadObjectCommand,
+  PutObjectCommand,
+  UploadPartCommand,
+} from '@aws-sdk/client-s3';
+import type { ByteBudget } from './byte-budget';
+import type { Site } from './clients';
+import { StorageError, describeS3Error, isNotFound, isPreconditionFailed } from './errors';
+
+/** User-metadata keys Clover writes on every target object (x-amz-meta-…). */
+export const META = {
+  sourceSite: 'clover-source-site',
+  sourceEtag: 'clover-source-etag',
+  sourceLastModified: 'clover-source-last-modified',
+  sha256: 'clover-sha256',
+  migration: 'clover-migration',
+} as const;
+
+/** An object as listed in a source site. */
+export interface SourceObject {
+  site: string;
+  key: string;
+  etag: string;
+  size: number;
+  lastModified: string;
+}
+
+export interface TargetHead {
+  etag: string;
+  size: number;
+  metadata: Record<string, string>;
+  /** x-amz-checksum-sha256 as the target stores it (base64, `-N` suffix for multipart). */
+  checksumSha256?: string;
+}
+
+export interface CopyOutcome {
+  sha256: string;
+  size: number;
+  targetEtag: string;
+  targetChecksum: string;
+}
+
+export interface CopySettings {
+  /** Objects above this size are sent as multipart uploads. */
+  multipartThreshold: number;
+  /** Minimum part size; the real one grows so no object needs more than 9,000 parts. */
+  minPartSize: number;
+  /** Parts of one object uploaded at once. */
+  partConcurrency: number;
+}
+
+export const stripQuotes = (etag: string | undefined): string => (etag ?? '').replace(/^"|"$/g, '');
+
+export function partSizeFor(size: number, minPartSize: number): number {
+  return Math.max(minPartSize, Math.ceil(size / 9000));
+}
+
+/** The object's current state in a site, or undefined when it does not exist. */
+export async function headObject(site: Site, key: string, signal?: AbortSignal): Promise<TargetHead | undefined> {
+  try {
+    const h = await site.s3.send(new HeadObjectCommand({ Bucket: site.bucket, Key: key, ChecksumMode: 'ENABLED' }), { abortSignal: signal });
+    return { etag: stripQuotes(h.ETag), size: h.ContentLength ?? 0, metadata: h.Metadata ?? {}, checksumSha256: h.ChecksumSHA256 };
+  } catch (err) {
+    if (isNotFound(err)) return undefined;
+    throw describeS3Error(err, { site: site.name, bucket: site.bucket, key, action: 'HeadObject' });
+  }
+}
+
+/** Thrown when the source object no longer has the ETag it was listed with (invariant 3). */
+export class SourceChangedError extends StorageError {
+  constructor(site: string, key: string) {
+    super(`source object ${JSON.stringify(key)} at site ${site} changed while it was being copied`, 'SourceChanged', false, 412);
+  }
+}
+
+/** Thrown when a conditional write to the target fails: someone else wrote the key (invariant 2). */
+export class TargetChangedError extends StorageError {
+  constructor(site: string, key: string) {
+    super(`target key ${JSON.stringify(key)} at site ${site} was written by someone else during the copy`, 'TargetChanged', false, 412);
+  }
+}
+
+async function getPinned(site: Site, key: string, etag: string, signal?: AbortSignal): Promise<GetObjectCommandOutput> {
+  try {
+    return await site.s3.send(new GetObjectCommand({ Bucket: site.bucket, Key: key, IfMatch: `"${etag}"` }), { abortSignal: signal });
+  } catch (err) {
+    if (isPreconditionFailed(err) || isNotFound(err)) throw new SourceChangedError(site.name, key);
+    throw describeS3Error(err, { site: site.name, bucket: site.bucket, key, action: 'GetObject' });
+  }
+}
+
+/** Reads an object (pinned to `etag` when given) and returns its SHA-256 and size; the body is always consumed. */
+export async function hashObject(site: Site, key: string, etag: string | undefined, signal?: AbortSignal): Promise<{ sha256: string; size: number }> {
+  let res: GetObjectCommandOutput;
+  if (etag) res = await getPinned(site, key, etag, signal);
+  else {
+    try {
+      res = await site.s3.send(new GetObjectCommand({ Bucket: site.bucket, Key: key }), { abortSignal: signal });
+    } catch (err) {
+      throw describeS3Error(err, { site: site.name, bucket: site.bucket, key, action: 'GetObject' });
+    }
+  }
+  const hash = createHash('sha256');
+  let size = 0;
+  const body = res.Body as Readable;
+  try {
+    for await (const chunk of body) {
+      hash.update(chunk as Buffer);
+      size += (chunk as Buffer).length;
+    }
+  } catch (err) {
+    throw describeS3Error(err, { site: site.name, bucket: site.bucket, key, action: 'reading GetObject body' });
+  } finally {
+    body.destroy();
+  }
+  return { sha256: hash.digest('hex'), size };
+}
+
+export interface CopyRequest {
+  source: Site;
+  target: Site;
+  object: SourceObject;
+  migrationId: string;
+  /** Overwrite only this target ETag (an object this migration wrote); undefined: the key must not exist. */
+  overwriteEtag?: string;
+  settings: CopySettings;
+  budget: ByteBudget;
+  signal?: AbortSignal;
+}
+
+/**
+ * Copies one object, streaming: the source is read pinned to its listed ETag, hashed (SHA-256, and MD5
+ * to check single-part ETags) as it flows, and written with a conditional write and a SHA-256 checksum
+ * header the target validates. Buffers never exceed one part (or one small object), taken from `budget`.
+ */
+export async function copyObject(req: CopyRequest): Promise<CopyOutcome> {
+  const { source, object, signal } = req;
+  const res = await getPinned(source, object.key, object.etag, signal);
+  const body = res.Body as Readable;
+  try {
+    const size = res.ContentLength ?? object.size;
+    const metadata: Record<string, string> = {};
+    for (const [k, v] of Object.entries(res.Metadata ?? {})) if (!k.startsWith('clover-')) metadata[k] = v;
+    Object.assign(metadata, {
+      [META.sourceSite]: source.name,
+      [META.sourceEtag]: object.etag,
+      [META.sourceLastModified]: object.lastModified,
+      [META.migration]: req.migrationId,
+    });
+    const headers = {
+      ContentType: res.ContentType,
+      ContentEncoding: res.ContentEncoding,
+      CacheControl: res.CacheControl,
+      ContentDisposition: res.ContentDisposition,
+      ContentLanguage: res.ContentLanguage,
+    };
+    const write = size > req.settings.multipartThreshold ? putMultipart : putSingle;
+    return await write(req, body, size, headers, metadata);
+  } finally {
+    body.destroy();
+  }
+}
+
+type Headers = { ContentType?: string; ContentEncoding?: string; CacheControl?: string; ContentDisposition?: string; ContentLanguage?: string };
+
+function checkSourceMd5(req: CopyRequest, md5hex: string): void {
+  // A single-part ETag is the MD5 of the bytes; multipart (`-N`) and SSE-KMS ETags are not.
+  if (/^[0-9a-f]{32}$/.test(req.object.etag) && md5hex !== req.object.etag) {
+    throw new StorageError(
+      `source object ${JSON.stringify(req.object.key)} at site ${req.source.name}: bytes read do not match its ETag (MD5 ${md5hex} != ${req.object.etag})`,
+      'SourceCorrupt',
+      false,
+    );
+  }
+}
+
+function conditional(req: CopyRequest): { IfNoneMatch?: string; IfMatch?: string } {
+  return req.overwriteEtag ? { IfMatch: `"${req.overwriteEtag}"` } : { IfNoneMatch: '*' };
+}
+
+async function putSingle(req: CopyRequest, body: Readable, size: number, headers: Headers, metadata: Record<string, string>): Promise<CopyOutcome> {
+  const { target, object, signal } = req;
+  const held = await req.budget.acquire(size);
+  try {
+    const sha = createHash('sha256');
+    const md5 = createHash('md5');
+    const chunks: Buffer[] = [];
+    let read = 0;
+    try {
+      for await (const chunk of body) {
+        const b = chunk as Buffer;
+        sha.update(b);
+        md5.update(b);
+        chunks.push(b);
+        read += b.length;
+      }
+    } catch (err) {
+      throw describeS3Error(err, { site: req.source.name, bucket: req.source.bucket, key: object.key, action: 'reading GetObject body' });
+    }
+    if (read !== size) throw new StorageError(`source object ${JSON.stringify(object.key)} at site ${req.source.name}: read ${read} bytes, expected ${size}`, 'SourceTruncated', false);
+    checkSourceMd5(req, md5.digest('hex'));
+    const digest = sha.digest();
+    const shaHex = digest.toString('hex');
+    const checksum = digest.toString('base64');
+    try {
+      const out = await target.s3.send(
+        new PutObjectCommand({
+          Bucket: target.bucket,
+          Key: object.key,
+          Body: Buffer.concat(chunks, read),
+          ContentLength: read,
+          ChecksumSHA256: checksum,
+          ...headers,
+          Metadata: { ...metadata, [META.sha256]: shaHex },
+          ...conditional(req),
+        }),
+        { abortSignal: signal },
+      );
+      return { sha256: shaHex, size: read, targetEtag: stripQuotes(out.ETag), targetChecksum: out.ChecksumSHA256 ?? checksum };
+    } catch (err) {
+      if (isPreconditionFailed(err)) throw new TargetChangedError(target.name, object.key);
+      throw describeS3Error(err, { site: target.name, bucket: target.bucket, key: object.key, action: 'PutObject' });
+    }
+  } finally {
+    req.budget.release(held);
+  }
+}
+
+async function putMultipart(req: CopyRequest, body: Readable, size: number, headers: Headers, metadata: Record<string, string>): Promise<CopyOutcome> {
+  const { target, object, signal } = req;
+  const ctx = (action: string) => ({ site: target.name, bucket: target.bucket, key: object.key, action });
+  const partSize = partSizeFor(size, req.settings.minPartSize);
+  let uploadId: string;
+  try {
+    const created = await target.s3.send(
+      new CreateMultipartUploadCommand({ Bucket: target.bucket, Key: object.key, ChecksumAlgorithm: 'SHA256', ...headers, Metadata: metadata }),
+      { abortSignal: signal },
+    );
+    uploadId = created.UploadId!;
+  } catch (err) {
+    throw describeS3Error(err, ctx('CreateMultipartUpload'));
+  }
+  const sha = createHash('sha256');
+  const md5 = createHash('md5');
+  const parts: { PartNumber: number; ETag: string; ChecksumSHA256: string; raw: Buffer }[] = [];
+  const inFlight = new Set<Promise<void>>();
+  let failure: unknown;
+  const upload = (partNumber: number, buf: Buffer, held: number) => {
+    const partSha = createHash('sha256').update(buf).digest();
+    const p = target.s3
+      .send(
+        new UploadPartCommand({
+          Bucket: target.bucket, Key: object.key, UploadId: uploadId, PartNumber: partNumber,
+          Body: buf, ContentLength: buf.length, ChecksumSHA256: partSha.toString('base64'),
+        }),
+        { abortSignal: signal },
+      )
+      .then((out) => {
+        parts.push({ PartNumber: partNumber, ETag: out.ETag!, ChecksumSHA256: partSha.toString('base64'), raw: partSha });
+      })
+      .catch((err) => {
+        failure ??= describeS3Error(err, ctx(`UploadPart ${partNumber}`));
+      })
+      .finally(() => {
+        req.budget.release(held);
+        inFlight.delete(p);
+      });
+    inFlight.add(p);
+  };
+  try {
+    let partNumber = 0;
+    let pending: Buffer[] = [];
+    let pendingLen = 0;
+    let held = await req.budget.acquire(partSize);
+    let read = 0;
+    try {
+      for await (const chunk of body) {
+        let b = chunk as Buffer;
+        sha.update(b);
+        md5.update(b);
+        read += b.length;
+        while (pendingLen + b.length >= partSize) {
+          const take = partSize - pendingLen;
+          pending.push(b.subarray(0, take));
+          b = b.subarray(take);
+          const buf = Buffer.concat(pending, partSize);
+          pending = [];
+          pendingLen = 0;
+          upload(++partNumber, buf, held);
+          if (failure) throw failure;
+          // Backpressure: the source stream pauses while the part queue is full.
+          while (inFlight.size >= req.settings.partConcurrency) await Promise.race(inFlight);
+          held = await req.budget.acquire(partSize);
+        }
+        if (b.length > 0) {
+          pending.push(b);
+          pendingLen += b.length;
+        }
+      }
+    } catch (err) {
+      req.budget.release(held);
+      if (err instanceof StorageError) throw err;
+      throw describeS3Error(err, { site: req.source.name, bucket: req.source.bucket, key: object.key, action: 'reading GetObject body' });
+    }
+    if (pendingLen > 0 || partNumber === 0) upload(++partNumber, Buffer.concat(pending, pendingLen), held);
+    else req.budget.release(held);
+    await Promise.all(inFlight);
+    if (failure) throw failure;
+    if (read !== size) throw new StorageError(`source object ${JSON.stringify(object.key)} at site ${req.source.name}: read ${read} bytes, expected ${size}`, 'SourceTruncated', false);
+    checkSourceMd5(req, md5.digest('hex'));
+    parts.sort((a, b) => a.PartNumber - b.PartNumber);
+    const shaHex = sha.digest('hex');
+    const composite = `${createHash('sha256').update(Buffer.concat(parts.map((p) => p.raw))).digest('base64')}-${parts.length}`;
+    let completedEtag: string;
+    try {
+      const done = await target.s3.send(
+        new CompleteMultipartUploadCommand({
+          Bucket: target.bucket, Key: object.key, UploadId: uploadId,
+          MultipartUpload: { Parts: parts.map(({ PartNumber, ETag, ChecksumSHA256 }) => ({ PartNumber, ETag, ChecksumSHA256 })) },
+          ...conditional(req),
+        }),
+        { abortSignal: signal },
+      );
+      completedEtag = stripQuotes(done.ETag);
+    } catch (err) {
+      if (isPreconditionFailed(err)) throw new TargetChangedError(target.name, object.key);
+      throw describeS3Error(err, ctx('CompleteMultipartUpload'));
+    }
+    uploadId = '';
+    // The whole-object SHA-256 is known only now: record it by replacing the metadata in place,
+    // pinned to the ETag just written so a concurrent foreign write is never clobbered.
+    try {
+      const out = await target.s3.send(
+        new CopyObjectCommand({
+          Bucket: target.bucket, Key: object.key,
+          CopySource: `${target.bucket}/${encodeURIComponent(object.key)}`,
+          CopySourceIfMatch: `"${completedEtag}"`,
+          MetadataDirective: 'REPLACE',
+          ...headers,
+          Metadata: { ...metadata, [META.sha256]: shaHex },
+        }),
+        { abortSignal: signal },
+      );
+      return { sha256: shaHex, size: read, targetEtag: stripQuotes(out.CopyObjectResult?.ETag) || completedEtag, targetChecksum: composite };
+    } catch (err) {
+      if (isPreconditionFailed(err)) throw new TargetChangedError(target.name, object.key);
+      throw describeS3Error(err, ctx('CopyObject (record SHA-256 in metadata)'));
+    }
+  } finally {
+    if (uploadId) {
+      await Promise.allSettled(inFlight);
+      await target.s3
+        .send(new AbortMultipartUploadCommand({ Bucket: target.bucket, Key: object.key, UploadId: uploadId }))
+        .catch(() => undefined);
+    }
+  }
+}

@@ -1,0 +1,87 @@
+import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
+import type { Logger } from 'pino';
+import { createActivities } from '../activities';
+import { UnreachableError } from '../config/errors';
+import type { Sites } from '../config/sites';
+import type { TemporalConfig } from '../config/temporal';
+import { ByteBudget } from '../storage/byte-budget';
+import { createSiteClients, destroySiteClients } from '../storage/clients';
+import { TASK_QUEUE } from '../workflows/definitions';
+import { temporalLogger } from './logger';
+
+export interface WorkerSettings {
+  /** Activities (user copies, verifies) running at once in this process. */
+  maxActivities: number;
+  /** Sockets per site. */
+  maxSockets: number;
+  /** Bytes of object data buffered at once across all copies. */
+  memoryBudget: number;
+  multipartThreshold: number;
+  minPartSize: number;
+  partConcurrency: number;
+  /** How long in-flight activities get to reach a checkpoint on SIGTERM/SIGINT. */
+  shutdownGraceMs: number;
+  taskQueue: string;
+}
+
+export const defaultWorkerSettings = (): WorkerSettings => ({
+  maxActivities: 8,
+  maxSockets: 64,
+  memoryBudget: 256 * 1024 * 1024,
+  multipartThreshold: 16 * 1024 * 1024,
+  minPartSize: 16 * 1024 * 1024,
+  partConcurrency: 4,
+  shutdownGraceMs: 30_000,
+  taskQueue: TASK_QUEUE,
+});
+
+let runtimeInstalled = false;
+
+/**
+ * Runs one worker until SIGTERM/SIGINT: connects with the TEMPORAL_* settings, builds one S3 client
+ * per site, registers the workflows and activities, and drains gracefully (in-flight activities get
+ * `shutdownGraceMs` to checkpoint; a retried attempt elsewhere resumes from it).
+ */
+export async function runWorker(opts: { temporal: TemporalConfig; sites: Sites; settings: WorkerSettings; logger: Logger }): Promise<void> {
+  const { temporal, sites, settings, logger } = opts;
+  if (!runtimeInstalled) {
+    Runtime.install({ logger: temporalLogger(logger) });
+    runtimeInstalled = true;
+  }
+  let connection: NativeConnection;
+  try {
+    connection = await NativeConnection.connect({ address: temporal.address, tls: temporal.tls, apiKey: temporal.apiKey });
+  } catch (err) {
+    throw new UnreachableError(`cannot reach Temporal at ${temporal.address}: ${(err as Error).message} (is the stack up? \`npm run stack -- up\`)`);
+  }
+  const clients = createSiteClients(sites, { maxSockets: settings.maxSockets });
+  const deps = {
+    clients,
+    budget: new ByteBudget(settings.memoryBudget),
+    copy: { multipartThreshold: settings.multipartThreshold, minPartSize: settings.minPartSize, partConcurrency: settings.partConcurrency },
+    batch: { maxPages: 20, maxMillis: 5 * 60_000, listPageSize: 1000 },
+  };
+  const workflowSource: Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath'> = process.env.CLOVER_WORKFLOW_BUNDLE
+    ? { workflowBundle: { codePath: process.env.CLOVER_WORKFLOW_BUNDLE } }
+    : { workflowsPath: require.resolve('../workflows') };
+  const worker = await Worker.create({
+    connection,
+    namespace: temporal.namespace,
+    taskQueue: settings.taskQueue,
+    ...workflowSource,
+    activities: createActivities(deps),
+    maxConcurrentActivityTaskExecutions: settings.maxActivities,
+    shutdownGraceTime: settings.shutdownGraceMs,
+    // Checkpoints reach the server at least every 2 s, so a crash loses little progress bookkeeping.
+    maxHeartbeatThrottleInterval: '2s',
+    defaultHeartbeatThrottleInterval: '2s',
+  });
+  logger.info({ address: temporal.address, namespace: temporal.namespace, taskQueue: settings.taskQueue, sites: Object.keys(sites) }, 'worker started');
+  try {
+    await worker.run();
+  } finally {
+    destroySiteClients(clients);
+    await connection.close();
+    logger.info('worker stopped');
+  }
+}

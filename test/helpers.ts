@@ -1,0 +1,108 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { closeSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
+import { loadSitesFile, type Sites } from '../src/config/sites';
+import { createSiteClients, type SiteClients } from '../src/storage/clients';
+
+export const ROOT = resolve(__dirname, '..');
+
+export function testSites(): Sites {
+  return loadSitesFile(process.env.CLOVER_SITES!);
+}
+
+export function clients(): SiteClients {
+  return createSiteClients(testSites(), { maxSockets: 32 });
+}
+
+export function uniqueId(prefix: string): string {
+  return `${prefix}-${randomBytes(4).toString('hex')}`;
+}
+
+export async function put(c: SiteClients, site: string, key: string, body: Buffer | string, extra: Record<string, unknown> = {}): Promise<void> {
+  const s = c.get(site)!;
+  await s.s3.send(new PutObjectCommand({ Bucket: s.bucket, Key: key, Body: body, ...extra }));
+}
+
+export async function get(c: SiteClients, site: string, key: string): Promise<{ body: Buffer; metadata: Record<string, string>; contentType?: string; cacheControl?: string; contentDisposition?: string; etag: string } | undefined> {
+  const s = c.get(site)!;
+  try {
+    const r = await s.s3.send(new GetObjectCommand({ Bucket: s.bucket, Key: key }));
+    return {
+      body: Buffer.from(await r.Body!.transformToByteArray()), metadata: r.Metadata ?? {}, contentType: r.ContentType,
+      cacheControl: r.CacheControl, contentDisposition: r.ContentDisposition, etag: (r.ETag ?? '').replace(/"/g, ''),
+    };
+  } catch (err) {
+    if ((err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404) return undefined;
+    throw err;
+  }
+}
+
+export async function exists(c: SiteClients, site: string, key: string): Promise<boolean> {
+  const s = c.get(site)!;
+  try {
+    await s.s3.send(new HeadObjectCommand({ Bucket: s.bucket, Key: key }));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export async function listKeys(c: SiteClients, site: string, prefix: string): Promise<string[]> {
+  const s = c.get(site)!;
+  const keys: string[] = [];
+  let token: string | undefined;
+  do {
+    const r = await s.s3.send(new ListObjectsV2Command({ Bucket: s.bucket, Prefix: prefix, ContinuationToken: token }));
+    for (const o of r.Contents ?? []) keys.push(o.Key!);
+    token = r.IsTruncated ? r.NextContinuationToken : undefined;
+  } while (token);
+  return keys;
+}
+
+export const sha256 = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the real CLI (`bin/clover.js`) as operators do. */
+export function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+  return new Promise((ok) => {
+    const child = spawn(process.execPath, [join(ROOT, 'bin', 'clover.js'), ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('close', (code) => ok({ code: code ?? -1, stdout, stderr }));
+  });
+}
+
+/** Starts a real worker process (`clover worker`), logging to the test stack's folder. */
+export function startWorkerProcess(name: string, args: string[] = []): ChildProcess {
+  const logDir = join(process.env.CLOVER_TEST_STACK_DIR!, 'logs');
+  mkdirSync(logDir, { recursive: true });
+  const fd = openSync(join(logDir, `${name}.log`), 'a');
+  const child = spawn(process.execPath, [join(ROOT, 'bin', 'clover.js'), 'worker', ...args], { stdio: ['ignore', fd, fd], env: process.env });
+  closeSync(fd);
+  return child;
+}
+
+export async function stopProcess(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const done = new Promise((ok) => child.once('exit', ok));
+  child.kill(signal);
+  await done;
+}
+
+export function writePlan(dir: string, plan: Record<string, unknown>): string {
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `${String(plan.migrationId ?? 'plan')}-${randomBytes(3).toString('hex')}.json`);
+  writeFileSync(file, JSON.stringify(plan, null, 2));
+  return file;
+}
+
+export const tmpPlanDir = () => join(process.env.CLOVER_TEST_STACK_DIR!, 'plans');
