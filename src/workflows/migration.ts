@@ -40,8 +40,9 @@ export async function migrationWorkflow(input: MigrationInput): Promise<Migratio
     usersDone: state.usersDone, usersFailed: state.usersFailed, usersAlreadyDone: state.usersAlreadyDone,
     usersInFlight: inFlight.size, inFlight: [...inFlight].slice(0, 50), failed: state.failed, counters: state.counters, runs: state.runs,
   });
-  let finished: MigrationStatus | undefined;
-  setHandler(statusQuery, () => finished ?? status('running'));
+  let phase: MigrationStatus['phase'] = 'running';
+  let finishedAt: string | undefined = undefined; // set once the last user reports
+  setHandler(statusQuery, () => status(phase, finishedAt));
   setHandler(userFinishedSignal, (o) => {
     if (!inFlight.delete(o.userId)) return; // a duplicate report
     state.counters = addCounters(state.counters, o.counters);
@@ -104,9 +105,9 @@ export async function migrationWorkflow(input: MigrationInput): Promise<Migratio
     const listDone = () => state.usersExhausted && state.pending.length === 0;
     await condition(() => (listDone() ? inFlight.size === 0 : inFlight.size < settings.concurrency.users) || historyLarge());
   }
-  const phase = state.usersFailed > 0 ? 'completed-with-failures' : 'completed';
+  phase = state.usersFailed > 0 ? 'completed-with-failures' : 'completed';
+  finishedAt = new Date().toISOString();
   upsertSearchAttributes([{ key: SA.phase, value: phase }]);
-  finished = status(phase, new Date().toISOString());
   await condition(allHandlersFinished);
-  return finished;
+  return status(phase, finishedAt);
 }
