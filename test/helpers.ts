@@ -105,4 +105,8 @@ export function writePlan(dir: string, plan: Record<string, unknown>): string {
   return file;
 }
 
-export const tmpPlanDir = () => join(process.env.CLOVER_TEST_STACK_DIR!, 'plans');
+export const tmpPlanDir = () => {
+  const dir = join(process.env.CLOVER_TEST_STACK_DIR!, 'plans');
+  mkdirSync(dir, { recursive: true });
+  return dir;
+};

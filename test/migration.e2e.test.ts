@@ -1,5 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
-import { GetObjectCommand } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, GetObjectCommand } from '@aws-sdk/client-s3';
 import { manifestKey } from '../src/domain/layout';
 import { manifestDigest, type Manifest } from '../src/domain/manifest';
 import { destroySiteClients } from '../src/storage/clients';
@@ -155,5 +155,13 @@ describe('a migration over both sources and both targets', () => {
     expect(st).toMatchObject({ phase: 'completed-with-failures', usersFailed: 1 });
     // No manifest: the user is not reported as migrated.
     expect(await exists(c, 'eu-ie', manifestKey(id, userId))).toBe(false);
+
+    // Once the operator has resolved the conflict, `clover retry` migrates the failed user.
+    const t = c.get('eu-ie')!;
+    await t.s3.send(new DeleteObjectCommand({ Bucket: t.bucket, Key: `users/${userId}/mine.txt` }));
+    const retry = await runCli(['retry', id, '--wait']);
+    expect(retry.code).toBe(0);
+    expect((await get(c, 'eu-ie', `users/${userId}/mine.txt`))!.body.toString()).toBe('source bytes');
+    expect((await runCli(['verify', id])).code).toBe(0);
   });
 });

@@ -63,4 +63,34 @@ describe('migrationWorkflow on TestWorkflowEnvironment.createLocal', () => {
     expect(sha256(big!.body)).toBe(sha256(Buffer.alloc(6 * 1024 * 1024, 9)));
     expect(big!.metadata['clover-sha256']).toBe(sha256(Buffer.alloc(6 * 1024 * 1024, 9)));
   });
+
+  it('continues-as-new long before history grows, carrying the window and the counters', async () => {
+    const migrationId = uniqueId('can');
+    const users = Array.from({ length: 24 }, (_, i) => ({ userId: `${migrationId}-${i}`, country: i % 3 === 0 ? 'NO' : 'DE' }));
+    for (const [i, u] of users.entries()) if (i % 4 === 0) await put(deps.clients, 'sg', `users/${u.userId}/f.txt`, `file of ${u.userId}`);
+    const usersSite = deps.clients.get('eu-ie')!;
+    await usersSite.s3.send(new PutObjectCommand({ Bucket: usersSite.bucket, Key: usersListKey(migrationId), Body: users.map((u) => JSON.stringify(u)).join('\n') + '\n' }));
+    const taskQueue = uniqueId('tq');
+    const worker = await Worker.create({
+      connection: env.nativeConnection, taskQueue, workflowBundle: { codePath: process.env.CLOVER_WORKFLOW_BUNDLE! }, activities: createActivities(deps),
+    });
+    const input: MigrationInput = {
+      settings: {
+        migrationId, sources: ['sg', 'us'], routing: { default: 'eu-ie', byCountry: { NO: 'eu-no' } }, userPrefix: 'users/{userId}/',
+        verify: 'full', conflictPolicy: 'newest-wins', concurrency: { users: 3, objectsPerUser: 2 },
+      },
+      usersSite: 'eu-ie', usersTotal: users.length, mode: 'start', historyLimit: 40,
+    };
+    const result = await worker.runUntil(
+      env.client.workflow.execute('migrationWorkflow', { taskQueue, workflowId: migrationWorkflowId(migrationId), args: [input] }),
+    );
+    expect(result.runs).toBeGreaterThan(2);
+    expect(result).toMatchObject({ phase: 'completed', usersDone: 24, usersFailed: 0, usersInFlight: 0 });
+    expect(result.counters).toMatchObject({ objects: 6, copied: 6, verified: 6 });
+    for (const [i, u] of users.entries()) {
+      if (i % 4 !== 0) continue;
+      const target = u.country === 'NO' ? 'eu-no' : 'eu-ie';
+      expect((await get(deps.clients, target, `users/${u.userId}/f.txt`))!.body.toString()).toBe(`file of ${u.userId}`);
+    }
+  });
 });

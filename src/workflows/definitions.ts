@@ -69,6 +69,8 @@ export interface MigrationInput {
   usersTotal: number;
   /** `retry` skips users whose manifest is already committed. */
   mode: 'start' | 'retry';
+  /** Continue-as-new once a run's history has this many events (default 4,000; tests lower it). */
+  historyLimit?: number;
   /** Carried across continue-as-new. */
   state?: MigrationState;
 }

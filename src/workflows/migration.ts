@@ -54,7 +54,7 @@ export async function migrationWorkflow(input: MigrationInput): Promise<Migratio
   });
   upsertSearchAttributes([{ key: SA.migrationId, value: settings.migrationId }, { key: SA.phase, value: 'running' }]);
 
-  const historyLarge = () => workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > MAX_HISTORY;
+  const historyLarge = () => workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > (input.historyLimit ?? MAX_HISTORY);
 
   for (;;) {
     while (inFlight.size < settings.concurrency.users && !historyLarge()) {

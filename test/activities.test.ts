@@ -8,7 +8,7 @@ import { testDeps } from './deps';
 import { get, put, sha256, uniqueId } from './helpers';
 
 /** Activities run directly (MockActivityEnvironment) against the real S3 sites; the fault is real too. */
-describe('verify', () => {
+describe('activities against the real sites', () => {
   const deps = testDeps();
   const acts = createActivities(deps);
   afterAll(() => destroySiteClients(deps.clients));
@@ -53,5 +53,24 @@ describe('verify', () => {
     // A second attempt with the first one's checkpoint (as after a crash): everything is already there.
     const again = await new MockActivityEnvironment({ heartbeatDetails: { page: 0, transferred: first.transferred, blocked: [], blockedCount: 0 } }).run(acts.copyUserObjects, input);
     expect(again).toMatchObject({ done: true, objects: 30, transferred: { objects: 30 } });
+  });
+
+  it('conflictPolicy "fail": the same key with different bytes in two sources is copied from neither and blocks the user', async () => {
+    const migrationId = uniqueId('clash');
+    const userId = `${migrationId}-u`;
+    await put(deps.clients, 'sg', `users/${userId}/same.txt`, 'identical');
+    await put(deps.clients, 'us', `users/${userId}/same.txt`, 'identical');
+    await put(deps.clients, 'sg', `users/${userId}/clash.txt`, 'version A');
+    await put(deps.clients, 'us', `users/${userId}/clash.txt`, 'version B');
+    const r = await new MockActivityEnvironment().run<[CopyUserInput], CopyUserResult, typeof acts.copyUserObjects>(acts.copyUserObjects, {
+      migrationId, userId, sources: ['sg', 'us'], targetSite: 'eu-ie', prefix: `users/${userId}/`, conflictPolicy: 'fail',
+      objectsPerUser: 4, page: 0, transferred: { objects: 0, bytes: 0 },
+    });
+    expect(r.blockedCount).toBe(1);
+    expect(r.blocked[0]).toMatchObject({ key: `users/${userId}/clash.txt` });
+    expect(r.blocked[0].reason).toMatch(/sources sg and us hold different bytes/);
+    expect(await get(deps.clients, 'eu-ie', `users/${userId}/clash.txt`)).toBeUndefined();
+    // Identical bytes in both sources are not a conflict: copied once.
+    expect((await get(deps.clients, 'eu-ie', `users/${userId}/same.txt`))!.body.toString()).toBe('identical');
   });
 });
