@@ -11,6 +11,9 @@ import { describeS3Error, StorageError } from '../storage/errors';
 import { copyObject, hashObject, headObject, META, SourceChangedError, stripQuotes, TargetChangedError, type SourceObject } from '../storage/object-copy';
 import { site, targetSite, toFailure, type ActivityDeps } from './deps';
 
+/** Heartbeat period while work is in progress (the SDK throttles what reaches the server). */
+export const HEARTBEAT_EVERY_MS = 5_000;
+
 export interface CopyUserInput {
   migrationId: string;
   userId: string;
@@ -230,13 +233,14 @@ export function createCopyActivities(deps: ActivityDeps) {
       if (entry) out.entries.push(entry);
     }
 
+    // The page in progress and the PUTs sent so far; page and cursor only change together, between pages.
+    const checkpoint = (): CopyCheckpoint => ({ page, cursor, transferred: { ...transferred }, blocked, blockedCount });
+    // Beat while a large object streams too: a silent attempt would be timed out and run twice.
+    const beat = setInterval(() => ctx.heartbeat(checkpoint()), HEARTBEAT_EVERY_MS);
     try {
       for (let pages = 0; pages < deps.batch.maxPages && Date.now() - started < deps.batch.maxMillis; pages++) {
         const listed = await listMerged(sources, input.prefix, cursor, deps.batch.listPageSize, signal);
         const staging: StagingPage = { page, cursor, nextCursor: listed.nextCursor, entries: [], conflicts: [] };
-        const checkpoint = (): CopyCheckpoint => ({
-          page, cursor, transferred: { ...transferred }, blocked, blockedCount,
-        });
         await Promise.all(
           [...listed.candidates].map(([key, cands]) =>
             limit(async () => {
@@ -254,12 +258,14 @@ export function createCopyActivities(deps: ActivityDeps) {
           page++;
         }
         cursor = listed.nextCursor;
-        ctx.heartbeat({ page, cursor, transferred: { ...transferred }, blocked, blockedCount } satisfies CopyCheckpoint);
+        ctx.heartbeat(checkpoint());
         if (cursor === undefined) return { done: true, page, cursor, ...totals, transferred, blocked, blockedCount };
       }
       return { done: false, page, cursor, ...totals, transferred, blocked, blockedCount };
     } catch (err) {
       throw toFailure(err);
+    } finally {
+      clearInterval(beat);
     }
   }
   return { copyUserObjects };

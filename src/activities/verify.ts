@@ -8,7 +8,7 @@ import type { Site } from '../storage/clients';
 import { describeS3Error } from '../storage/errors';
 import { copyObject, hashObject, headObject, META, SourceChangedError } from '../storage/object-copy';
 import { site, targetSite, toFailure, type ActivityDeps } from './deps';
-import { writeStaging, type StagingPage } from './copy';
+import { HEARTBEAT_EVERY_MS, writeStaging, type StagingPage } from './copy';
 
 export interface VerifyUserInput {
   migrationId: string;
@@ -102,12 +102,15 @@ export function createVerifyActivities(deps: ActivityDeps) {
       return undefined;
     };
 
+    let progress: VerifyCheckpoint = { pagesDone: resumed?.pagesDone ?? 0, result: { ...result } };
+    const beat = setInterval(() => ctx.heartbeat(progress), HEARTBEAT_EVERY_MS);
     try {
       const pages = await listStagingPages(target, input.migrationId, input.userId, signal);
       for (let i = resumed?.pagesDone ?? 0; i < pages.length; i++) {
         const staging = await readStaging(target, pages[i], signal);
         // A retried attempt redoes this whole page, so heartbeats carry the totals as of its start.
         const atPageStart = { ...result };
+        progress = { pagesDone: i, result: atPageStart };
         let changed = false;
         await Promise.all(
           staging.entries.map((e, idx) =>
@@ -150,16 +153,19 @@ export function createVerifyActivities(deps: ActivityDeps) {
               }
               result.verified++;
               result.verifiedBytes += e.size;
-              ctx.heartbeat({ pagesDone: i, result: atPageStart } satisfies VerifyCheckpoint);
+              ctx.heartbeat(progress);
             }),
           ),
         );
         if (changed) await writeStaging(target, input.migrationId, input.userId, staging, signal);
-        ctx.heartbeat({ pagesDone: i + 1, result: { ...result } } satisfies VerifyCheckpoint);
+        progress = { pagesDone: i + 1, result: { ...result } };
+        ctx.heartbeat(progress);
       }
       return result;
     } catch (err) {
       throw toFailure(err);
+    } finally {
+      clearInterval(beat);
     }
   }
   return { verifyUserObjects };

@@ -187,7 +187,7 @@ export async function startStack(opts: StartOptions): Promise<StackState> {
   const sitesFile = join(dir, 'local-sites.json');
   const creds = loadOrCreateCredentials(sitesFile);
 
-  const launch = async (name: string, port: number, binary: string, args: string[], extraPorts: number[] = []) => {
+  const launch = async (name: string, port: number, binary: string, args: string[], extraPorts: number[] = [], env: NodeJS.ProcessEnv = {}) => {
     const already = running.get(name);
     if (already && already.port === port) {
       services.push(already);
@@ -204,7 +204,7 @@ export async function startStack(opts: StartOptions): Promise<StackState> {
     }
     const logFile = join(logDir, `${name}.log`);
     const fd = openSync(logFile, 'a');
-    const child = spawn(binary, args, { detached: true, stdio: ['ignore', fd, fd] });
+    const child = spawn(binary, args, { detached: true, stdio: ['ignore', fd, fd], env: { ...process.env, ...env } });
     closeSync(fd);
     child.unref();
     const rec = { name, pid: child.pid!, port, binary };
@@ -241,11 +241,13 @@ export async function startStack(opts: StartOptions): Promise<StackState> {
     const dataDir = join(dir, 'sites', s.name);
     mkdirSync(dataDir, { recursive: true });
     const c = creds[s.name];
-    const r = await launch(`site-${s.name}`, port, tools.versitygw, [
-      '--access', c.accessKeyId, '--secret', c.secretAccessKey,
-      '--port', `127.0.0.1:${port}`, '--region', s.region, '--quiet',
-      'posix', dataDir,
-    ]);
+    // Keys go through the environment, not argv, so `ps` does not show them.
+    const r = await launch(
+      `site-${s.name}`, port, tools.versitygw,
+      ['--port', `127.0.0.1:${port}`, '--region', s.region, '--quiet', 'posix', dataDir],
+      [],
+      { ROOT_ACCESS_KEY_ID: c.accessKeyId, ROOT_SECRET_ACCESS_KEY: c.secretAccessKey },
+    );
     if (r.fresh) say(`starting S3 site ${s.name} (versitygw) on 127.0.0.1:${port}`);
     siteProcs.push({ name: s.name, pid: r.rec.pid });
   }

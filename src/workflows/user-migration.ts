@@ -13,7 +13,8 @@ import {
 const retry: RetryPolicy = { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m', nonRetryableErrorTypes: [...PERMANENT_FAILURES] };
 
 const { copyUserObjects, verifyUserObjects } = proxyActivities<CloverActivities>({
-  startToCloseTimeout: '2h',
+  // Liveness comes from heartbeats (a dead worker is noticed in 20 s); a copy of a large user may take long.
+  startToCloseTimeout: '7d',
   heartbeatTimeout: '20s',
   retry,
 });
