@@ -7,6 +7,10 @@ import { registerStart } from './start';
 import { registerStatus } from './status';
 import { registerVerify } from './verify';
 import { registerRetry } from './retry';
+import { registerPause } from './pause';
+import { registerCancel } from './cancel';
+import { registerCutover } from './cutover';
+import { registerRollback } from './rollback';
 
 /**
  * `clover` entry point: one subcommand per file under scripts/. Every failure ends here and prints one
@@ -24,6 +28,10 @@ export function main(argv: string[]): void {
   registerStatus(program);
   registerVerify(program);
   registerRetry(program);
+  registerPause(program);
+  registerCancel(program);
+  registerCutover(program);
+  registerRollback(program);
   program.parseAsync(argv).catch(fail);
 }
 

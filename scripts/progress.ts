@@ -12,10 +12,13 @@ export function summarize(s: MigrationStatus): string[] {
   const rate = c.bytes / secs;
   const eta = finished > 0 && s.phase === 'running' ? Math.round(((s.usersTotal - finished) * secs) / finished) : undefined;
   return [
-    `migration ${s.migrationId}: ${s.phase}`,
-    `users:   ${s.usersDone} done, ${s.usersFailed} failed, ${s.usersInFlight} in flight, ${s.usersAlreadyDone} already done earlier, of ${s.usersTotal}`,
+    `migration ${s.migrationId}: ${s.phase}${s.pausedAt ? ` since ${s.pausedAt}` : ''}`,
+    `users:   ${s.usersDone} done, ${s.usersFailed} failed, ${s.usersInFlight} in flight, ${s.usersCancelled} cancelled, ${s.usersAlreadyDone} already done earlier, of ${s.usersTotal}`,
     `objects: ${c.objects} (${formatBytes(c.bytes)}): ${c.copied} copied, ${c.skipped} already in place, ${c.verified} verified, ${c.recopied} re-copied, ${c.conflicts} conflict(s)`,
     `rate:    ${formatBytes(rate)}/s over ${Math.round(secs)}s${eta !== undefined ? `, ETA ${eta}s` : ''}`,
+    ...(s.usersAwaitingDisposal || c.sourceDeleted || c.sourceKeptChanged
+      ? [`sources: ${c.sourceDeleted} deleted after the grace period, ${c.sourceKeptChanged} kept (changed since the copy), ${s.usersAwaitingDisposal} user(s) still in their grace period`]
+      : []),
   ];
 }
 
@@ -33,7 +36,9 @@ export async function watch(client: Client, migrationId: string, intervalMs = 10
   let last = '';
   for (;;) {
     const s = await migrationStatus(client, migrationId);
-    if (s.phase !== 'running') {
+    const allMigrated = s.usersInFlight === 0 && s.usersDone + s.usersFailed + s.usersAlreadyDone + s.usersCancelled >= s.usersTotal;
+    // With delete-after-verify the migration runs on through the grace period; the move itself is done here.
+    if ((s.phase !== 'running' && s.phase !== 'paused') || (allMigrated && s.usersAwaitingDisposal > 0)) {
       if (tty) process.stdout.write('\n');
       return s;
     }
@@ -49,5 +54,6 @@ export function printFinal(s: MigrationStatus): number {
   for (const l of summarize(s)) out(l);
   for (const f of s.failed) out(`FAILED user ${f.userId}: ${f.reason}`);
   if (s.usersFailed > s.failed.length) out(`... and ${s.usersFailed - s.failed.length} more failed user(s)`);
-  return s.phase === 'completed' ? ExitCode.ok : ExitCode.failures;
+  const everyone = s.usersDone + s.usersAlreadyDone === s.usersTotal;
+  return everyone && s.usersFailed === 0 && s.phase !== 'cancelled' && s.phase !== 'completed-with-failures' ? ExitCode.ok : ExitCode.failures;
 }

@@ -22,7 +22,7 @@ export function registerStatus(program: Command): void {
             for (const l of summarize(s)) out(l);
             for (const f of s.failed) out(`failed user ${f.userId}: ${f.reason}`);
           }
-          if (!o.watch || s.phase !== 'running') break;
+          if (!o.watch || (s.phase !== 'running' && s.phase !== 'paused')) break;
           await sleep(2000);
         }
       } finally {

@@ -50,6 +50,7 @@ describe('migrationWorkflow on TestWorkflowEnvironment.createLocal', () => {
       settings: {
         migrationId, sources: ['sg', 'us'], routing: { default: 'eu-ie', byCountry: { NO: 'eu-no' } }, userPrefix: 'users/{userId}/',
         verify: 'checksum', conflictPolicy: 'newest-wins', concurrency: { users: 2, objectsPerUser: 4 },
+        sourceDisposition: 'keep', gracePeriod: '7d',
       },
       usersSite: 'eu-ie', usersTotal: 2, mode: 'start',
     };
@@ -78,6 +79,7 @@ describe('migrationWorkflow on TestWorkflowEnvironment.createLocal', () => {
       settings: {
         migrationId, sources: ['sg', 'us'], routing: { default: 'eu-ie', byCountry: { NO: 'eu-no' } }, userPrefix: 'users/{userId}/',
         verify: 'full', conflictPolicy: 'newest-wins', concurrency: { users: 3, objectsPerUser: 2 },
+        sourceDisposition: 'keep', gracePeriod: '7d',
       },
       usersSite: 'eu-ie', usersTotal: users.length, mode: 'start', historyLimit: 40,
     };

@@ -1,9 +1,6 @@
-import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { Context } from '@temporalio/activity';
-import { createHash } from 'node:crypto';
-import { manifestKey } from '../domain/layout';
 import { buildManifest, type ConflictRecord, type ManifestEntry } from '../domain/manifest';
-import { describeS3Error } from '../storage/errors';
+import { putManifest } from '../storage/manifests';
 import { targetSite, toFailure, type ActivityDeps } from './deps';
 import { listStagingPages, readStaging } from './verify';
 
@@ -45,20 +42,7 @@ export function createCommitActivities(deps: ActivityDeps) {
         migrationId: input.migrationId, userId: input.userId, targetSite: target.name, bucket: target.bucket,
         userPrefix: input.userPrefix, committedAt: new Date().toISOString(), entries, conflicts,
       });
-      const key = manifestKey(input.migrationId, input.userId);
-      const body = Buffer.from(JSON.stringify(manifest, null, 1));
-      try {
-        await target.s3.send(
-          new PutObjectCommand({
-            Bucket: target.bucket, Key: key, Body: body, ContentType: 'application/json',
-            ChecksumSHA256: createHash('sha256').update(body).digest('base64'),
-            Metadata: { 'clover-manifest-digest': manifest.digest },
-          }),
-          { abortSignal: signal },
-        );
-      } catch (err) {
-        throw describeS3Error(err, { site: target.name, bucket: target.bucket, key, action: 'writing the manifest' });
-      }
+      const key = await putManifest(target, manifest, signal);
       const copied = entries.filter((e) => e.outcome === 'copied').length;
       return {
         manifestKey: key, digest: manifest.digest, objects: manifest.objectCount, bytes: manifest.totalBytes,

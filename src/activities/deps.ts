@@ -1,3 +1,4 @@
+import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { ByteBudget } from '../storage/byte-budget';
 import type { Site, SiteClients } from '../storage/clients';
@@ -39,8 +40,14 @@ export function targetSite(deps: ActivityDeps, name: string): Site {
   return s;
 }
 
-/** Permanent storage errors become non-retryable failures; transient ones retry under the activity's policy. */
+/**
+ * Permanent storage errors become non-retryable failures; transient ones retry under the activity's
+ * policy. After a cancellation (pause, cancel, worker shutdown) the cancellation itself is reported,
+ * whatever error the aborted S3 call raised.
+ */
 export function toFailure(err: unknown): unknown {
+  const signal = Context.current().cancellationSignal;
+  if (signal.aborted) return signal.reason ?? err;
   if (err instanceof StorageError && err.permanent) {
     return ApplicationFailure.create({ type: err.type, nonRetryable: true, message: err.message });
   }

@@ -3,6 +3,8 @@ import { createCopyActivities } from './copy';
 import type { ActivityDeps } from './deps';
 import { createUserActivities } from './users';
 import { createVerifyActivities } from './verify';
+import { createLifecycleActivities } from './lifecycle';
+import { createRollbackActivities } from './rollback';
 
 export type { ActivityDeps } from './deps';
 
@@ -13,6 +15,8 @@ export function createActivities(deps: ActivityDeps) {
     ...createCopyActivities(deps),
     ...createVerifyActivities(deps),
     ...createCommitActivities(deps),
+    ...createLifecycleActivities(deps),
+    ...createRollbackActivities(deps),
   };
 }
 

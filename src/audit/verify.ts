@@ -21,6 +21,8 @@ export interface AuditReport {
   objects: number;
   bytes: number;
   objectsChecked: number;
+  /** Users whose migration was rolled back: their manifests are reported, their objects not checked. */
+  rolledBack: number;
   problems: AuditProblem[];
   ok: boolean;
 }
@@ -47,7 +49,7 @@ async function listAll(s: Site, prefix: string): Promise<string[]> {
 export async function auditMigration(sites: Sites, migrationId: string, opts: { concurrency?: number; onProgress?: (checked: number) => void } = {}): Promise<AuditReport> {
   const clients = createSiteClients(sites, { maxSockets: opts.concurrency ?? 16 });
   const limit = pLimit(opts.concurrency ?? 16);
-  const report: AuditReport = { migrationId, manifests: 0, users: 0, objects: 0, bytes: 0, objectsChecked: 0, problems: [], ok: false };
+  const report: AuditReport = { migrationId, manifests: 0, users: 0, objects: 0, bytes: 0, objectsChecked: 0, rolledBack: 0, problems: [], ok: false };
   const users = new Set<string>();
   try {
     for (const s of clients.values()) {
@@ -70,6 +72,10 @@ export async function auditMigration(sites: Sites, migrationId: string, opts: { 
           continue;
         }
         users.add(m.userId);
+        if (m.rolledBack) {
+          report.rolledBack++;
+          continue;
+        }
         report.objects += m.entries.length;
         report.bytes += m.totalBytes;
         await Promise.all(

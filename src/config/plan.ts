@@ -45,6 +45,12 @@ const planSchema = z
       })
       .strict()
       .default({ users: 8, objectsPerUser: 16 }),
+    sourceDisposition: z.enum(['keep', 'delete-after-verify']).default('keep'),
+    gracePeriod: z
+      .string()
+      .regex(/^\d+(ms|s|m|h|d)$/, 'must be a duration such as 7d, 12h, 30m, 45s or 500ms')
+      .default('7d'),
+    maxDeletes: z.number().int('must be a whole number').nonnegative('must not be negative').optional(),
   })
   .strict();
 

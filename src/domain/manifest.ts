@@ -36,6 +36,10 @@ export interface Manifest {
   totalBytes: number;
   entries: ManifestEntry[];
   conflicts: ConflictRecord[];
+  /** Set when the source objects were deleted after the grace period. */
+  sourceDisposition?: { state: 'deleted'; at: string; deleted: number; keptChanged: { key: string; site: string; reason: string }[] };
+  /** Set when the user was rolled back: sources restored, EU copies removed. */
+  rolledBack?: { at: string; restored: number; targetDeleted: number; kept: { key: string; reason: string }[] };
   /** SHA-256 (hex) of the canonical JSON of every other field. */
   digest: string;
 }
@@ -64,7 +68,7 @@ export function compareKeys(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
 }
 
-export function buildManifest(fields: Omit<Manifest, 'digest' | 'format' | 'objectCount' | 'totalBytes'>): Manifest {
+export function buildManifest(fields: Omit<Manifest, 'digest' | 'format' | 'objectCount' | 'totalBytes' | 'sourceDisposition' | 'rolledBack'>): Manifest {
   const entries = [...fields.entries].sort((a, b) => compareKeys(a.key, b.key));
   const base = {
     format: 'clover-manifest/1' as const,
@@ -74,4 +78,10 @@ export function buildManifest(fields: Omit<Manifest, 'digest' | 'format' | 'obje
     totalBytes: entries.reduce((n, e) => n + e.size, 0),
   };
   return { ...base, digest: manifestDigest(base) };
+}
+
+/** The manifest with `changes` applied and its digest recomputed. */
+export function amendManifest(m: Manifest, changes: Partial<Pick<Manifest, 'sourceDisposition' | 'rolledBack'>>): Manifest {
+  const next = { ...m, ...changes };
+  return { ...next, digest: manifestDigest(next) };
 }

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { HeadBucketCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { WorkflowIdConflictPolicy, WorkflowIdReusePolicy, WorkflowNotFoundError, type Client, type WorkflowHandle } from '@temporalio/client';
+import { defaultPayloadConverter } from '@temporalio/common';
 import { CloverError, ExitCode, InputError, UnreachableError } from '../config/errors';
 import type { LoadedPlan } from '../config/plan';
 import type { Sites } from '../config/sites';
@@ -117,31 +118,35 @@ export async function migrationStatus(client: Client, migrationId: string): Prom
   }
 }
 
+/** The migration's plan settings and user-list location, from its first recorded input. */
+export async function migrationInput(client: Client, migrationId: string): Promise<{ input: MigrationInput; handle: MigrationHandle; status: string; taskQueue: string; memo?: Record<string, unknown> }> {
+  const handle = client.workflow.getHandle<typeof migrationWorkflow>(migrationWorkflowId(migrationId));
+  let d;
+  try {
+    d = await handle.describe();
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) throw new InputError(`no migration with id "${migrationId}" (looked for workflow ${migrationWorkflowId(migrationId)})`);
+    throw err;
+  }
+  const history = await handle.fetchHistory();
+  const started = history.events?.[0]?.workflowExecutionStartedEventAttributes;
+  const prev = defaultPayloadConverter.fromPayload<MigrationInput>(started!.input!.payloads![0]);
+  return { input: { settings: prev.settings, usersSite: prev.usersSite, usersTotal: prev.usersTotal, mode: prev.mode }, handle, status: d.status.name, taskQueue: d.taskQueue, memo: d.memo };
+}
+
 /**
  * Re-runs a finished migration's failed users: a new run of `migration-<id>` with the same plan in
  * mode `retry`, which skips every user whose manifest is already committed.
  */
 export async function retryMigration(client: Client, migrationId: string): Promise<MigrationHandle> {
-  const workflowId = migrationWorkflowId(migrationId);
-  const handle = client.workflow.getHandle<typeof migrationWorkflow>(workflowId);
-  let d;
-  try {
-    d = await handle.describe();
-  } catch (err) {
-    if (err instanceof WorkflowNotFoundError) throw new InputError(`no migration with id "${migrationId}"`);
-    throw err;
-  }
-  if (d.status.name === 'RUNNING') throw new InputError(`migration ${migrationId} is still running; retry it once it has finished`);
-  const history = await handle.fetchHistory();
-  const started = history.events?.[0]?.workflowExecutionStartedEventAttributes;
-  const { defaultPayloadConverter } = await import('@temporalio/common');
-  const prev = defaultPayloadConverter.fromPayload<MigrationInput>(started!.input!.payloads![0]);
-  const input: MigrationInput = { settings: prev.settings, usersSite: prev.usersSite, usersTotal: prev.usersTotal, mode: 'retry' };
+  const m = await migrationInput(client, migrationId);
+  if (m.status === 'RUNNING') throw new InputError(`migration ${migrationId} is still running; retry it once it has finished`);
+  const input: MigrationInput = { ...m.input, mode: 'retry' };
   const h = await client.workflow.start('migrationWorkflow', {
-    workflowId,
-    taskQueue: d.taskQueue,
+    workflowId: migrationWorkflowId(migrationId),
+    taskQueue: m.taskQueue,
     args: [input],
-    memo: d.memo,
+    memo: m.memo,
     workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
     typedSearchAttributes: [{ key: SA.migrationId, value: migrationId }, { key: SA.phase, value: 'running' }],
   });

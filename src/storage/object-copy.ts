@@ -134,6 +134,11 @@ export interface CopyRequest {
   settings: CopySettings;
   budget: ByteBudget;
   signal?: AbortSignal;
+  /**
+   * Restore mode (rollback): write the object back with exactly its original metadata, without Clover's
+   * own `clover-*` keys.
+   */
+  restore?: boolean;
 }
 
 /**
@@ -149,12 +154,14 @@ export async function copyObject(req: CopyRequest): Promise<CopyOutcome> {
     const size = res.ContentLength ?? object.size;
     const metadata: Record<string, string> = {};
     for (const [k, v] of Object.entries(res.Metadata ?? {})) if (!k.startsWith('clover-')) metadata[k] = v;
-    Object.assign(metadata, {
-      [META.sourceSite]: source.name,
-      [META.sourceEtag]: object.etag,
-      [META.sourceLastModified]: object.lastModified,
-      [META.migration]: req.migrationId,
-    });
+    if (!req.restore) {
+      Object.assign(metadata, {
+        [META.sourceSite]: source.name,
+        [META.sourceEtag]: object.etag,
+        [META.sourceLastModified]: object.lastModified,
+        [META.migration]: req.migrationId,
+      });
+    }
     const headers = {
       ContentType: res.ContentType,
       ContentEncoding: res.ContentEncoding,
@@ -219,7 +226,7 @@ async function putSingle(req: CopyRequest, body: Readable, size: number, headers
           ContentLength: read,
           ChecksumSHA256: checksum,
           ...headers,
-          Metadata: { ...metadata, [META.sha256]: shaHex },
+          Metadata: req.restore ? metadata : { ...metadata, [META.sha256]: shaHex },
           ...conditional(req),
         }),
         { abortSignal: signal },
@@ -335,6 +342,7 @@ async function putMultipart(req: CopyRequest, body: Readable, size: number, head
       throw describeS3Error(err, ctx('CompleteMultipartUpload'));
     }
     uploadId = '';
+    if (req.restore) return { sha256: shaHex, size: read, targetEtag: completedEtag, targetChecksum: composite };
     // The whole-object SHA-256 is known only now: record it by replacing the metadata in place,
     // pinned to the ETag just written so a concurrent foreign write is never clobbered.
     try {

@@ -3,7 +3,7 @@
  * import these without importing workflow bodies. Everything here is small by design (invariant 5):
  * ids, cursors and counters, never object lists or secrets.
  */
-import { defineQuery, defineSignal } from '@temporalio/workflow';
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import type { Routing } from '../domain/routing';
 
@@ -23,6 +23,7 @@ export const SA = {
 };
 
 export const migrationWorkflowId = (migrationId: string): string => `migration-${migrationId}`;
+export const rollbackWorkflowId = (migrationId: string): string => `rollback-${migrationId}`;
 export const userWorkflowId = (migrationId: string, userId: string): string => `migration-${migrationId}-user-${userId}`;
 
 /** The plan without its user list (which lives in storage, read a page at a time). */
@@ -34,6 +35,12 @@ export interface MigrationSettings {
   verify: 'full' | 'checksum';
   conflictPolicy: 'newest-wins' | 'fail';
   concurrency: { users: number; objectsPerUser: number };
+  /** `delete-after-verify`: after the grace period, delete source objects still equal to what was copied. */
+  sourceDisposition: 'keep' | 'delete-after-verify';
+  /** A duration such as 7d, 12h, 30s (Temporal's format). */
+  gracePeriod: string;
+  /** A user whose deletion would remove more objects than this waits for `clover cutover`. */
+  maxDeletes?: number;
 }
 
 /** Object-level counters, summed per user and per migration. */
@@ -50,10 +57,14 @@ export interface ObjectCounters {
   transferredBytes: number;
   recopied: number;
   conflicts: number;
+  /** Source objects deleted after the grace period / left because they changed since the copy. */
+  sourceDeleted: number;
+  sourceKeptChanged: number;
 }
 
 export const zeroCounters = (): ObjectCounters => ({
   objects: 0, bytes: 0, copied: 0, skipped: 0, verified: 0, transferredObjects: 0, transferredBytes: 0, recopied: 0, conflicts: 0,
+  sourceDeleted: 0, sourceKeptChanged: 0,
 });
 
 export function addCounters(a: ObjectCounters, b: Partial<ObjectCounters>): ObjectCounters {
@@ -93,19 +104,28 @@ export interface MigrationState {
   usersDone: number;
   usersFailed: number;
   usersAlreadyDone: number;
+  usersCancelled: number;
+  /** Users migrated whose source deletion (grace period) is still to come. */
+  usersAwaitingDisposal: number;
   failed: FailedUser[];
   counters: ObjectCounters;
+  paused: boolean;
+  pausedAt?: string;
+  cancelled: boolean;
 }
 
 export interface MigrationStatus {
   migrationId: string;
-  phase: 'running' | 'completed' | 'completed-with-failures';
+  phase: 'running' | 'paused' | 'completed' | 'completed-with-failures' | 'cancelled';
   startedAt: string;
   finishedAt?: string;
   usersTotal: number;
   usersDone: number;
   usersFailed: number;
   usersAlreadyDone: number;
+  usersCancelled: number;
+  usersAwaitingDisposal: number;
+  pausedAt?: string;
   usersInFlight: number;
   inFlight: string[];
   failed: FailedUser[];
@@ -126,10 +146,64 @@ export interface UserMigrationInput {
 export interface UserOutcome {
   userId: string;
   ok: boolean;
+  cancelled?: boolean;
   reason?: string;
   counters: ObjectCounters;
   manifestKey?: string;
+  /** True when the user will still delete its source objects after the grace period. */
+  awaitingDisposal?: boolean;
 }
 
+export interface DisposalOutcome {
+  userId: string;
+  deleted: number;
+  keptChanged: number;
+  error?: string;
+}
+
+/** Child → migration: the user is migrated (or failed, or cancelled). */
 export const userFinishedSignal = defineSignal<[UserOutcome]>('userFinished');
+/** Child → migration: the user's source objects were deleted after the grace period. */
+export const userDisposedSignal = defineSignal<[DisposalOutcome]>('userDisposed');
 export const statusQuery = defineQuery<MigrationStatus>('status');
+/** Operator → migration: hold (running copies stop at their next checkpoint) / go on. */
+export const pauseUpdate = defineUpdate<MigrationStatus, []>('pause');
+export const resumeUpdate = defineUpdate<MigrationStatus, []>('resume');
+/** Migration or operator → user: hold or go on. */
+export const userPauseSignal = defineSignal<[boolean]>('userPause');
+/** Operator → user: end the grace period now (and approve a deletion above maxDeletes). */
+export const cutoverSignal = defineSignal<[]>('cutover');
+
+export interface RollbackInput {
+  settings: MigrationSettings;
+  usersSite: string;
+  /** Only these users; all users of the migration when absent. */
+  userIds?: string[];
+  state?: RollbackState;
+  historyLimit?: number;
+}
+
+export interface RollbackState {
+  startedAt: string;
+  usersOffset: number;
+  usersExhausted: boolean;
+  userIndex: number;
+  counters: RollbackCounters;
+  problems: { userId: string; key?: string; problem: string }[];
+}
+
+export interface RollbackCounters {
+  users: number;
+  restored: number;
+  targetDeleted: number;
+  partialDeleted: number;
+  kept: number;
+  uploadsAborted: number;
+}
+
+export interface RollbackResult {
+  migrationId: string;
+  phase: 'rolled-back' | 'rolled-back-with-problems';
+  counters: RollbackCounters;
+  problems: { userId: string; key?: string; problem: string }[];
+}

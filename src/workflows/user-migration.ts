@@ -1,89 +1,168 @@
 import {
-  ApplicationFailure, getExternalWorkflowHandle, log, proxyActivities, upsertSearchAttributes, workflowInfo, continueAsNew,
+  ApplicationFailure, CancellationScope, ActivityCancellationType, condition, continueAsNew, getExternalWorkflowHandle,
+  isCancellation, log, proxyActivities, setHandler, upsertSearchAttributes, workflowInfo,
 } from '@temporalio/workflow';
 import type { RetryPolicy } from '@temporalio/common';
 import type { CloverActivities } from '../activities';
 import { userPrefixFor } from '../domain/layout';
 import {
-  PERMANENT_FAILURES, SA, addCounters, userFinishedSignal, zeroCounters, type ObjectCounters, type UserMigrationInput, type UserOutcome,
+  PERMANENT_FAILURES, SA, addCounters, cutoverSignal, userDisposedSignal, userFinishedSignal, userPauseSignal, zeroCounters,
+  type ObjectCounters, type UserMigrationInput, type UserOutcome,
 } from './definitions';
 
-
 // Transient faults (throttling, 5xx, network, a killed worker) retry without limit; permanent ones fail the user.
-const retry: RetryPolicy = { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m', nonRetryableErrorTypes: [...PERMANENT_FAILURES] };
+const retry: RetryPolicy = { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m', nonRetryableErrorTypes: [...PERMANENT_FAILURES, 'NoManifest'] };
 
-const { copyUserObjects, verifyUserObjects } = proxyActivities<CloverActivities>({
+const { copyUserObjects, verifyUserObjects, disposeSources } = proxyActivities<CloverActivities>({
   // Liveness comes from heartbeats (a dead worker is noticed in 20 s); a copy of a large user may take long.
   startToCloseTimeout: '7d',
   heartbeatTimeout: '20s',
+  // On pause or cancel, wait until the activity has really stopped: no copy runs while paused.
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
   retry,
 });
-const { commitManifest } = proxyActivities<CloverActivities>({ startToCloseTimeout: '30m', heartbeatTimeout: '2m', retry });
+const { commitManifest, cleanupUser } = proxyActivities<CloverActivities>({
+  startToCloseTimeout: '30m',
+  heartbeatTimeout: '2m',
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+  retry,
+});
 
 /** Resume point carried across continue-as-new (a user with very many pages). */
 interface UserCursor {
   page: number;
   cursor?: string;
   transferred: { objects: number; bytes: number };
+  migrated?: UserOutcome;
 }
 
-type Phase = 'copy' | 'verify' | 'commit' | 'done' | 'failed';
+type Phase = 'copy' | 'verify' | 'commit' | 'grace' | 'awaiting-operator' | 'delete' | 'done' | 'failed' | 'cancelled';
 const setPhase = (p: Phase) => upsertSearchAttributes([{ key: SA.phase, value: p }]);
 
 /**
  * Moves one user's shard: copy (all sources, a batch of listing pages per activity call), verify, commit
- * the manifest. Reports its outcome to the migration by signal (by workflow id, so it reaches the newest
- * run) and completes normally either way: a failed user never fails the migration.
+ * the manifest; then, with sourceDisposition `delete-after-verify`, wait out the grace period (a durable
+ * timer) and delete the source objects that still match. Reports to the migration by signal (by workflow
+ * id, so it reaches the newest run) and completes normally: a failed user never fails the migration.
+ * Pause stops the running activity at its next checkpoint and holds; cancel aborts uploads and reports.
  */
 export async function userMigrationWorkflow(input: UserMigrationInput, resume?: UserCursor): Promise<UserOutcome> {
   const { settings, userId, targetSite } = input;
   const migrationId = settings.migrationId;
   const prefix = userPrefixFor(settings.userPrefix, userId);
-  let counters: ObjectCounters = zeroCounters();
-  let outcome: UserOutcome;
-  try {
-    setPhase('copy');
-    let page = resume?.page ?? 0;
-    let cursor = resume?.cursor;
-    let transferred = resume?.transferred ?? { objects: 0, bytes: 0 };
+  const parent = getExternalWorkflowHandle(input.parentWorkflowId);
+
+  let paused = false;
+  let cutover = false;
+  let running: CancellationScope | undefined;
+  setHandler(userPauseSignal, (p) => {
+    paused = p;
+    if (p) running?.cancel();
+  });
+  setHandler(cutoverSignal, () => {
+    cutover = true;
+  });
+
+  /** Runs one activity call; a pause cancels it (it stops at a checkpoint) and it runs again on resume. */
+  async function pausable<T>(fn: () => Promise<T>): Promise<T> {
     for (;;) {
-      const r = await copyUserObjects({
-        migrationId, userId, sources: settings.sources, targetSite, prefix, conflictPolicy: settings.conflictPolicy,
-        objectsPerUser: settings.concurrency.objectsPerUser, page, cursor, transferred,
-      });
-      page = r.page;
-      cursor = r.cursor;
-      transferred = r.transferred;
-      if (r.blockedCount > 0) {
-        throw ApplicationFailure.create({
-          type: 'SourcesConflict',
-          nonRetryable: true,
-          message: `${r.blockedCount} key(s) could not be migrated; first ${JSON.stringify(r.blocked[0].key)}: ${r.blocked[0].reason}`,
-        });
-      }
-      if (r.done) break;
-      if (workflowInfo().continueAsNewSuggested) {
-        await continueAsNew<typeof userMigrationWorkflow>(input, { page, cursor, transferred });
+      await condition(() => !paused);
+      const scope = new CancellationScope();
+      running = scope;
+      try {
+        return await scope.run(fn);
+      } catch (err) {
+        if (isCancellation(err) && paused && !CancellationScope.current().consideredCancelled) continue;
+        throw err;
+      } finally {
+        running = undefined;
       }
     }
-    setPhase('verify');
-    const v = await verifyUserObjects({ migrationId, userId, targetSite, mode: settings.verify, objectsPerUser: settings.concurrency.objectsPerUser });
-    setPhase('commit');
-    const c = await commitManifest({ migrationId, userId, targetSite, userPrefix: prefix });
-    counters = addCounters(counters, {
-      objects: c.objects, bytes: c.bytes, copied: c.copied, skipped: c.skipped, verified: v.verified, conflicts: c.conflicts,
-      transferredObjects: transferred.objects + v.transferredObjects, transferredBytes: transferred.bytes + v.transferredBytes, recopied: v.recopied,
-    });
-    setPhase('done');
-    outcome = { userId, ok: true, counters, manifestKey: c.manifestKey };
+  }
+
+  let counters: ObjectCounters = zeroCounters();
+  let outcome: UserOutcome | undefined = resume?.migrated;
+  try {
+    if (!outcome) {
+      setPhase('copy');
+      let page = resume?.page ?? 0;
+      let cursor = resume?.cursor;
+      let transferred = resume?.transferred ?? { objects: 0, bytes: 0 };
+      for (;;) {
+        const r = await pausable(() => copyUserObjects({
+          migrationId, userId, sources: settings.sources, targetSite, prefix, conflictPolicy: settings.conflictPolicy,
+          objectsPerUser: settings.concurrency.objectsPerUser, page, cursor, transferred,
+        }));
+        page = r.page;
+        cursor = r.cursor;
+        transferred = r.transferred;
+        if (r.blockedCount > 0) {
+          throw ApplicationFailure.create({
+            type: 'SourcesConflict',
+            nonRetryable: true,
+            message: `${r.blockedCount} key(s) could not be migrated; first ${JSON.stringify(r.blocked[0].key)}: ${r.blocked[0].reason}`,
+          });
+        }
+        if (r.done) break;
+        if (workflowInfo().continueAsNewSuggested) {
+          await continueAsNew<typeof userMigrationWorkflow>(input, { page, cursor, transferred });
+        }
+      }
+      setPhase('verify');
+      const v = await pausable(() => verifyUserObjects({ migrationId, userId, targetSite, mode: settings.verify, objectsPerUser: settings.concurrency.objectsPerUser }));
+      setPhase('commit');
+      const c = await pausable(() => commitManifest({ migrationId, userId, targetSite, userPrefix: prefix }));
+      counters = addCounters(counters, {
+        objects: c.objects, bytes: c.bytes, copied: c.copied, skipped: c.skipped, verified: v.verified, conflicts: c.conflicts,
+        transferredObjects: transferred.objects + v.transferredObjects, transferredBytes: transferred.bytes + v.transferredBytes, recopied: v.recopied,
+      });
+      const disposing = settings.sourceDisposition === 'delete-after-verify';
+      outcome = { userId, ok: true, counters, manifestKey: c.manifestKey, awaitingDisposal: disposing };
+      setPhase(disposing ? 'grace' : 'done');
+      // Reported now, so the user's slot in the migration's window is free during the grace period.
+      await parent.signal(userFinishedSignal, outcome);
+      if (!disposing) return outcome;
+    }
+    await disposeAfterGrace(outcome.counters.objects);
+    return outcome;
   } catch (err) {
+    if (isCancellation(err)) {
+      return await CancellationScope.nonCancellable(async () => {
+        setPhase('cancelled');
+        await cleanupUser({ targetSite, prefix });
+        const cancelled: UserOutcome = { userId, ok: false, cancelled: true, reason: 'cancelled', counters };
+        // A user already reported as migrated is only waiting for its grace period: nothing to report again.
+        if (!outcome) await parent.signal(userFinishedSignal, cancelled);
+        else await parent.signal(userDisposedSignal, { userId, deleted: 0, keptChanged: 0, error: 'cancelled before the source was deleted' });
+        return outcome ?? cancelled;
+      });
+    }
     const reason = failureMessage(err);
     log.warn('user migration failed', { userId, reason });
     setPhase('failed');
-    outcome = { userId, ok: false, reason, counters };
+    if (outcome) {
+      await parent.signal(userDisposedSignal, { userId, deleted: 0, keptChanged: 0, error: reason });
+      return outcome;
+    }
+    const failed: UserOutcome = { userId, ok: false, reason, counters };
+    await parent.signal(userFinishedSignal, failed);
+    return failed;
   }
-  await getExternalWorkflowHandle(input.parentWorkflowId).signal(userFinishedSignal, outcome);
-  return outcome;
+
+  async function disposeAfterGrace(objects: number): Promise<void> {
+    // A durable timer: it survives worker and server restarts. `clover cutover` ends it early.
+    await condition(() => cutover, settings.gracePeriod as `${number}d`);
+    if (settings.maxDeletes !== undefined && objects > settings.maxDeletes) {
+      setPhase('awaiting-operator');
+      log.warn('deletion above maxDeletes: waiting for `clover cutover --user`', { userId, objects, maxDeletes: settings.maxDeletes });
+      cutover = false;
+      await condition(() => cutover);
+    }
+    setPhase('delete');
+    const d = await pausable(() => disposeSources({ migrationId, userId, targetSite, objectsPerUser: settings.concurrency.objectsPerUser }));
+    setPhase('done');
+    await parent.signal(userDisposedSignal, { userId, deleted: d.deleted, keptChanged: d.keptChanged });
+  }
 }
 
 function failureMessage(err: unknown): string {

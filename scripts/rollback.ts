@@ -1,0 +1,33 @@
+import type { Command } from 'commander';
+import { ExitCode } from '../src/config/errors';
+import { workflowUiUrl } from '../src/config/temporal';
+import { startRollback } from '../src/operator/lifecycle';
+import type { RollbackResult } from '../src/workflows/definitions';
+import { connectClient, out } from './common';
+
+export function printRollback(r: RollbackResult): number {
+  const c = r.counters;
+  out(`rollback of ${r.migrationId}: ${r.phase}`);
+  out(`users: ${c.users}; sources restored: ${c.restored}; EU copies removed: ${c.targetDeleted}; partial copies removed: ${c.partialDeleted}; kept: ${c.kept}; uploads aborted: ${c.uploadsAborted}`);
+  for (const p of r.problems) out(`KEPT user ${p.userId}${p.key !== undefined ? ` key ${JSON.stringify(p.key)}` : ''}: ${p.problem}`);
+  return r.phase === 'rolled-back' ? ExitCode.ok : ExitCode.failures;
+}
+
+export function registerRollback(program: Command): void {
+  program
+    .command('rollback')
+    .description('undo a migration (cancelling it first if it runs): restore deleted sources, remove the EU copies that still match')
+    .argument('<migrationId>')
+    .option('--user <userId...>', 'only these users')
+    .option('--wait', 'wait for the rollback and print what it did; exit 0 only if nothing had to be kept')
+    .action(async (id: string, o: { user?: string[]; wait?: boolean }) => {
+      const { client, cfg, close } = await connectClient();
+      try {
+        const h = await startRollback(client, id, o.user);
+        out(`rollback of ${id} running: ${workflowUiUrl(cfg, h.workflowId)}`);
+        if (o.wait) process.exitCode = printRollback(await h.result());
+      } finally {
+        await close();
+      }
+    });
+}

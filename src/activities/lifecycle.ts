@@ -1,0 +1,85 @@
+import { setMaxListeners } from 'node:events';
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import pLimit from 'p-limit';
+import { amendManifest } from '../domain/manifest';
+import { abortUploads, deleteIfUnchanged } from '../storage/delete';
+import { getManifest, putManifest } from '../storage/manifests';
+import { headObject } from '../storage/object-copy';
+import { HEARTBEAT_EVERY_MS } from './copy';
+import { site, targetSite, toFailure, type ActivityDeps } from './deps';
+
+export interface CleanupUserInput {
+  targetSite: string;
+  prefix: string;
+}
+
+export interface DisposeSourcesInput {
+  migrationId: string;
+  userId: string;
+  targetSite: string;
+  objectsPerUser: number;
+}
+
+export interface DisposeSourcesResult {
+  deleted: number;
+  keptChanged: number;
+}
+
+export function createLifecycleActivities(deps: ActivityDeps) {
+  /** Aborts the user's incomplete multipart uploads in the target (after a cancel). Idempotent. */
+  async function cleanupUser(input: CleanupUserInput): Promise<{ uploadsAborted: number }> {
+    try {
+      return { uploadsAborted: await abortUploads(targetSite(deps, input.targetSite), input.prefix, Context.current().cancellationSignal) };
+    } catch (err) {
+      throw toFailure(err);
+    }
+  }
+
+  /**
+   * Deletes the user's source objects after the grace period, reading only the committed manifest
+   * (invariant 1): an object goes only if its EU copy still has the verified ETag and the source still
+   * has the ETag that was copied (a conditional delete). Anything else is left and reported.
+   * Idempotent: an object already gone counts as deleted.
+   */
+  async function disposeSources(input: DisposeSourcesInput): Promise<DisposeSourcesResult> {
+    const ctx = Context.current();
+    const signal = ctx.cancellationSignal;
+    setMaxListeners(0, signal);
+    const target = targetSite(deps, input.targetSite);
+    const beat = setInterval(() => ctx.heartbeat(), HEARTBEAT_EVERY_MS);
+    try {
+      const m = await getManifest(target, input.migrationId, input.userId, signal);
+      if (!m) {
+        throw ApplicationFailure.create({ type: 'NoManifest', nonRetryable: true, message: `user ${input.userId}: no committed manifest, so no source object may be deleted` });
+      }
+      if (m.sourceDisposition) return { deleted: m.sourceDisposition.deleted, keptChanged: m.sourceDisposition.keptChanged.length };
+      const limit = pLimit(input.objectsPerUser);
+      const keptChanged: { key: string; site: string; reason: string }[] = [];
+      let deleted = 0;
+      await Promise.all(
+        m.entries.map((e) =>
+          limit(async () => {
+            const copy = await headObject(target, e.key, signal);
+            if (!copy || copy.etag !== e.targetEtag) {
+              keptChanged.push({ key: e.key, site: e.sourceSite, reason: `the EU copy ${copy ? 'changed' : 'is missing'} since it was verified` });
+              return;
+            }
+            const r = await deleteIfUnchanged(site(deps, e.sourceSite), e.key, e.sourceEtag, signal);
+            if (r === 'changed') keptChanged.push({ key: e.key, site: e.sourceSite, reason: 'the source object changed since it was copied' });
+            else deleted++;
+            ctx.heartbeat();
+          }),
+        ),
+      );
+      await putManifest(target, amendManifest(m, { sourceDisposition: { state: 'deleted', at: new Date().toISOString(), deleted, keptChanged } }), signal);
+      return { deleted, keptChanged: keptChanged.length };
+    } catch (err) {
+      throw toFailure(err);
+    } finally {
+      clearInterval(beat);
+    }
+  }
+
+  return { cleanupUser, disposeSources };
+}

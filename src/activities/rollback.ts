@@ -1,0 +1,144 @@
+import { setMaxListeners } from 'node:events';
+import { ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { Context } from '@temporalio/activity';
+import pLimit from 'p-limit';
+import { amendManifest, type ManifestEntry } from '../domain/manifest';
+import type { Site } from '../storage/clients';
+import { abortUploads, deleteIfUnchanged } from '../storage/delete';
+import { describeS3Error } from '../storage/errors';
+import { getManifest, putManifest } from '../storage/manifests';
+import { copyObject, hashObject, headObject, META, TargetChangedError } from '../storage/object-copy';
+import { HEARTBEAT_EVERY_MS } from './copy';
+import { toFailure, type ActivityDeps } from './deps';
+
+export interface RollbackUserInput {
+  migrationId: string;
+  userId: string;
+  targetSite: string;
+  prefix: string;
+  objectsPerUser: number;
+}
+
+export interface RollbackUserResult {
+  restored: number;
+  targetDeleted: number;
+  partialDeleted: number;
+  kept: number;
+  uploadsAborted: number;
+  /** The first few objects left in place, with why. */
+  problems: { key: string; problem: string }[];
+}
+
+async function listKeys(s: Site, prefix: string, signal: AbortSignal): Promise<string[]> {
+  const keys: string[] = [];
+  let token: string | undefined;
+  do {
+    try {
+      const r = await s.s3.send(new ListObjectsV2Command({ Bucket: s.bucket, Prefix: prefix, ContinuationToken: token }), { abortSignal: signal });
+      for (const o of r.Contents ?? []) keys.push(o.Key!);
+      token = r.IsTruncated ? r.NextContinuationToken : undefined;
+    } catch (err) {
+      throw describeS3Error(err, { site: s.name, bucket: s.bucket, key: prefix, action: 'ListObjectsV2' });
+    }
+  } while (token);
+  return keys;
+}
+
+export function createRollbackActivities(deps: ActivityDeps) {
+  /**
+   * Undoes one user's migration, never deleting the only copy of an object:
+   * 1. a source object that is gone is restored from its EU copy (original key, site and metadata),
+   *    and its SHA-256 checked against the manifest;
+   * 2. an EU copy is deleted only when the source holds the same bytes and the copy still has the
+   *    ETag the migration recorded (an EU object modified since is kept and reported);
+   * 3. objects this migration wrote that never reached a manifest (cancelled or failed users) go the
+   *    same way, and incomplete multipart uploads are aborted;
+   * 4. the manifest is marked rolled back. Idempotent and resumable: every step re-checks storage.
+   */
+  async function rollbackUser(input: RollbackUserInput): Promise<RollbackUserResult> {
+    const ctx = Context.current();
+    const signal = ctx.cancellationSignal;
+    setMaxListeners(0, signal);
+    const target = deps.clients.get(input.targetSite);
+    const beat = setInterval(() => ctx.heartbeat(), HEARTBEAT_EVERY_MS);
+    const result: RollbackUserResult = { restored: 0, targetDeleted: 0, partialDeleted: 0, kept: 0, uploadsAborted: 0, problems: [] };
+    const keep = (key: string, problem: string) => {
+      result.kept++;
+      if (result.problems.length < 20) result.problems.push({ key, problem });
+    };
+    try {
+      if (!target) throw new Error(`site "${input.targetSite}" is not in this worker's sites file`);
+      const m = await getManifest(target, input.migrationId, input.userId, signal);
+      if (m?.rolledBack) {
+        return { ...result, restored: m.rolledBack.restored, targetDeleted: m.rolledBack.targetDeleted, kept: m.rolledBack.kept.length, problems: m.rolledBack.kept.map((k) => ({ key: k.key, problem: k.reason })) };
+      }
+      const limit = pLimit(input.objectsPerUser);
+
+      const undoEntry = async (e: ManifestEntry) => {
+        const src = deps.clients.get(e.sourceSite);
+        if (!src) return keep(e.key, `source site ${e.sourceSite} is not in this worker's sites file`);
+        let srcHead = await headObject(src, e.key, signal);
+        if (!srcHead) {
+          const copy = await headObject(target, e.key, signal);
+          if (!copy || copy.etag !== e.targetEtag) return keep(e.key, 'the source is gone and the EU copy changed or is missing: nothing to restore from');
+          try {
+            const out = await copyObject({
+              source: target, target: src, object: { site: target.name, key: e.key, etag: e.targetEtag, size: e.size, lastModified: e.sourceLastModified },
+              migrationId: input.migrationId, settings: deps.copy, budget: deps.budget, signal, restore: true,
+            });
+            if (out.sha256 !== e.sha256) return keep(e.key, `restored bytes have SHA-256 ${out.sha256}, the manifest says ${e.sha256}; the EU copy is kept`);
+            result.restored++;
+            return await deleteCopy(e.key, e.targetEtag);
+          } catch (err) {
+            if (!(err instanceof TargetChangedError)) throw err;
+            srcHead = await headObject(src, e.key, signal); // someone wrote the source key meanwhile
+            if (!srcHead) throw err;
+          }
+        }
+        const same = srcHead.etag === e.sourceEtag || (srcHead.size === e.size && (await hashObject(src, e.key, srcHead.etag, signal)).sha256 === e.sha256);
+        if (!same) return keep(e.key, 'the source object differs from what was migrated; the EU copy is kept');
+        return deleteCopy(e.key, e.targetEtag);
+      };
+      const deleteCopy = async (key: string, etag: string, partial = false) => {
+        const r = await deleteIfUnchanged(target, key, etag, signal);
+        if (r === 'changed') return keep(key, 'the EU copy was modified after the migration wrote it; kept');
+        if (partial) result.partialDeleted++;
+        else result.targetDeleted++;
+        ctx.heartbeat();
+      };
+
+      const inManifest = new Set<string>();
+      await Promise.all((m?.entries ?? []).map((e) => limit(async () => {
+        inManifest.add(e.key);
+        await undoEntry(e);
+      })));
+
+      // Objects this migration wrote that never reached a manifest (a cancelled, failed or unfinished user).
+      for (const key of await listKeys(target, input.prefix, signal)) {
+        if (inManifest.has(key)) continue;
+        await limit(async () => {
+          const head = await headObject(target, key, signal);
+          if (!head || head.metadata[META.migration] !== input.migrationId) return; // not ours: never touched
+          const src = deps.clients.get(head.metadata[META.sourceSite] ?? '');
+          const srcHead = src && (await headObject(src, key, signal));
+          const sha = head.metadata[META.sha256];
+          const same = !!src && !!srcHead && (srcHead.etag === head.metadata[META.sourceEtag] || (!!sha && srcHead.size === head.size && (await hashObject(src, key, srcHead.etag, signal)).sha256 === sha));
+          if (!same) return keep(key, 'written by this migration, but its source is gone or changed: this may be the only copy, so it is kept');
+          await deleteCopy(key, head.etag, true);
+        });
+      }
+      result.uploadsAborted = await abortUploads(target, input.prefix, signal);
+      if (m) {
+        await putManifest(target, amendManifest(m, {
+          rolledBack: { at: new Date().toISOString(), restored: result.restored, targetDeleted: result.targetDeleted, kept: result.problems.map((p) => ({ key: p.key, reason: p.problem })) },
+        }), signal);
+      }
+      return result;
+    } catch (err) {
+      throw toFailure(err);
+    } finally {
+      clearInterval(beat);
+    }
+  }
+  return { rollbackUser };
+}

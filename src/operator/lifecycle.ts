@@ -1,0 +1,103 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { WorkflowIdConflictPolicy, WorkflowIdReusePolicy, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
+import { InputError } from '../config/errors';
+import {
+  SA, cutoverSignal, migrationWorkflowId, pauseUpdate, resumeUpdate, rollbackWorkflowId, userPauseSignal, userWorkflowId,
+  type MigrationStatus, type RollbackInput, type RollbackResult,
+} from '../workflows/definitions';
+import type { rollbackWorkflow } from '../workflows/rollback';
+import { migrationInput } from './migrations';
+
+/** Running user workflows of a migration (from visibility), optionally in the given phases. */
+async function runningUsers(client: Client, migrationId: string, phases?: string[]): Promise<string[]> {
+  let q = `${SA.migrationId.name} = "${migrationId}" AND ExecutionStatus = "Running" AND WorkflowType = "userMigrationWorkflow"`;
+  if (phases) q += ` AND ${SA.phase.name} IN (${phases.map((p) => `"${p}"`).join(', ')})`;
+  const ids: string[] = [];
+  for await (const w of client.workflow.list({ query: q })) ids.push(w.workflowId);
+  return ids;
+}
+
+async function requireRunning(client: Client, migrationId: string, what: string) {
+  const m = await migrationInput(client, migrationId);
+  if (m.status !== 'RUNNING') throw new InputError(`migration ${migrationId} is ${m.status.toLowerCase()}; only a running migration can be ${what}`);
+  return m;
+}
+
+async function update(client: Client, migrationId: string, def: typeof pauseUpdate): Promise<MigrationStatus> {
+  const { handle } = await requireRunning(client, migrationId, def === pauseUpdate ? 'paused' : 'resumed');
+  try {
+    return await handle.executeUpdate(def);
+  } catch (err) {
+    if (err instanceof WorkflowUpdateFailedError) throw new InputError((err.cause as Error)?.message ?? err.message);
+    throw err;
+  }
+}
+
+/**
+ * Pause: the migration starts no new user, and every running user's activity stops at its next
+ * checkpoint and holds (users in their grace period hold too). Resume undoes it.
+ */
+export async function pauseMigration(client: Client, migrationId: string, paused: boolean): Promise<MigrationStatus> {
+  const status = await update(client, migrationId, paused ? pauseUpdate : resumeUpdate);
+  // Users past their copy (grace period, deletion) are not in the migration's window: tell them directly.
+  for (const id of await runningUsers(client, migrationId)) {
+    await client.workflow.getHandle(id).signal(userPauseSignal, paused).catch(() => undefined);
+  }
+  return status;
+}
+
+/** Cancels the migration and every running user (copies stop at a checkpoint, uploads are aborted). */
+export async function cancelMigration(client: Client, migrationId: string): Promise<MigrationStatus> {
+  const { handle } = await requireRunning(client, migrationId, 'cancelled');
+  await handle.cancel();
+  for (const id of await runningUsers(client, migrationId)) await client.workflow.getHandle(id).cancel().catch(() => undefined);
+  const result = await handle.result();
+  await waitForNoRunningUsers(client, migrationId);
+  return result;
+}
+
+async function waitForNoRunningUsers(client: Client, migrationId: string): Promise<void> {
+  for (let i = 0; i < 240; i++) {
+    const left = await runningUsers(client, migrationId);
+    if (left.length === 0) return;
+    for (const id of left) await client.workflow.getHandle(id).cancel().catch(() => undefined);
+    await sleep(500);
+  }
+}
+
+/** Ends the grace period now (one user, or every user waiting) and approves deletions above maxDeletes. */
+export async function cutover(client: Client, migrationId: string, userId?: string): Promise<number> {
+  await migrationInput(client, migrationId);
+  const ids = userId ? [userWorkflowId(migrationId, userId)] : await runningUsers(client, migrationId, ['grace', 'awaiting-operator']);
+  if (userId) {
+    const d = await client.workflow.getHandle(ids[0]).describe().catch(() => undefined);
+    if (!d || d.status.name !== 'RUNNING') throw new InputError(`user ${userId} of migration ${migrationId} is not waiting for a cutover (no running workflow ${ids[0]})`);
+  }
+  for (const id of ids) await client.workflow.getHandle(id).signal(cutoverSignal);
+  return ids.length;
+}
+
+/**
+ * Starts (or attaches to) `rollback-<migrationId>`, after cancelling the migration if it still runs.
+ * With `userIds`, only those users are rolled back.
+ */
+export async function startRollback(client: Client, migrationId: string, userIds?: string[]) {
+  const m = await migrationInput(client, migrationId);
+  if (m.status === 'RUNNING') {
+    await m.handle.cancel();
+    await m.handle.result().catch(() => undefined);
+  }
+  await waitForNoRunningUsers(client, migrationId);
+  const input: RollbackInput = { settings: m.input.settings, usersSite: m.input.usersSite, userIds };
+  return client.workflow.start<typeof rollbackWorkflow>('rollbackWorkflow', {
+    workflowId: rollbackWorkflowId(migrationId),
+    taskQueue: m.taskQueue,
+    args: [input],
+    workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
+    workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
+    typedSearchAttributes: [{ key: SA.migrationId, value: migrationId }, { key: SA.phase, value: 'rollback' }],
+  });
+}
+
+export type { RollbackResult };
+export { migrationWorkflowId };
