@@ -1,0 +1,193 @@
+import type { ChildProcess } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
+import { Client, Connection } from '@temporalio/client';
+import pLimit from 'p-limit';
+import { manifestKey } from '../src/domain/layout';
+import type { Manifest } from '../src/domain/manifest';
+import { destroySiteClients } from '../src/storage/clients';
+import { migrationWorkflowId, rollbackWorkflowId, type MigrationResult, type RollbackResult } from '../src/workflows/definitions';
+import { clients, exists, get, listKeys, put, runCli, sha256, startWorkerProcess, stopProcess, tmpPlanDir, uniqueId, writePlan } from './helpers';
+
+/** Operator control on the real stack: pause, cancel, source deletion, rollback; each checked in storage. */
+describe('migration lifecycle', () => {
+  const c = clients();
+  const limit = pLimit(32);
+  let worker: ChildProcess;
+  let connection: Connection;
+  let client: Client;
+  const result = (id: string) => client.workflow.getHandle(migrationWorkflowId(id)).result() as Promise<MigrationResult>;
+
+  beforeAll(async () => {
+    worker = startWorkerProcess(uniqueId('lifecycle-worker'));
+    connection = await Connection.connect({ address: process.env.TEMPORAL_ADDRESS! });
+    client = new Client({ connection });
+  });
+  afterAll(async () => {
+    await stopProcess(worker);
+    await connection?.close();
+    destroySiteClients(c);
+  });
+
+  const seed = async (site: string, userId: string, n: number, size: number, extra: Record<string, unknown> = {}) => {
+    const bodies = new Map<string, Buffer>();
+    await Promise.all(Array.from({ length: n }, (_, i) => limit(async () => {
+      const key = `users/${userId}/f-${String(i).padStart(4, '0')}`;
+      const body = Buffer.alloc(size, (i * 7 + userId.length) % 251);
+      bodies.set(key, body);
+      await put(c, site, key, body, extra);
+    })));
+    return bodies;
+  };
+  const plan = (migrationId: string, users: string[], more: Record<string, unknown> = {}) =>
+    writePlan(tmpPlanDir(), {
+      migrationId, sources: ['sg', 'us'], routing: { default: 'eu-ie' }, users: users.map((userId) => ({ userId, country: 'DE' })),
+      verify: 'checksum', ...more,
+    });
+  const manifest = async (id: string, userId: string): Promise<Manifest> => {
+    const m = await get(c, 'eu-ie', manifestKey(id, userId));
+    return JSON.parse(m!.body.toString()) as Manifest;
+  };
+
+  it('pause holds (nothing is copied while paused), resume finishes', async () => {
+    const id = uniqueId('pause');
+    const users = [`${id}-a`, `${id}-b`];
+    for (const u of users) await seed('sg', u, 250, 32 * 1024);
+    expect((await runCli(['start', '--plan', plan(id, users, { concurrency: { users: 2, objectsPerUser: 1 } })])).code).toBe(0);
+    const copied = async () => (await Promise.all(users.map((u) => listKeys(c, 'eu-ie', `users/${u}/`)))).flat().length;
+    for (let i = 0; i < 300 && (await copied()) < 40; i++) await sleep(100);
+
+    const p = await runCli(['pause', id]);
+    expect(p.stderr).toBe('');
+    expect(p.code).toBe(0);
+    expect((await runCli(['pause', id])).code).toBe(2); // already paused
+    await sleep(3000); // running copies reach their checkpoint and stop
+    const held = await copied();
+    await sleep(4000);
+    expect(await copied()).toBe(held);
+    expect(held).toBeLessThan(500);
+    const st = JSON.parse((await runCli(['status', id, '--json'])).stdout);
+    expect(st.phase).toBe('paused');
+    expect(Date.parse(st.pausedAt)).toBeGreaterThan(0);
+
+    expect((await runCli(['resume', id])).code).toBe(0);
+    const r = await result(id);
+    expect(r).toMatchObject({ phase: 'completed', usersDone: 2 });
+    expect(r.counters.objects).toBe(500);
+    expect(await copied()).toBe(500);
+    expect((await runCli(['verify', id])).code).toBe(0);
+    expect((await runCli(['resume', id])).code).toBe(2); // not running any more
+  });
+
+  it('cancel stops mid-copy with no incomplete multipart upload left; rollback then removes the partial copies', async () => {
+    const id = uniqueId('cancel');
+    const userId = `${id}-u`;
+    const sources = await seed('us', userId, 6, 40 * 1024 * 1024); // multipart (16 MiB parts)
+    expect((await runCli(['start', '--plan', plan(id, [userId], { concurrency: { users: 1, objectsPerUser: 2 } })])).code).toBe(0);
+    const target = c.get('eu-ie')!;
+    const uploads = async () => (await target.s3.send(new ListMultipartUploadsCommand({ Bucket: target.bucket, Prefix: `users/${userId}/` }))).Uploads ?? [];
+    for (let i = 0; i < 600 && (await uploads()).length === 0; i++) await sleep(50);
+    expect((await uploads()).length).toBeGreaterThan(0);
+
+    const r = await runCli(['cancel', id]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/cancelled/);
+    expect(await uploads()).toEqual([]);
+    expect(JSON.parse((await runCli(['status', id, '--json'])).stdout)).toMatchObject({ phase: 'cancelled', usersCancelled: 1 });
+    expect((await runCli(['cancel', id])).code).toBe(2);
+    expect(await exists(c, 'eu-ie', manifestKey(id, userId))).toBe(false);
+
+    const rb = await runCli(['rollback', id, '--wait']);
+    expect(rb.code).toBe(0);
+    expect(await listKeys(c, 'eu-ie', `users/${userId}/`)).toEqual([]);
+    expect(await uploads()).toEqual([]);
+    for (const [key, body] of sources) expect(sha256((await get(c, 'us', key))!.body)).toBe(sha256(body)); // sources untouched
+  });
+
+  it('delete-after-verify: sources go only after the grace period; one rewritten meanwhile survives and is reported', async () => {
+    const id = uniqueId('dispose');
+    const userId = `${id}-u`;
+    const bodies = await seed('sg', userId, 3, 1000);
+    const start = await runCli(['start', '--plan', plan(id, [userId], { sourceDisposition: 'delete-after-verify', gracePeriod: '6s' }), '--wait']);
+    expect(start.code).toBe(0);
+    // Verified and committed, still in its grace period: every source object is still there.
+    for (const key of bodies.keys()) expect(await exists(c, 'sg', key)).toBe(true);
+    const rewritten = [...bodies.keys()][1];
+    await put(c, 'sg', rewritten, 'changed during the grace period');
+
+    const r = await result(id);
+    expect(r).toMatchObject({ phase: 'completed', usersAwaitingDisposal: 0 });
+    expect(r.counters).toMatchObject({ sourceDeleted: 2, sourceKeptChanged: 1 });
+    for (const key of bodies.keys()) expect(await exists(c, 'sg', key)).toBe(key === rewritten);
+    expect((await get(c, 'sg', rewritten))!.body.toString()).toBe('changed during the grace period');
+    const m = await manifest(id, userId);
+    expect(m.sourceDisposition).toMatchObject({ state: 'deleted', deleted: 2, keptChanged: [expect.objectContaining({ key: rewritten })] });
+    expect((await runCli(['verify', id])).code).toBe(0); // the amended manifest's digest holds
+  });
+
+  it('rollback after delete-after-verify: every source object back, byte-identical with its metadata, EU copies gone', async () => {
+    const id = uniqueId('restore');
+    const userId = `${id}-u`;
+    const bodies = await seed('us', userId, 5, 3000, { ContentType: 'application/x-demo', Metadata: { owner: 'restore-test' } });
+    expect((await runCli(['start', '--plan', plan(id, [userId], { sourceDisposition: 'delete-after-verify', gracePeriod: '1s' }), '--wait'])).code).toBe(0);
+    await result(id);
+    for (const key of bodies.keys()) expect(await exists(c, 'us', key)).toBe(false);
+
+    const rb = await runCli(['rollback', id, '--wait']);
+    expect(rb.code).toBe(0);
+    expect(rb.stdout).toMatch(/sources restored: 5; EU copies removed: 5/);
+    for (const [key, body] of bodies) {
+      const back = await get(c, 'us', key);
+      expect(sha256(back!.body)).toBe(sha256(body));
+      expect(back!.contentType).toBe('application/x-demo');
+      expect(back!.metadata).toEqual({ owner: 'restore-test' });
+      expect(await exists(c, 'eu-ie', key)).toBe(false);
+    }
+    expect((await manifest(id, userId)).rolledBack).toMatchObject({ restored: 5, targetDeleted: 5 });
+    const v = await runCli(['verify', id, '--json']);
+    expect(JSON.parse(v.stdout)).toMatchObject({ rolledBack: 1, problems: [] });
+  });
+
+  it('rollback after keep: EU copies gone, sources untouched; an EU object modified since the migration survives', async () => {
+    const id = uniqueId('keep');
+    const userId = `${id}-u`;
+    const bodies = await seed('sg', userId, 4, 2000);
+    expect((await runCli(['start', '--plan', plan(id, [userId]), '--wait'])).code).toBe(0);
+    const modified = [...bodies.keys()][2];
+    await put(c, 'eu-ie', modified, 'edited in the EU after the migration');
+
+    const rb = await runCli(['rollback', id, '--wait']);
+    expect(rb.code).toBe(1); // one object had to be kept: reported
+    expect(rb.stdout).toMatch(new RegExp(`KEPT user ${userId} key "${modified}": the EU copy was modified after the migration`));
+    for (const [key, body] of bodies) {
+      expect(sha256((await get(c, 'sg', key))!.body)).toBe(sha256(body));
+      expect(await exists(c, 'eu-ie', key)).toBe(key === modified);
+    }
+    expect((await get(c, 'eu-ie', modified))!.body.toString()).toBe('edited in the EU after the migration');
+  });
+
+  it('a worker SIGKILLed during a rollback: a new worker finishes it correctly', async () => {
+    const id = uniqueId('rbkill');
+    const userId = `${id}-u`;
+    const bodies = await seed('sg', userId, 400, 16 * 1024);
+    expect((await runCli(['start', '--plan', plan(id, [userId], { sourceDisposition: 'delete-after-verify', gracePeriod: '1s', concurrency: { users: 1, objectsPerUser: 2 } }), '--wait'])).code).toBe(0);
+    await result(id);
+    expect(await listKeys(c, 'sg', `users/${userId}/`)).toEqual([]);
+
+    await stopProcess(worker, 'SIGKILL');
+    const a = startWorkerProcess(`${id}-a`);
+    expect((await runCli(['rollback', id])).code).toBe(0);
+    for (let i = 0; i < 600 && (await listKeys(c, 'sg', `users/${userId}/`)).length < 60; i++) await sleep(100);
+    const before = (await listKeys(c, 'sg', `users/${userId}/`)).length;
+    expect(before).toBeGreaterThanOrEqual(60);
+    expect(before).toBeLessThan(400);
+    await stopProcess(a, 'SIGKILL');
+    worker = startWorkerProcess(`${id}-b`);
+
+    const r = (await client.workflow.getHandle(rollbackWorkflowId(id)).result()) as RollbackResult;
+    expect(r).toMatchObject({ phase: 'rolled-back', problems: [] });
+    for (const [key, body] of bodies) expect(sha256((await get(c, 'sg', key))!.body)).toBe(sha256(body));
+    expect(await listKeys(c, 'eu-ie', `users/${userId}/`)).toEqual([]);
+  });
+});
