@@ -6,7 +6,7 @@ import pLimit from 'p-limit';
 import { manifestKey } from '../src/domain/layout';
 import type { Manifest } from '../src/domain/manifest';
 import { destroySiteClients } from '../src/storage/clients';
-import { migrationWorkflowId, rollbackWorkflowId, type MigrationResult, type RollbackResult } from '../src/workflows/definitions';
+import { SA, migrationWorkflowId, rollbackWorkflowId, type MigrationResult, type RollbackResult } from '../src/workflows/definitions';
 import { clients, exists, get, listKeys, put, runCli, sha256, startWorkerProcess, stopProcess, tmpPlanDir, uniqueId, writePlan } from './helpers';
 
 /** Operator control on the real stack: pause, cancel, source deletion, rollback; each checked in storage. */
@@ -189,5 +189,37 @@ describe('migration lifecycle', () => {
     expect(r).toMatchObject({ phase: 'rolled-back', problems: [] });
     for (const [key, body] of bodies) expect(sha256((await get(c, 'sg', key))!.body)).toBe(sha256(body));
     expect(await listKeys(c, 'eu-ie', `users/${userId}/`)).toEqual([]);
+  });
+
+  it('cutover ends a long grace period; a user above maxDeletes waits for an operator', async () => {
+    const id = uniqueId('cutover');
+    const small = `${id}-small`;
+    const big = `${id}-big`;
+    const smallBodies = await seed('sg', small, 1, 100);
+    const bigBodies = await seed('sg', big, 3, 100);
+    const p = plan(id, [small, big], { sourceDisposition: 'delete-after-verify', gracePeriod: '1h', maxDeletes: 2 });
+    expect((await runCli(['start', '--plan', p, '--wait'])).code).toBe(0);
+    const phase = async (userId: string) => {
+      const d = await client.workflow.getHandle(`migration-${id}-user-${userId}`).describe();
+      return d.typedSearchAttributes.get(SA.phase);
+    };
+    expect(await phase(small)).toBe('grace');
+
+    const cut = await runCli(['cutover', id]);
+    expect(cut.code).toBe(0);
+    expect(cut.stdout).toMatch(/cutover sent to 2 user\(s\)/);
+    for (let i = 0; i < 100 && (await exists(c, 'sg', [...smallBodies.keys()][0])); i++) await sleep(100);
+    expect(await exists(c, 'sg', [...smallBodies.keys()][0])).toBe(false);
+
+    // Three objects > maxDeletes 2: held for an operator, sources untouched.
+    for (let i = 0; i < 100 && (await phase(big)) !== 'awaiting-operator'; i++) await sleep(100);
+    expect(await phase(big)).toBe('awaiting-operator');
+    await sleep(1500);
+    for (const key of bigBodies.keys()) expect(await exists(c, 'sg', key)).toBe(true);
+    expect((await runCli(['cutover', id, '--user', big])).code).toBe(0);
+    const r = await result(id);
+    expect(r.counters).toMatchObject({ sourceDeleted: 4, sourceKeptChanged: 0 });
+    for (const key of bigBodies.keys()) expect(await exists(c, 'sg', key)).toBe(false);
+    expect((await runCli(['cutover', id, '--user', big])).code).toBe(2); // nothing waiting any more
   });
 });
