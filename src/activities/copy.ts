@@ -7,8 +7,9 @@ import { createHash } from 'node:crypto';
 import { stagingKey } from '../domain/layout';
 import { compareKeys, type ConflictRecord, type ManifestEntry } from '../domain/manifest';
 import type { Site } from '../storage/clients';
+import { abortUploads } from '../storage/delete';
 import { describeS3Error, StorageError } from '../storage/errors';
-import { copyObject, hashObject, headObject, META, SourceChangedError, stripQuotes, TargetChangedError, type SourceObject } from '../storage/object-copy';
+import { copyObject, hashObject, headObject, META, SourceChangedError, stripQuotes, TargetChangedError, type SourceObject, type UploadCheckpoint } from '../storage/object-copy';
 import { site, targetSite, toFailure, type ActivityDeps } from './deps';
 
 /** Heartbeat period while work is in progress (the SDK throttles what reaches the server). */
@@ -26,7 +27,16 @@ export interface CopyUserInput {
   /** Where this call starts: the page number and the last key of the previous page. */
   page: number;
   cursor?: string;
-  transferred: { objects: number; bytes: number };
+  transferred: Transferred;
+}
+
+/** Work actually sent (summed over every attempt through the checkpoint). */
+export interface Transferred {
+  objects: number;
+  bytes: number;
+  /** Multipart parts uploaded / found already uploaded by an earlier attempt and reused. */
+  parts?: number;
+  partsReused?: number;
 }
 
 export interface CopyUserResult {
@@ -37,7 +47,7 @@ export interface CopyUserResult {
   objects: number;
   bytes: number;
   conflicts: number;
-  transferred: { objects: number; bytes: number };
+  transferred: Transferred;
   /** Keys that block the user (foreign target object, or conflicting sources under policy "fail"): first few. */
   blocked: { key: string; reason: string }[];
   blockedCount: number;
@@ -47,7 +57,9 @@ export interface CopyUserResult {
 export interface CopyCheckpoint {
   page: number;
   cursor?: string;
-  transferred: { objects: number; bytes: number };
+  transferred: Transferred;
+  /** Multipart uploads in progress, by key: a retried attempt continues them from their parts. */
+  uploads?: Record<string, UploadCheckpoint>;
   blocked: { key: string; reason: string }[];
   blockedCount: number;
 }
@@ -122,7 +134,9 @@ export function createCopyActivities(deps: ActivityDeps) {
     const resumed = ctx.info.heartbeatDetails as CopyCheckpoint | undefined;
     let page = resumed?.page ?? input.page;
     let cursor = resumed ? resumed.cursor : input.cursor;
-    const transferred = { ...(resumed?.transferred ?? input.transferred) };
+    const transferred: Transferred = { parts: 0, partsReused: 0, ...(resumed?.transferred ?? input.transferred) };
+    const uploads: Record<string, UploadCheckpoint> = { ...(resumed?.uploads ?? {}) };
+    const partCounters = { sent: 0, reused: 0 };
     const blocked: { key: string; reason: string }[] = [...(resumed?.blocked ?? [])];
     let blockedCount = resumed?.blockedCount ?? 0;
     const totals = { objects: 0, bytes: 0, conflicts: 0 };
@@ -163,7 +177,11 @@ export function createCopyActivities(deps: ActivityDeps) {
           overwriteEtag = head.etag;
         }
         try {
-          const out = await copyObject({ source: bySite.get(c.site)!, target, object: c, migrationId: input.migrationId, overwriteEtag, settings: deps.copy, budget: deps.budget, signal });
+          const out = await copyObject({
+            source: bySite.get(c.site)!, target, object: c, migrationId: input.migrationId, overwriteEtag, settings: deps.copy, budget: deps.budget, signal,
+            resumeUpload: uploads[c.key], onUpload: (u) => (uploads[c.key] = u), partCounters,
+          });
+          delete uploads[c.key];
           transferred.objects++;
           transferred.bytes += out.size;
           return {
@@ -234,7 +252,10 @@ export function createCopyActivities(deps: ActivityDeps) {
     }
 
     // The page in progress and the PUTs sent so far; page and cursor only change together, between pages.
-    const checkpoint = (): CopyCheckpoint => ({ page, cursor, transferred: { ...transferred }, blocked, blockedCount });
+    const checkpoint = (): CopyCheckpoint => ({
+      page, cursor, blocked, blockedCount, uploads,
+      transferred: { ...transferred, parts: (transferred.parts ?? 0) + partCounters.sent, partsReused: (transferred.partsReused ?? 0) + partCounters.reused },
+    });
     // Beat while a large object streams too: a silent attempt would be timed out and run twice.
     const beat = setInterval(() => ctx.heartbeat(checkpoint()), HEARTBEAT_EVERY_MS);
     try {
@@ -259,9 +280,13 @@ export function createCopyActivities(deps: ActivityDeps) {
         }
         cursor = listed.nextCursor;
         ctx.heartbeat(checkpoint());
-        if (cursor === undefined) return { done: true, page, cursor, ...totals, transferred, blocked, blockedCount };
+        if (cursor === undefined) {
+          // Uploads abandoned by earlier attempts (a crash before their checkpoint) end here.
+          await abortUploads(target, input.prefix, signal);
+          return { done: true, page, cursor, ...totals, transferred: checkpoint().transferred, blocked, blockedCount };
+        }
       }
-      return { done: false, page, cursor, ...totals, transferred, blocked, blockedCount };
+      return { done: false, page, cursor, ...totals, transferred: checkpoint().transferred, blocked, blockedCount };
     } catch (err) {
       throw toFailure(err);
     } finally {

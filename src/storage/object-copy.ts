@@ -8,6 +8,7 @@ import {
   GetObjectCommand,
   type GetObjectCommandOutput,
   HeadObjectCommand,
+  ListPartsCommand,
   PutObjectCommand,
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
@@ -139,6 +140,19 @@ export interface CopyRequest {
    * own `clover-*` keys.
    */
   restore?: boolean;
+  /** A multipart upload of this very object (same source ETag) left by an earlier attempt: continue it. */
+  resumeUpload?: UploadCheckpoint;
+  /** Called once the multipart upload exists, so the caller can checkpoint it. */
+  onUpload?: (u: UploadCheckpoint) => void;
+  /** Parts sent / found already uploaded and reused (added to). */
+  partCounters?: { sent: number; reused: number };
+}
+
+/** What a checkpoint keeps of an object's multipart upload to continue it after a crash. */
+export interface UploadCheckpoint {
+  uploadId: string;
+  partSize: number;
+  sourceEtag: string;
 }
 
 /**
@@ -244,17 +258,43 @@ async function putSingle(req: CopyRequest, body: Readable, size: number, headers
 async function putMultipart(req: CopyRequest, body: Readable, size: number, headers: Headers, metadata: Record<string, string>): Promise<CopyOutcome> {
   const { target, object, signal } = req;
   const ctx = (action: string) => ({ site: target.name, bucket: target.bucket, key: object.key, action });
-  const partSize = partSizeFor(size, req.settings.minPartSize);
-  let uploadId: string;
-  try {
-    const created = await target.s3.send(
-      new CreateMultipartUploadCommand({ Bucket: target.bucket, Key: object.key, ChecksumAlgorithm: 'SHA256', ...headers, Metadata: metadata }),
-      { abortSignal: signal },
-    );
-    uploadId = created.UploadId!;
-  } catch (err) {
-    throw describeS3Error(err, ctx('CreateMultipartUpload'));
+  // Parts already in the target from an earlier attempt (resume): reused when their checksum matches
+  // the source bytes read now. The whole-object SHA-256 is recomputed by re-reading those bytes from the
+  // source (pinned to its ETag): a hash state cannot be checkpointed, and this also re-checks each reused
+  // part against the source.
+  const existing = new Map<number, { ETag: string; ChecksumSHA256?: string; Size: number }>();
+  let uploadId = '';
+  let partSize = partSizeFor(size, req.settings.minPartSize);
+  if (req.resumeUpload && req.resumeUpload.sourceEtag === object.etag) {
+    try {
+      let marker: string | undefined;
+      do {
+        const l = await target.s3.send(
+          new ListPartsCommand({ Bucket: target.bucket, Key: object.key, UploadId: req.resumeUpload.uploadId, PartNumberMarker: marker }),
+          { abortSignal: signal },
+        );
+        for (const p of l.Parts ?? []) existing.set(p.PartNumber!, { ETag: p.ETag!, ChecksumSHA256: p.ChecksumSHA256, Size: p.Size ?? 0 });
+        marker = l.IsTruncated ? l.NextPartNumberMarker : undefined;
+      } while (marker);
+      uploadId = req.resumeUpload.uploadId;
+      partSize = req.resumeUpload.partSize;
+    } catch (err) {
+      if (!isNotFound(err)) throw describeS3Error(err, ctx('ListParts'));
+      existing.clear(); // the upload is gone (completed or aborted): start a new one
+    }
   }
+  if (!uploadId) {
+    try {
+      const created = await target.s3.send(
+        new CreateMultipartUploadCommand({ Bucket: target.bucket, Key: object.key, ChecksumAlgorithm: 'SHA256', ...headers, Metadata: metadata }),
+        { abortSignal: signal },
+      );
+      uploadId = created.UploadId!;
+    } catch (err) {
+      throw describeS3Error(err, ctx('CreateMultipartUpload'));
+    }
+  }
+  req.onUpload?.({ uploadId, partSize, sourceEtag: object.etag });
   const sha = createHash('sha256');
   const md5 = createHash('md5');
   const parts: { PartNumber: number; ETag: string; ChecksumSHA256: string; raw: Buffer }[] = [];
@@ -262,6 +302,14 @@ async function putMultipart(req: CopyRequest, body: Readable, size: number, head
   let failure: unknown;
   const upload = (partNumber: number, buf: Buffer, held: number) => {
     const partSha = createHash('sha256').update(buf).digest();
+    const done = existing.get(partNumber);
+    if (done && done.Size === buf.length && done.ChecksumSHA256 === partSha.toString('base64')) {
+      parts.push({ PartNumber: partNumber, ETag: done.ETag, ChecksumSHA256: done.ChecksumSHA256, raw: partSha });
+      if (req.partCounters) req.partCounters.reused++;
+      req.budget.release(held);
+      return;
+    }
+    if (req.partCounters) req.partCounters.sent++;
     const p = target.s3
       .send(
         new UploadPartCommand({
@@ -362,12 +410,17 @@ async function putMultipart(req: CopyRequest, body: Readable, size: number, head
       if (isPreconditionFailed(err)) throw new TargetChangedError(target.name, object.key);
       throw describeS3Error(err, ctx('CopyObject (record SHA-256 in metadata)'));
     }
-  } finally {
-    if (uploadId) {
-      await Promise.allSettled(inFlight);
-      await target.s3
-        .send(new AbortMultipartUploadCommand({ Bucket: target.bucket, Key: object.key, UploadId: uploadId }))
-        .catch(() => undefined);
+  } catch (err) {
+    await Promise.allSettled(inFlight);
+    // Keep the upload when the work was interrupted (pause, cancel, shutdown: cancel's cleanup aborts it)
+    // or hit a transient fault: the next attempt continues it from its parts. Abort it when its parts
+    // belong to a source version or target state that no longer holds.
+    const resumable = signal?.aborted || (err instanceof StorageError && !err.permanent && !STALE_UPLOAD.has(err.type));
+    if (uploadId && !resumable) {
+      await target.s3.send(new AbortMultipartUploadCommand({ Bucket: target.bucket, Key: object.key, UploadId: uploadId })).catch(() => undefined);
     }
+    throw err;
   }
 }
+
+const STALE_UPLOAD = new Set(['SourceChanged', 'SourceCorrupt', 'SourceTruncated', 'TargetChanged']);

@@ -60,11 +60,14 @@ export interface ObjectCounters {
   /** Source objects deleted after the grace period / left because they changed since the copy. */
   sourceDeleted: number;
   sourceKeptChanged: number;
+  /** Multipart parts uploaded, and parts found already uploaded by a crashed attempt and reused. */
+  partsSent: number;
+  partsReused: number;
 }
 
 export const zeroCounters = (): ObjectCounters => ({
   objects: 0, bytes: 0, copied: 0, skipped: 0, verified: 0, transferredObjects: 0, transferredBytes: 0, recopied: 0, conflicts: 0,
-  sourceDeleted: 0, sourceKeptChanged: 0,
+  sourceDeleted: 0, sourceKeptChanged: 0, partsSent: 0, partsReused: 0,
 });
 
 export function addCounters(a: ObjectCounters, b: Partial<ObjectCounters>): ObjectCounters {

@@ -4,6 +4,7 @@ import {
 } from '@temporalio/workflow';
 import type { RetryPolicy } from '@temporalio/common';
 import type { CloverActivities } from '../activities';
+import type { Transferred } from '../activities/copy';
 import { userPrefixFor } from '../domain/layout';
 import {
   PERMANENT_FAILURES, SA, addCounters, cutoverSignal, userDisposedSignal, userFinishedSignal, userPauseSignal, zeroCounters,
@@ -32,7 +33,7 @@ const { commitManifest, cleanupUser } = proxyActivities<CloverActivities>({
 interface UserCursor {
   page: number;
   cursor?: string;
-  transferred: { objects: number; bytes: number };
+  transferred: Transferred;
   migrated?: UserOutcome;
 }
 
@@ -87,7 +88,7 @@ export async function userMigrationWorkflow(input: UserMigrationInput, resume?: 
       setPhase('copy');
       let page = resume?.page ?? 0;
       let cursor = resume?.cursor;
-      let transferred = resume?.transferred ?? { objects: 0, bytes: 0 };
+      let transferred: Transferred = resume?.transferred ?? { objects: 0, bytes: 0 };
       for (;;) {
         const r = await pausable(() => copyUserObjects({
           migrationId, userId, sources: settings.sources, targetSite, prefix, conflictPolicy: settings.conflictPolicy,
@@ -115,6 +116,7 @@ export async function userMigrationWorkflow(input: UserMigrationInput, resume?: 
       counters = addCounters(counters, {
         objects: c.objects, bytes: c.bytes, copied: c.copied, skipped: c.skipped, verified: v.verified, conflicts: c.conflicts,
         transferredObjects: transferred.objects + v.transferredObjects, transferredBytes: transferred.bytes + v.transferredBytes, recopied: v.recopied,
+        partsSent: transferred.parts ?? 0, partsReused: transferred.partsReused ?? 0,
       });
       const disposing = settings.sourceDisposition === 'delete-after-verify';
       outcome = { userId, ok: true, counters, manifestKey: c.manifestKey, awaitingDisposal: disposing };
