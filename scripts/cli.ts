@@ -11,6 +11,7 @@ import { registerPause } from './pause';
 import { registerCancel } from './cancel';
 import { registerCutover } from './cutover';
 import { registerRollback } from './rollback';
+import { registerBench } from './bench';
 
 /**
  * `clover` entry point: one subcommand per file under scripts/. Every failure ends here and prints one
@@ -32,6 +33,7 @@ export function main(argv: string[]): void {
   registerCancel(program);
   registerCutover(program);
   registerRollback(program);
+  registerBench(program);
   program.parseAsync(argv).catch(fail);
 }
 

@@ -150,9 +150,15 @@ export function createCopyActivities(deps: ActivityDeps) {
     };
 
     /** Copies one candidate unless the target already holds it; returns its entry, or a conflict. */
+    /** Keys the target holds in the current page's range (from one listing), to skip a HEAD per new object. */
+    let targetKeys: { keys: Set<string>; upTo?: string } = { keys: new Set() };
+    const knownAbsent = (key: string) => !targetKeys.keys.has(key) && (targetKeys.upTo === undefined || compareKeys(key, targetKeys.upTo) <= 0);
+
     async function place(c: SourceObject): Promise<{ entry?: StagingPage['entries'][number]; foreign?: ConflictRecord }> {
       for (let attempt = 0; ; attempt++) {
-        const head = await headObject(target, c.key, signal);
+        // A key the target listing did not show goes straight to a conditional write (If-None-Match: *
+        // still refuses to overwrite anything that appeared since); otherwise HEAD for its metadata.
+        const head = attempt === 0 && knownAbsent(c.key) ? undefined : await headObject(target, c.key, signal);
         let overwriteEtag: string | undefined;
         if (head) {
           const m = head.metadata;
@@ -260,7 +266,11 @@ export function createCopyActivities(deps: ActivityDeps) {
     const beat = setInterval(() => ctx.heartbeat(checkpoint()), HEARTBEAT_EVERY_MS);
     try {
       for (let pages = 0; pages < deps.batch.maxPages && Date.now() - started < deps.batch.maxMillis; pages++) {
-        const listed = await listMerged(sources, input.prefix, cursor, deps.batch.listPageSize, signal);
+        const [listed, inTarget] = await Promise.all([
+          listMerged(sources, input.prefix, cursor, deps.batch.listPageSize, signal),
+          listMerged([target], input.prefix, cursor, deps.batch.listPageSize, signal),
+        ]);
+        targetKeys = { keys: new Set(inTarget.candidates.keys()), upTo: inTarget.nextCursor };
         const staging: StagingPage = { page, cursor, nextCursor: listed.nextCursor, entries: [], conflicts: [] };
         await Promise.all(
           [...listed.candidates].map(([key, cands]) =>

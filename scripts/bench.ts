@@ -1,0 +1,323 @@
+import { execFileSync, spawn } from 'node:child_process';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem, tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { Readable } from 'node:stream';
+import { DeleteObjectsCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
+import { Client, Connection } from '@temporalio/client';
+import { DefaultLogger, bundleWorkflowCode } from '@temporalio/worker';
+import type { Command } from 'commander';
+import pLimit from 'p-limit';
+import { loadSitesFile, type Sites } from '../src/config/sites';
+import { prng } from '../src/demo/seed';
+import { startMigration } from '../src/operator/migrations';
+import { freePorts, startStack, stopStack } from '../src/stack/local-stack';
+import { ensureTools } from '../src/stack/tools';
+import { createSiteClients, destroySiteClients, type Site, type SiteClients } from '../src/storage/clients';
+import { migrationWorkflowId, type MigrationResult } from '../src/workflows/definitions';
+import { out } from './common';
+
+const ROOT = resolve(__dirname, '..');
+const MiB = 1024 * 1024;
+
+interface DataSet {
+  name: string;
+  users: number;
+  perUser: number;
+  size: number;
+}
+
+interface Measure {
+  wallS: number;
+  cpuS: number;
+  rssMiB: number;
+}
+
+interface Row {
+  dataset: string;
+  tool: string;
+  runs: Measure[];
+  objects: number;
+  bytes: number;
+  median: { wallS: number; objectsPerS: number; mibPerS: number; cpuSPerGiB: number; rssMiB: number };
+  spreadPct: number;
+  ratioToRclone?: number;
+}
+
+const FULL: DataSet[] = [
+  { name: 'small', users: 100, perUser: 200, size: 16 * 1024 },
+  { name: 'medium', users: 20, perUser: 100, size: MiB },
+  { name: 'large', users: 4, perUser: 1, size: 1024 * MiB },
+];
+const QUICK: DataSet[] = [
+  { name: 'small', users: 20, perUser: 100, size: 16 * 1024 },
+  { name: 'medium', users: 4, perUser: 50, size: MiB },
+  { name: 'large', users: 1, perUser: 1, size: 256 * MiB },
+];
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+/** Deterministic bytes from the seed: a 1 MiB block per object, varied per chunk, streamed. */
+function objectStream(seed: number, size: number): Readable {
+  const rnd = prng(seed);
+  const block = Buffer.alloc(Math.min(size, MiB));
+  for (let i = 0; i + 4 <= block.length; i += 4) block.writeUInt32LE((rnd() * 2 ** 32) >>> 0, i);
+  let sent = 0;
+  return new Readable({
+    read() {
+      if (sent >= size) return this.push(null);
+      const n = Math.min(block.length, size - sent);
+      const b = Buffer.from(block.subarray(0, n));
+      b.writeUInt32LE(sent / MiB, 0);
+      sent += n;
+      this.push(b);
+    },
+  });
+}
+
+function ensurePackage(cmd: string, pkg: string): void {
+  try {
+    execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' });
+  } catch {
+    out(`installing ${pkg} (apt-get)...`);
+    execFileSync('sh', ['-c', `apt-get update -qq && apt-get install -y -qq ${pkg}`], { stdio: 'inherit' });
+  }
+}
+
+/** Runs a command under GNU time: wall seconds, CPU seconds (user+sys), peak RSS. */
+function timed(cmd: string, args: string[], env: NodeJS.ProcessEnv): { child: ReturnType<typeof spawn>; done: Promise<Measure & { code: number }> } {
+  const statsFile = join(tmpdir(), `clover-bench-${process.pid}-${Math.random().toString(36).slice(2)}.time`);
+  const fullEnv = { ...process.env, ...env };
+  for (const [k, v] of Object.entries(fullEnv)) if (v === undefined) delete fullEnv[k];
+  const child = spawn('/usr/bin/time', ['-o', statsFile, '-f', '%e %U %S %M', cmd, ...args], { env: fullEnv, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (d) => (stderr += d));
+  const done = new Promise<Measure & { code: number }>((ok, fail) => {
+    child.on('close', (code) => {
+      try {
+        const [e, u, s, m] = readFileSync(statsFile, 'utf8').trim().split('\n').pop()!.split(' ').map(Number);
+        rmSync(statsFile, { force: true });
+        if (code !== 0) process.stderr.write(stderr.slice(-2000));
+        ok({ wallS: e, cpuS: u + s, rssMiB: m / 1024, code: code ?? -1 });
+      } catch (err) {
+        fail(new Error(`${cmd} failed (${code}): ${stderr.slice(-2000)} ${(err as Error).message}`));
+      }
+    });
+  });
+  return { child, done };
+}
+
+/** CPU seconds (user + system, all threads) and peak RSS of a live process, from /proc. */
+function procStats(pid: number): { cpuS: number; rssMiB: number } {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
+  const cpuS = (Number(fields[11]) + Number(fields[12])) / ticks;
+  const hwm = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return { cpuS, rssMiB: hwm ? Number(hwm[1]) / 1024 : NaN };
+}
+
+async function clearPrefix(site: Site, prefix: string): Promise<void> {
+  for (;;) {
+    const r = await site.s3.send(new ListObjectsV2Command({ Bucket: site.bucket, Prefix: prefix, MaxKeys: 1000 }));
+    const keys = (r.Contents ?? []).map((o) => ({ Key: o.Key! }));
+    if (keys.length === 0) return;
+    await site.s3.send(new DeleteObjectsCommand({ Bucket: site.bucket, Delete: { Objects: keys, Quiet: true } }));
+  }
+}
+
+async function seed(clients: SiteClients, ds: DataSet): Promise<void> {
+  const sg = clients.get('sg')!;
+  const limit = pLimit(ds.size >= 64 * MiB ? 2 : 32);
+  const jobs: Promise<unknown>[] = [];
+  for (let u = 0; u < ds.users; u++) {
+    for (let j = 0; j < ds.perUser; j++) {
+      const key = `users/bench-${ds.name}-${String(u).padStart(5, '0')}/o-${String(j).padStart(5, '0')}`;
+      jobs.push(limit(() => sg.s3.send(new PutObjectCommand({ Bucket: sg.bucket, Key: key, Body: objectStream(u * 100_000 + j + 1, ds.size), ContentLength: ds.size }))));
+    }
+  }
+  await Promise.all(jobs);
+}
+
+interface Ctx {
+  sites: Sites;
+  sitesFile: string;
+  clients: SiteClients;
+  client: Client;
+  env: NodeJS.ProcessEnv;
+  concurrency: number;
+  workerLog: string;
+}
+
+async function runClover(ctx: Ctx, ds: DataSet, verify: 'checksum' | 'full', runNo: number): Promise<Measure & { maxHistory?: number }> {
+  const taskQueue = `bench-${Date.now()}`;
+  const log = openSync(ctx.workerLog, 'a');
+  const worker = spawn(process.execPath, [join(ROOT, 'bin', 'clover.js'), 'worker', '--task-queue', taskQueue, '--sites', ctx.sitesFile], {
+    env: { ...process.env, ...ctx.env, CLOVER_LOG_LEVEL: 'warn' }, stdio: ['ignore', log, log],
+  });
+  closeSync(log);
+  const exited = new Promise((ok) => worker.once('exit', ok));
+  await new Promise((r) => setTimeout(r, 1500));
+  const migrationId = `bench-${ds.name}-${verify}-${runNo}-${Date.now().toString(36)}`;
+  const users = Array.from({ length: ds.users }, (_, u) => ({ userId: `bench-${ds.name}-${String(u).padStart(5, '0')}`, country: 'DE' }));
+  const t0 = Date.now();
+  await startMigration(ctx.client, ctx.sites, {
+    settings: {
+      migrationId, sources: ['sg'], routing: { default: 'eu-ie', byCountry: {} }, userPrefix: 'users/{userId}/', verify,
+      conflictPolicy: 'newest-wins', concurrency: { users: Math.min(ds.users, 16), objectsPerUser: ctx.concurrency },
+      sourceDisposition: 'keep', gracePeriod: '7d',
+    },
+    usersSource: 'bench', users,
+  }, taskQueue);
+  const r = (await ctx.client.workflow.getHandle(migrationWorkflowId(migrationId)).result()) as MigrationResult;
+  const wallS = (Date.now() - t0) / 1000;
+  if (r.phase !== 'completed' || r.counters.objects !== ds.users * ds.perUser) throw new Error(`bench migration ${migrationId} ended ${r.phase} with ${r.counters.objects} objects`);
+  let maxHistory = 0;
+  for await (const e of ctx.client.workflow.list({ query: `CloverMigrationId = "${migrationId}"` })) maxHistory = Math.max(maxHistory, e.historyLength);
+  const m = procStats(worker.pid!);
+  worker.kill('SIGTERM');
+  await exited;
+  return { wallS, cpuS: m.cpuS, rssMiB: m.rssMiB, maxHistory };
+}
+
+async function runRclone(ctx: Ctx, ds: DataSet): Promise<Measure> {
+  // A CA bundle named in the environment makes rclone's S3 client refuse its own transport; these endpoints are plain HTTP.
+  const env: NodeJS.ProcessEnv = { AWS_CA_BUNDLE: undefined };
+  for (const name of ['sg', 'eu-ie']) {
+    const s = ctx.sites[name];
+    const v = name.replace('-', '').toUpperCase();
+    Object.assign(env, {
+      [`RCLONE_CONFIG_${v}_TYPE`]: 's3', [`RCLONE_CONFIG_${v}_PROVIDER`]: 'Other', [`RCLONE_CONFIG_${v}_ENDPOINT`]: s.endpoint,
+      [`RCLONE_CONFIG_${v}_ACCESS_KEY_ID`]: s.credentials!.accessKeyId, [`RCLONE_CONFIG_${v}_SECRET_ACCESS_KEY`]: s.credentials!.secretAccessKey,
+      [`RCLONE_CONFIG_${v}_REGION`]: s.region, [`RCLONE_CONFIG_${v}_FORCE_PATH_STYLE`]: 'true',
+    });
+  }
+  const args = [
+    'copy', `SG:${ctx.sites.sg.bucket}/users`, `EUIE:${ctx.sites['eu-ie'].bucket}/users`, '--include', `/bench-${ds.name}-*/**`,
+    '--transfers', String(ctx.concurrency), '--checkers', String(ctx.concurrency * 2), '--s3-chunk-size', '16M', '--s3-upload-concurrency', '4',
+    '--no-check-dest', '--retries', '1',
+  ];
+  const m = await timed('rclone', args, env).done;
+  if (m.code !== 0) throw new Error(`rclone exited ${m.code}`);
+  return m;
+}
+
+async function runSdkLoop(ctx: Ctx, ds: DataSet): Promise<Measure> {
+  const m = await timed(process.execPath, ['--import', 'tsx', join(ROOT, 'bench', 'sdk-copy.ts'), ctx.sitesFile, 'sg', 'eu-ie', `users/bench-${ds.name}-`, String(ctx.concurrency)], ctx.env).done;
+  if (m.code !== 0) throw new Error(`sdk copy loop exited ${m.code}`);
+  return m;
+}
+
+function row(ds: DataSet, tool: string, runs: Measure[]): Row {
+  const objects = ds.users * ds.perUser;
+  const bytes = objects * ds.size;
+  const wall = median(runs.map((r) => r.wallS));
+  const walls = runs.map((r) => r.wallS);
+  return {
+    dataset: ds.name, tool, runs, objects, bytes,
+    median: {
+      wallS: wall, objectsPerS: objects / wall, mibPerS: bytes / MiB / wall,
+      cpuSPerGiB: median(runs.map((r) => r.cpuS)) / (bytes / 1024 / MiB), rssMiB: median(runs.map((r) => r.rssMiB)),
+    },
+    spreadPct: runs.length > 1 ? ((Math.max(...walls) - Math.min(...walls)) / wall) * 100 : 0,
+  };
+}
+
+export function registerBench(program: Command): void {
+  program
+    .command('bench')
+    .description('benchmark Clover against rclone and a plain SDK loop on the local stack; writes BENCHMARKS.md')
+    .option('--quick', 'smaller data sets, one run each (a few minutes)')
+    .option('--runs <n>', 'runs per data set and tool', (v) => Number(v))
+    .option('--concurrency <n>', 'objects in flight per tool', (v) => Number(v), 16)
+    .action(async (o: { quick?: boolean; runs?: number; concurrency: number }) => {
+      process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
+      ensurePackage('rclone', 'rclone');
+      ensurePackage('/usr/bin/time', 'time');
+      const rcloneVersion = execFileSync('rclone', ['version']).toString().split('\n')[0];
+      out(`peer tool: ${rcloneVersion}`);
+      const sets = o.quick ? QUICK : FULL;
+      const runs = o.runs ?? (o.quick ? 1 : 3);
+      const manyUsers = o.quick ? 500 : 10_000;
+      const dir = mkdtempSync(join(tmpdir(), 'clover-bench-'));
+      out(`bench stack and logs: ${dir}`);
+      const tools = await ensureTools();
+      const state = await startStack({ dir, tools, ports: await freePorts(), say: out });
+      const bundlePath = join(dir, 'workflow-bundle.js');
+      writeFileSync(bundlePath, (await bundleWorkflowCode({ workflowsPath: require.resolve('../src/workflows'), logger: new DefaultLogger('WARN') })).code);
+      const env = { TEMPORAL_ADDRESS: state.temporalAddress, CLOVER_WORKFLOW_BUNDLE: bundlePath, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' };
+      const sites = loadSitesFile(state.sitesFile);
+      const clients = createSiteClients(sites, { maxSockets: 64 });
+      const connection = await Connection.connect({ address: state.temporalAddress });
+      const ctx: Ctx = { sites, sitesFile: state.sitesFile, clients, client: new Client({ connection }), env, concurrency: o.concurrency, workerLog: join(dir, 'logs', 'bench-worker.log') };
+      const rows: Row[] = [];
+      let manyUsersResult: { users: number; usersPerS: number; maxHistory: number } | undefined;
+      try {
+        for (const ds of sets) {
+          out(`seeding ${ds.name}: ${ds.users * ds.perUser} objects of ${ds.size / 1024} KiB...`);
+          await seed(clients, ds);
+          const measured: Record<string, Measure[]> = { 'clover (checksum)': [], 'clover (full)': [], rclone: [], 'sdk loop': [] };
+          for (let run = 1; run <= runs; run++) {
+            for (const tool of Object.keys(measured)) {
+              await clearPrefix(clients.get('eu-ie')!, `users/bench-${ds.name}-`);
+              const m = tool === 'rclone' ? await runRclone(ctx, ds)
+                : tool === 'sdk loop' ? await runSdkLoop(ctx, ds)
+                : await runClover(ctx, ds, tool.includes('full') ? 'full' : 'checksum', run);
+              measured[tool].push(m);
+              out(`  ${ds.name} run ${run} ${tool}: ${m.wallS.toFixed(1)} s, CPU ${m.cpuS.toFixed(1)} s, peak RSS ${m.rssMiB.toFixed(0)} MiB`);
+            }
+          }
+          const dsRows = Object.entries(measured).map(([tool, ms]) => row(ds, tool, ms));
+          const rc = dsRows.find((r) => r.tool === 'rclone')!;
+          for (const r of dsRows) r.ratioToRclone = ds.name === 'small' ? r.median.objectsPerS / rc.median.objectsPerS : r.median.mibPerS / rc.median.mibPerS;
+          rows.push(...dsRows);
+          await clearPrefix(clients.get('sg')!, `users/bench-${ds.name}-`);
+          await clearPrefix(clients.get('eu-ie')!, `users/bench-${ds.name}-`);
+        }
+        out(`many users: ${manyUsers} users of one 4 KiB object each...`);
+        const many: DataSet = { name: 'users', users: manyUsers, perUser: 1, size: 4096 };
+        await seed(clients, many);
+        const m = await runClover(ctx, many, 'checksum', 1);
+        manyUsersResult = { users: manyUsers, usersPerS: manyUsers / m.wallS, maxHistory: m.maxHistory ?? 0 };
+        out(`  ${manyUsers} users in ${m.wallS.toFixed(1)} s; largest workflow history: ${m.maxHistory} events`);
+      } finally {
+        await connection.close();
+        destroySiteClients(clients);
+        await stopStack(dir, { wipe: true });
+        rmSync(dir, { recursive: true, force: true });
+      }
+      const machine = { cpus: `${cpus().length} × ${cpus()[0]?.model ?? 'unknown'}`, memoryGiB: Math.round(totalmem() / 1024 ** 3), node: process.version, rclone: rcloneVersion };
+      const command = `npm run bench${o.quick ? ' -- --quick' : ''}`;
+      const results = { date: new Date().toISOString(), command, quick: !!o.quick, runs, concurrency: o.concurrency, machine, rows, manyUsers: manyUsersResult };
+      writeFileSync(join(ROOT, 'bench', o.quick ? 'results-quick.json' : 'results.json'), JSON.stringify(results, null, 2) + '\n');
+      writeFileSync(join(ROOT, o.quick ? 'BENCHMARKS-quick.md' : 'BENCHMARKS.md'), report(results, sets));
+      out(`wrote ${o.quick ? 'BENCHMARKS-quick.md' : 'BENCHMARKS.md'} and bench/${o.quick ? 'results-quick.json' : 'results.json'}`);
+    });
+}
+
+function report(r: { date: string; command: string; runs: number; concurrency: number; machine: Record<string, unknown>; rows: Row[]; manyUsers?: { users: number; usersPerS: number; maxHistory: number } }, sets: DataSet[]): string {
+  const f = (n: number, d = 1) => n.toFixed(d);
+  const lines = [
+    '# Benchmarks',
+    '',
+    `Generated by \`${r.command}\` on ${r.date}. Each figure is the median of ${r.runs} run(s); spread is (max - min) / median of the wall time.`,
+    `Machine: ${r.machine.cpus}, ${r.machine.memoryGiB} GiB RAM, Node ${r.machine.node}; ${r.machine.rclone}.`,
+    `Every tool copies the same objects from the \`sg\` site to the \`eu-ie\` site of a local stack (two versitygw servers on loopback,`,
+    `one disk), with ${r.concurrency} objects in flight. Clover's wall time is from \`start\` to the migration's result (the worker`,
+    'is started beforehand); its CPU and peak RSS are the worker process\'s, over its whole life.',
+    '',
+    `Data sets: ${sets.map((s) => `${s.name} = ${s.users * s.perUser} × ${s.size >= MiB ? `${s.size / MiB} MiB` : `${s.size / 1024} KiB`}`).join('; ')}.`,
+    '',
+    '| data set | tool | wall s | objects/s | MiB/s | CPU s/GiB | peak RSS MiB | vs rclone | spread |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|',
+    ...r.rows.map((x) => `| ${x.dataset} | ${x.tool} | ${f(x.median.wallS)} | ${f(x.median.objectsPerS)} | ${f(x.median.mibPerS)} | ${f(x.median.cpuSPerGiB)} | ${f(x.median.rssMiB, 0)} | ${f(x.ratioToRclone ?? 0, 2)} | ${f(x.spreadPct, 0)}% |`),
+    '',
+    '"vs rclone" compares objects/s for the small set and MiB/s for the others.',
+  ];
+  const large = r.rows.find((x) => x.dataset === 'large' && x.tool === 'clover (full)');
+  const largeSet = sets.find((s) => s.name === 'large')!;
+  if (large) lines.push('', `Largest single object copied: ${largeSet.size / MiB} MiB, worker peak RSS ${f(large.median.rssMiB, 0)} MiB.`);
+  if (r.manyUsers) lines.push('', `Many users: ${r.manyUsers.users} users of one 4 KiB object each at ${f(r.manyUsers.usersPerS)} users/s; the largest history of any workflow run was ${r.manyUsers.maxHistory} events.`);
+  lines.push('', 'Exact command: `' + r.command + '` (JSON: `bench/' + (r.command.includes('quick') ? 'results-quick.json' : 'results.json') + '`).', '');
+  return lines.join('\n');
+}
