@@ -49,7 +49,7 @@ export function registerDemo(program: Command): void {
       out(`worker started (pid ${worker.pid}); its logs: ${logFile}`);
       const { client, cfg, close } = await connectClient();
       try {
-        const r = await startMigration(client, sites, plan);
+        const r = await startMigration(client, sites, plan, cfg.taskQueue);
         out(`migration ${migrationId} started: ${workflowUiUrl(cfg, r.workflowId)}`);
         const final = await watch(client, migrationId);
         out('');

@@ -18,7 +18,7 @@ export function registerStart(program: Command): void {
       const plan = await loadPlan(resolve(o.plan), sites);
       const { client, cfg, close } = await connectClient();
       try {
-        const r = await startMigration(client, sites, plan);
+        const r = await startMigration(client, sites, plan, cfg.taskQueue);
         const verb = { started: 'started', attached: 'is already running; attached to', finished: 'already finished:' }[r.state];
         out(`migration ${plan.settings.migrationId} ${verb} ${r.workflowId} (${plan.users.length} users)`);
         out(`web UI: ${workflowUiUrl(cfg, r.workflowId)}`);

@@ -22,13 +22,14 @@ export function registerWorker(program: Command): void {
     .option('--memory-mib <n>', 'MiB of object data buffered at once', positive('--memory-mib'), d.memoryBudget / 1048576)
     .option('--part-mib <n>', 'minimum multipart part size in MiB (also the multipart threshold)', positive('--part-mib'), d.minPartSize / 1048576)
     .option('--grace-seconds <n>', 'seconds in-flight work gets to checkpoint on shutdown', positive('--grace-seconds'), d.shutdownGraceMs / 1000)
-    .option('--task-queue <name>', 'task queue', d.taskQueue)
-    .action(async (o: { sites?: string; maxActivities: number; maxSockets: number; memoryMib: number; partMib: number; graceSeconds: number; taskQueue: string }) => {
+    .option('--task-queue <name>', 'task queue (default: CLOVER_TASK_QUEUE, else clover-migrations)')
+    .action(async (o: { sites?: string; maxActivities: number; maxSockets: number; memoryMib: number; partMib: number; graceSeconds: number; taskQueue?: string }) => {
+      const temporal = temporalConfig();
       const logger = createLogger();
       const sites = loadSites(o.sites);
       logger.info({ sitesFile: sitesPath(o.sites) }, 'sites loaded');
       await runWorker({
-        temporal: temporalConfig(),
+        temporal,
         sites,
         logger,
         settings: {
@@ -39,7 +40,7 @@ export function registerWorker(program: Command): void {
           multipartThreshold: o.partMib * 1048576,
           minPartSize: o.partMib * 1048576,
           shutdownGraceMs: o.graceSeconds * 1000,
-          taskQueue: o.taskQueue,
+          taskQueue: o.taskQueue ?? temporal.taskQueue,
         },
       });
     });

@@ -2,9 +2,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
+import { GetObjectCommand, HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { loadSitesFile, type Sites } from '../src/config/sites';
 import { createSiteClients, type SiteClients } from '../src/storage/clients';
+import { listAllKeys } from '../src/storage/listing';
 
 export const ROOT = resolve(__dirname, '..');
 
@@ -49,16 +50,8 @@ export async function exists(c: SiteClients, site: string, key: string): Promise
   }
 }
 
-export async function listKeys(c: SiteClients, site: string, prefix: string): Promise<string[]> {
-  const s = c.get(site)!;
-  const keys: string[] = [];
-  let token: string | undefined;
-  do {
-    const r = await s.s3.send(new ListObjectsV2Command({ Bucket: s.bucket, Prefix: prefix, ContinuationToken: token }));
-    for (const o of r.Contents ?? []) keys.push(o.Key!);
-    token = r.IsTruncated ? r.NextContinuationToken : undefined;
-  } while (token);
-  return keys;
+export function listKeys(c: SiteClients, site: string, prefix: string): Promise<string[]> {
+  return listAllKeys(c.get(site)!, prefix, 'listing (test)');
 }
 
 export const sha256 = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
@@ -70,9 +63,15 @@ export interface CliResult {
 }
 
 /** Runs the real CLI (`bin/clover.js`) as operators do. */
+/**
+ * The task queue of this test file: test files run in parallel on one Temporal server, and a worker
+ * of one file must never pick up another file's work (a SIGKILL test would kill the wrong worker).
+ */
+export const TASK_QUEUE = `clover-test-${randomBytes(4).toString('hex')}`;
+
 export function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
   return new Promise((ok) => {
-    const child = spawn(process.execPath, [join(ROOT, 'bin', 'clover.js'), ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [join(ROOT, 'bin', 'clover.js'), ...args], { env: { ...process.env, CLOVER_TASK_QUEUE: TASK_QUEUE, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
@@ -86,7 +85,7 @@ export function startWorkerProcess(name: string, args: string[] = []): ChildProc
   const logDir = join(process.env.CLOVER_TEST_STACK_DIR!, 'logs');
   mkdirSync(logDir, { recursive: true });
   const fd = openSync(join(logDir, `${name}.log`), 'a');
-  const child = spawn(process.execPath, [join(ROOT, 'bin', 'clover.js'), 'worker', ...args], { stdio: ['ignore', fd, fd], env: process.env });
+  const child = spawn(process.execPath, [join(ROOT, 'bin', 'clover.js'), 'worker', ...args], { stdio: ['ignore', fd, fd], env: { ...process.env, CLOVER_TASK_QUEUE: TASK_QUEUE } });
   closeSync(fd);
   return child;
 }

@@ -1,11 +1,9 @@
 import { setMaxListeners } from 'node:events';
-import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { Context } from '@temporalio/activity';
 import pLimit from 'p-limit';
 import { amendManifest, type ManifestEntry } from '../domain/manifest';
-import type { Site } from '../storage/clients';
 import { abortUploads, deleteIfUnchanged } from '../storage/delete';
-import { describeS3Error } from '../storage/errors';
+import { listAllKeys } from '../storage/listing';
 import { getManifest, putManifest } from '../storage/manifests';
 import { copyObject, hashObject, headObject, META, TargetChangedError } from '../storage/object-copy';
 import { HEARTBEAT_EVERY_MS } from './copy';
@@ -27,21 +25,6 @@ export interface RollbackUserResult {
   uploadsAborted: number;
   /** The first few objects left in place, with why. */
   problems: { key: string; problem: string }[];
-}
-
-async function listKeys(s: Site, prefix: string, signal: AbortSignal): Promise<string[]> {
-  const keys: string[] = [];
-  let token: string | undefined;
-  do {
-    try {
-      const r = await s.s3.send(new ListObjectsV2Command({ Bucket: s.bucket, Prefix: prefix, ContinuationToken: token }), { abortSignal: signal });
-      for (const o of r.Contents ?? []) keys.push(o.Key!);
-      token = r.IsTruncated ? r.NextContinuationToken : undefined;
-    } catch (err) {
-      throw describeS3Error(err, { site: s.name, bucket: s.bucket, key: prefix, action: 'ListObjectsV2' });
-    }
-  } while (token);
-  return keys;
 }
 
 export function createRollbackActivities(deps: ActivityDeps) {
@@ -114,7 +97,7 @@ export function createRollbackActivities(deps: ActivityDeps) {
       })));
 
       // Objects this migration wrote that never reached a manifest (a cancelled, failed or unfinished user).
-      for (const key of await listKeys(target, input.prefix, signal)) {
+      for (const key of await listAllKeys(target, input.prefix, 'listing the user\'s target prefix', signal)) {
         if (inManifest.has(key)) continue;
         await limit(async () => {
           const head = await headObject(target, key, signal);

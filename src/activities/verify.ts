@@ -1,11 +1,12 @@
 import { setMaxListeners } from 'node:events';
-import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import pLimit from 'p-limit';
 import { stagingPrefix } from '../domain/layout';
 import type { Site } from '../storage/clients';
 import { describeS3Error } from '../storage/errors';
+import { listAllKeys } from '../storage/listing';
 import { copyObject, hashObject, headObject, META, SourceChangedError } from '../storage/object-copy';
 import { site, targetSite, toFailure, type ActivityDeps } from './deps';
 import { HEARTBEAT_EVERY_MS, writeStaging, type StagingPage } from './copy';
@@ -35,19 +36,7 @@ interface VerifyCheckpoint {
 }
 
 export async function listStagingPages(target: Site, migrationId: string, userId: string, signal?: AbortSignal): Promise<string[]> {
-  const prefix = stagingPrefix(migrationId, userId);
-  const keys: string[] = [];
-  let token: string | undefined;
-  do {
-    try {
-      const r = await target.s3.send(new ListObjectsV2Command({ Bucket: target.bucket, Prefix: prefix, ContinuationToken: token }), { abortSignal: signal });
-      for (const o of r.Contents ?? []) keys.push(o.Key!);
-      token = r.IsTruncated ? r.NextContinuationToken : undefined;
-    } catch (err) {
-      throw describeS3Error(err, { site: target.name, bucket: target.bucket, key: prefix, action: 'listing staging records' });
-    }
-  } while (token);
-  return keys.sort();
+  return (await listAllKeys(target, stagingPrefix(migrationId, userId), 'listing staging records', signal)).sort();
 }
 
 export async function readStaging(target: Site, key: string, signal?: AbortSignal): Promise<StagingPage> {

@@ -1,10 +1,10 @@
-import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { GetObjectCommand } from '@aws-sdk/client-s3';
 import pLimit from 'p-limit';
 import type { Sites } from '../config/sites';
 import { manifestsPrefix } from '../domain/layout';
 import { manifestDigest, type Manifest } from '../domain/manifest';
-import { createSiteClients, destroySiteClients, type Site } from '../storage/clients';
-import { describeS3Error } from '../storage/errors';
+import { createSiteClients, destroySiteClients } from '../storage/clients';
+import { listAllKeys } from '../storage/listing';
 import { hashObject } from '../storage/object-copy';
 
 export interface AuditProblem {
@@ -27,21 +27,6 @@ export interface AuditReport {
   ok: boolean;
 }
 
-async function listAll(s: Site, prefix: string): Promise<string[]> {
-  const keys: string[] = [];
-  let token: string | undefined;
-  do {
-    try {
-      const r = await s.s3.send(new ListObjectsV2Command({ Bucket: s.bucket, Prefix: prefix, ContinuationToken: token }));
-      for (const o of r.Contents ?? []) keys.push(o.Key!);
-      token = r.IsTruncated ? r.NextContinuationToken : undefined;
-    } catch (err) {
-      throw describeS3Error(err, { site: s.name, bucket: s.bucket, key: prefix, action: 'listing manifests' });
-    }
-  } while (token);
-  return keys;
-}
-
 /**
  * The auditor's check, from storage alone (no Temporal): reads every committed manifest of the
  * migration in every site, checks its digest, re-reads every listed object and recomputes its SHA-256.
@@ -53,7 +38,7 @@ export async function auditMigration(sites: Sites, migrationId: string, opts: { 
   const users = new Set<string>();
   try {
     for (const s of clients.values()) {
-      for (const key of await listAll(s, manifestsPrefix(migrationId))) {
+      for (const key of await listAllKeys(s, manifestsPrefix(migrationId), 'listing manifests')) {
         report.manifests++;
         let m: Manifest;
         try {

@@ -8,6 +8,8 @@ export interface TemporalConfig {
   tls?: { serverNameOverride?: string; serverRootCACertificate?: Buffer; clientCertPair?: { crt: Buffer; key: Buffer } } | boolean;
   /** Base URL of the web UI, for links printed to operators. */
   uiUrl: string;
+  /** Task queue that workers poll and `clover start` targets (CLOVER_TASK_QUEUE, default clover-migrations). */
+  taskQueue: string;
 }
 
 function readPem(path: string, variable: string): Buffer {
@@ -42,7 +44,8 @@ export function temporalConfig(env: NodeJS.ProcessEnv = process.env): TemporalCo
     };
   }
   const uiUrl = (env.CLOVER_TEMPORAL_UI_URL || (address.startsWith('127.0.0.1:') || address.startsWith('localhost:') ? `http://127.0.0.1:${env.CLOVER_TEMPORAL_UI_PORT || 8233}` : `https://cloud.temporal.io`)).replace(/\/$/, '');
-  return Object.freeze({ address, namespace, apiKey, tls, uiUrl });
+  const taskQueue = env.CLOVER_TASK_QUEUE || 'clover-migrations';
+  return Object.freeze({ address, namespace, apiKey, tls, uiUrl, taskQueue });
 }
 
 export function workflowUiUrl(cfg: TemporalConfig, workflowId: string): string {
