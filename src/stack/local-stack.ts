@@ -244,7 +244,8 @@ export async function startStack(opts: StartOptions): Promise<StackState> {
     // Keys go through the environment, not argv, so `ps` does not show them.
     const r = await launch(
       `site-${s.name}`, port, tools.versitygw,
-      ['--port', `127.0.0.1:${port}`, '--region', s.region, '--quiet', 'posix', dataDir],
+      // Keep-alive as real S3 endpoints do: otherwise every request of every tool pays a new TCP connection.
+      ['--port', `127.0.0.1:${port}`, '--region', s.region, '--quiet', '--keep-alive', 'posix', dataDir],
       [],
       { ROOT_ACCESS_KEY_ID: c.accessKeyId, ROOT_SECRET_ACCESS_KEY: c.secretAccessKey },
     );
