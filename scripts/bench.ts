@@ -85,14 +85,14 @@ function ensurePackage(cmd: string, pkg: string): void {
 }
 
 /** Runs a command under GNU time: wall seconds, CPU seconds (user+sys), peak RSS. */
-function timed(cmd: string, args: string[], env: NodeJS.ProcessEnv): { child: ReturnType<typeof spawn>; done: Promise<Measure & { code: number }> } {
+function timed(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<Measure & { code: number }> {
   const statsFile = join(tmpdir(), `clover-bench-${process.pid}-${Math.random().toString(36).slice(2)}.time`);
   const fullEnv = { ...process.env, ...env };
   for (const [k, v] of Object.entries(fullEnv)) if (v === undefined) delete fullEnv[k];
   const child = spawn('/usr/bin/time', ['-o', statsFile, '-f', '%e %U %S %M', cmd, ...args], { env: fullEnv, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (d) => (stderr += d));
-  const done = new Promise<Measure & { code: number }>((ok, fail) => {
+  return new Promise<Measure & { code: number }>((ok, fail) => {
     child.on('close', (code) => {
       try {
         const [e, u, s, m] = readFileSync(statsFile, 'utf8').trim().split('\n').pop()!.split(' ').map(Number);
@@ -104,7 +104,6 @@ function timed(cmd: string, args: string[], env: NodeJS.ProcessEnv): { child: Re
       }
     });
   });
-  return { child, done };
 }
 
 /** CPU seconds (user + system, all threads) and peak RSS of a live process, from /proc. */
@@ -197,13 +196,13 @@ async function runRclone(ctx: Ctx, ds: DataSet): Promise<Measure> {
     '--transfers', String(ctx.concurrency), '--checkers', String(ctx.concurrency * 2), '--s3-chunk-size', '16M', '--s3-upload-concurrency', '4',
     '--no-check-dest', '--retries', '1',
   ];
-  const m = await timed('rclone', args, env).done;
+  const m = await timed('rclone', args, env);
   if (m.code !== 0) throw new Error(`rclone exited ${m.code}`);
   return m;
 }
 
 async function runSdkLoop(ctx: Ctx, ds: DataSet): Promise<Measure> {
-  const m = await timed(process.execPath, ['--import', 'tsx', join(ROOT, 'bench', 'sdk-copy.ts'), ctx.sitesFile, 'sg', 'eu-ie', `users/bench-${ds.name}-`, String(ctx.concurrency)], ctx.env).done;
+  const m = await timed(process.execPath, ['--import', 'tsx', join(ROOT, 'bench', 'sdk-copy.ts'), ctx.sitesFile, 'sg', 'eu-ie', `users/bench-${ds.name}-`, String(ctx.concurrency)], ctx.env);
   if (m.code !== 0) throw new Error(`sdk copy loop exited ${m.code}`);
   return m;
 }

@@ -1,19 +1,14 @@
-import { setMaxListeners } from 'node:events';
 import { ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { Context } from '@temporalio/activity';
-import { ApplicationFailure } from '@temporalio/common';
 import pLimit from 'p-limit';
 import { createHash } from 'node:crypto';
 import { stagingKey } from '../domain/layout';
 import { compareKeys, type ConflictRecord, type ManifestEntry } from '../domain/manifest';
 import type { Site } from '../storage/clients';
 import { abortUploads } from '../storage/delete';
-import { describeS3Error, StorageError } from '../storage/errors';
+import { describeS3Error } from '../storage/errors';
 import { copyObject, hashObject, headObject, META, SourceChangedError, stripQuotes, TargetChangedError, type SourceObject, type UploadCheckpoint } from '../storage/object-copy';
-import { site, targetSite, toFailure, type ActivityDeps } from './deps';
-
-/** Heartbeat period while work is in progress (the SDK throttles what reaches the server). */
-export const HEARTBEAT_EVERY_MS = 5_000;
+import { heartbeatEvery, sharedSignal, site, targetSite, toFailure, type ActivityDeps } from './deps';
 
 export interface CopyUserInput {
   migrationId: string;
@@ -125,9 +120,7 @@ export function createCopyActivities(deps: ActivityDeps) {
    */
   async function copyUserObjects(input: CopyUserInput): Promise<CopyUserResult> {
     const ctx = Context.current();
-    const signal = ctx.cancellationSignal;
-    // Every concurrent S3 call listens on this one signal.
-    setMaxListeners(0, signal);
+    const signal = sharedSignal(ctx);
     const target = targetSite(deps, input.targetSite);
     const sources = input.sources.map((n) => site(deps, n));
     const bySite = new Map(sources.map((s) => [s.name, s]));
@@ -149,11 +142,11 @@ export function createCopyActivities(deps: ActivityDeps) {
       if (blocked.length < 10) blocked.push({ key, reason });
     };
 
-    /** Copies one candidate unless the target already holds it; returns its entry, or a conflict. */
     /** Keys the target holds in the current page's range (from one listing), to skip a HEAD per new object. */
     let targetKeys: { keys: Set<string>; upTo?: string } = { keys: new Set() };
     const knownAbsent = (key: string) => !targetKeys.keys.has(key) && (targetKeys.upTo === undefined || compareKeys(key, targetKeys.upTo) <= 0);
 
+    /** Copies one candidate unless the target already holds it; returns its entry, or a conflict. */
     async function place(c: SourceObject): Promise<{ entry?: StagingPage['entries'][number]; foreign?: ConflictRecord }> {
       for (let attempt = 0; ; attempt++) {
         // A key the target listing did not show goes straight to a conditional write (If-None-Match: *
@@ -262,8 +255,7 @@ export function createCopyActivities(deps: ActivityDeps) {
       page, cursor, blocked, blockedCount, uploads,
       transferred: { ...transferred, parts: (transferred.parts ?? 0) + partCounters.sent, partsReused: (transferred.partsReused ?? 0) + partCounters.reused },
     });
-    // Beat while a large object streams too: a silent attempt would be timed out and run twice.
-    const beat = setInterval(() => ctx.heartbeat(checkpoint()), HEARTBEAT_EVERY_MS);
+    const stopBeat = heartbeatEvery(ctx, checkpoint);
     try {
       for (let pages = 0; pages < deps.batch.maxPages && Date.now() - started < deps.batch.maxMillis; pages++) {
         const [listed, inTarget] = await Promise.all([
@@ -300,7 +292,7 @@ export function createCopyActivities(deps: ActivityDeps) {
     } catch (err) {
       throw toFailure(err);
     } finally {
-      clearInterval(beat);
+      stopBeat();
     }
   }
   return { copyUserObjects };
@@ -318,14 +310,3 @@ export async function writeStaging(target: Site, migrationId: string, userId: st
     throw describeS3Error(err, { site: target.name, bucket: target.bucket, key, action: 'writing a staging record' });
   }
 }
-
-export function sourcesConflictFailure(userId: string, blocked: { key: string; reason: string }[], count: number): ApplicationFailure {
-  const first = blocked[0];
-  return ApplicationFailure.create({
-    type: 'SourcesConflict',
-    nonRetryable: true,
-    message: `user ${userId}: ${count} key(s) could not be migrated; first: ${JSON.stringify(first?.key)}: ${first?.reason}`,
-  });
-}
-
-export { StorageError };

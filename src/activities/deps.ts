@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { ByteBudget } from '../storage/byte-budget';
@@ -52,4 +53,22 @@ export function toFailure(err: unknown): unknown {
     return ApplicationFailure.create({ type: err.type, nonRetryable: true, message: err.message });
   }
   return err;
+}
+
+/** Heartbeat period while an activity works (the SDK throttles what reaches the server). */
+export const HEARTBEAT_EVERY_MS = 5_000;
+
+/** The activity's cancellation signal, shared by all its concurrent S3 calls (hence no listener limit). */
+export function sharedSignal(ctx: Context): AbortSignal {
+  setMaxListeners(0, ctx.cancellationSignal);
+  return ctx.cancellationSignal;
+}
+
+/**
+ * Heartbeats `details()` every few seconds until the returned function is called: one large object can
+ * stream for longer than the heartbeat timeout, and a silent attempt would be timed out and run twice.
+ */
+export function heartbeatEvery(ctx: Context, details: () => unknown = () => undefined): () => void {
+  const beat = setInterval(() => ctx.heartbeat(details()), HEARTBEAT_EVERY_MS);
+  return () => clearInterval(beat);
 }

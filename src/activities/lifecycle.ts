@@ -1,4 +1,3 @@
-import { setMaxListeners } from 'node:events';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import pLimit from 'p-limit';
@@ -6,8 +5,7 @@ import { amendManifest } from '../domain/manifest';
 import { abortUploads, deleteIfUnchanged } from '../storage/delete';
 import { getManifest, putManifest } from '../storage/manifests';
 import { headObject } from '../storage/object-copy';
-import { HEARTBEAT_EVERY_MS } from './copy';
-import { site, targetSite, toFailure, type ActivityDeps } from './deps';
+import { heartbeatEvery, sharedSignal, site, targetSite, toFailure, type ActivityDeps } from './deps';
 
 export interface CleanupUserInput {
   targetSite: string;
@@ -44,10 +42,9 @@ export function createLifecycleActivities(deps: ActivityDeps) {
    */
   async function disposeSources(input: DisposeSourcesInput): Promise<DisposeSourcesResult> {
     const ctx = Context.current();
-    const signal = ctx.cancellationSignal;
-    setMaxListeners(0, signal);
+    const signal = sharedSignal(ctx);
     const target = targetSite(deps, input.targetSite);
-    const beat = setInterval(() => ctx.heartbeat(), HEARTBEAT_EVERY_MS);
+    const stopBeat = heartbeatEvery(ctx);
     try {
       const m = await getManifest(target, input.migrationId, input.userId, signal);
       if (!m) {
@@ -77,7 +74,7 @@ export function createLifecycleActivities(deps: ActivityDeps) {
     } catch (err) {
       throw toFailure(err);
     } finally {
-      clearInterval(beat);
+      stopBeat();
     }
   }
 

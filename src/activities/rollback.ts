@@ -1,13 +1,12 @@
-import { setMaxListeners } from 'node:events';
 import { Context } from '@temporalio/activity';
 import pLimit from 'p-limit';
 import { amendManifest, type ManifestEntry } from '../domain/manifest';
 import { abortUploads, deleteIfUnchanged } from '../storage/delete';
 import { listAllKeys } from '../storage/listing';
 import { getManifest, putManifest } from '../storage/manifests';
-import { copyObject, hashObject, headObject, META, TargetChangedError } from '../storage/object-copy';
-import { HEARTBEAT_EVERY_MS } from './copy';
-import { toFailure, type ActivityDeps } from './deps';
+import { copyObject, hashObject, headObject, META, TargetChangedError, type TargetHead } from '../storage/object-copy';
+import type { Site } from '../storage/clients';
+import { heartbeatEvery, sharedSignal, site, toFailure, type ActivityDeps } from './deps';
 
 export interface RollbackUserInput {
   migrationId: string;
@@ -40,22 +39,23 @@ export function createRollbackActivities(deps: ActivityDeps) {
    */
   async function rollbackUser(input: RollbackUserInput): Promise<RollbackUserResult> {
     const ctx = Context.current();
-    const signal = ctx.cancellationSignal;
-    setMaxListeners(0, signal);
-    const target = deps.clients.get(input.targetSite);
-    const beat = setInterval(() => ctx.heartbeat(), HEARTBEAT_EVERY_MS);
+    const signal = sharedSignal(ctx);
+    const stopBeat = heartbeatEvery(ctx);
     const result: RollbackUserResult = { restored: 0, targetDeleted: 0, partialDeleted: 0, kept: 0, uploadsAborted: 0, problems: [] };
     const keep = (key: string, problem: string) => {
       result.kept++;
       if (result.problems.length < 20) result.problems.push({ key, problem });
     };
     try {
-      if (!target) throw new Error(`site "${input.targetSite}" is not in this worker's sites file`);
+      const target = site(deps, input.targetSite);
       const m = await getManifest(target, input.migrationId, input.userId, signal);
       if (m?.rolledBack) {
         return { ...result, restored: m.rolledBack.restored, targetDeleted: m.rolledBack.targetDeleted, kept: m.rolledBack.kept.length, problems: m.rolledBack.kept.map((k) => ({ key: k.key, problem: k.reason })) };
       }
       const limit = pLimit(input.objectsPerUser);
+      /** True when the source holds the bytes that were migrated: the recorded ETag, or the same size and SHA-256. */
+      const sourceHolds = async (src: Site, key: string, head: TargetHead, etag: string | undefined, size: number, sha256: string | undefined) =>
+        head.etag === etag || (!!sha256 && head.size === size && (await hashObject(src, key, head.etag, signal)).sha256 === sha256);
 
       const undoEntry = async (e: ManifestEntry) => {
         const src = deps.clients.get(e.sourceSite);
@@ -78,8 +78,7 @@ export function createRollbackActivities(deps: ActivityDeps) {
             if (!srcHead) throw err;
           }
         }
-        const same = srcHead.etag === e.sourceEtag || (srcHead.size === e.size && (await hashObject(src, e.key, srcHead.etag, signal)).sha256 === e.sha256);
-        if (!same) return keep(e.key, 'the source object differs from what was migrated; the EU copy is kept');
+        if (!(await sourceHolds(src, e.key, srcHead, e.sourceEtag, e.size, e.sha256))) return keep(e.key, 'the source object differs from what was migrated; the EU copy is kept');
         return deleteCopy(e.key, e.targetEtag);
       };
       const deleteCopy = async (key: string, etag: string, partial = false) => {
@@ -97,19 +96,17 @@ export function createRollbackActivities(deps: ActivityDeps) {
       })));
 
       // Objects this migration wrote that never reached a manifest (a cancelled, failed or unfinished user).
-      for (const key of await listAllKeys(target, input.prefix, 'listing the user\'s target prefix', signal)) {
-        if (inManifest.has(key)) continue;
-        await limit(async () => {
-          const head = await headObject(target, key, signal);
-          if (!head || head.metadata[META.migration] !== input.migrationId) return; // not ours: never touched
-          const src = deps.clients.get(head.metadata[META.sourceSite] ?? '');
-          const srcHead = src && (await headObject(src, key, signal));
-          const sha = head.metadata[META.sha256];
-          const same = !!src && !!srcHead && (srcHead.etag === head.metadata[META.sourceEtag] || (!!sha && srcHead.size === head.size && (await hashObject(src, key, srcHead.etag, signal)).sha256 === sha));
-          if (!same) return keep(key, 'written by this migration, but its source is gone or changed: this may be the only copy, so it is kept');
-          await deleteCopy(key, head.etag, true);
-        });
-      }
+      const unmanifested = (await listAllKeys(target, input.prefix, 'listing the user\'s target prefix', signal)).filter((k) => !inManifest.has(k));
+      await Promise.all(unmanifested.map((key) => limit(async () => {
+        const head = await headObject(target, key, signal);
+        if (!head || head.metadata[META.migration] !== input.migrationId) return; // not ours: never touched
+        const src = deps.clients.get(head.metadata[META.sourceSite] ?? '');
+        const srcHead = src && (await headObject(src, key, signal));
+        if (!src || !srcHead || !(await sourceHolds(src, key, srcHead, head.metadata[META.sourceEtag], head.size, head.metadata[META.sha256]))) {
+          return keep(key, 'written by this migration, but its source is gone or changed: this may be the only copy, so it is kept');
+        }
+        await deleteCopy(key, head.etag, true);
+      })));
       result.uploadsAborted = await abortUploads(target, input.prefix, signal);
       if (m) {
         await putManifest(target, amendManifest(m, {
@@ -120,7 +117,7 @@ export function createRollbackActivities(deps: ActivityDeps) {
     } catch (err) {
       throw toFailure(err);
     } finally {
-      clearInterval(beat);
+      stopBeat();
     }
   }
   return { rollbackUser };

@@ -1,4 +1,3 @@
-import { setMaxListeners } from 'node:events';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
@@ -8,8 +7,8 @@ import type { Site } from '../storage/clients';
 import { describeS3Error } from '../storage/errors';
 import { listAllKeys } from '../storage/listing';
 import { copyObject, hashObject, headObject, META, SourceChangedError } from '../storage/object-copy';
-import { site, targetSite, toFailure, type ActivityDeps } from './deps';
-import { HEARTBEAT_EVERY_MS, writeStaging, type StagingPage } from './copy';
+import { heartbeatEvery, sharedSignal, site, targetSite, toFailure, type ActivityDeps } from './deps';
+import { writeStaging, type StagingPage } from './copy';
 
 export interface VerifyUserInput {
   migrationId: string;
@@ -59,9 +58,7 @@ export function createVerifyActivities(deps: ActivityDeps) {
    */
   async function verifyUserObjects(input: VerifyUserInput): Promise<VerifyUserResult> {
     const ctx = Context.current();
-    const signal = ctx.cancellationSignal;
-    // Every concurrent S3 call listens on this one signal.
-    setMaxListeners(0, signal);
+    const signal = sharedSignal(ctx);
     const target = targetSite(deps, input.targetSite);
     const maxRecopies = input.maxRecopies ?? 3;
     const resumed = ctx.info.heartbeatDetails as VerifyCheckpoint | undefined;
@@ -92,7 +89,7 @@ export function createVerifyActivities(deps: ActivityDeps) {
     };
 
     let progress: VerifyCheckpoint = { pagesDone: resumed?.pagesDone ?? 0, result: { ...result } };
-    const beat = setInterval(() => ctx.heartbeat(progress), HEARTBEAT_EVERY_MS);
+    const stopBeat = heartbeatEvery(ctx, () => progress);
     try {
       const pages = await listStagingPages(target, input.migrationId, input.userId, signal);
       for (let i = resumed?.pagesDone ?? 0; i < pages.length; i++) {
@@ -154,7 +151,7 @@ export function createVerifyActivities(deps: ActivityDeps) {
     } catch (err) {
       throw toFailure(err);
     } finally {
-      clearInterval(beat);
+      stopBeat();
     }
   }
   return { verifyUserObjects };

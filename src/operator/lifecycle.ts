@@ -2,8 +2,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { WorkflowIdConflictPolicy, WorkflowIdReusePolicy, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import { InputError } from '../config/errors';
 import {
-  SA, cutoverSignal, migrationWorkflowId, pauseUpdate, resumeUpdate, rollbackWorkflowId, userPauseSignal, userWorkflowId,
-  type MigrationStatus, type RollbackInput, type RollbackResult,
+  SA, cutoverSignal, pauseUpdate, resumeUpdate, rollbackWorkflowId, userPauseSignal, userWorkflowId,
+  type MigrationStatus, type RollbackInput,
 } from '../workflows/definitions';
 import type { rollbackWorkflow } from '../workflows/rollback';
 import { migrationInput } from './migrations';
@@ -99,5 +99,3 @@ export async function startRollback(client: Client, migrationId: string, userIds
   });
 }
 
-export type { RollbackResult };
-export { migrationWorkflowId };

@@ -192,7 +192,11 @@ export async function copyObject(req: CopyRequest): Promise<CopyOutcome> {
 
 type Headers = { ContentType?: string; ContentEncoding?: string; CacheControl?: string; ContentDisposition?: string; ContentLanguage?: string };
 
-function checkSourceMd5(req: CopyRequest, md5hex: string): void {
+/** The bytes read from the source are all there and, for a single-part ETag, hash to it. */
+function checkSourceBytes(req: CopyRequest, read: number, size: number, md5hex: string): void {
+  if (read !== size) {
+    throw new StorageError(`source object ${JSON.stringify(req.object.key)} at site ${req.source.name}: read ${read} bytes, expected ${size}`, 'SourceTruncated', false);
+  }
   // A single-part ETag is the MD5 of the bytes; multipart (`-N`) and SSE-KMS ETags are not.
   if (/^[0-9a-f]{32}$/.test(req.object.etag) && md5hex !== req.object.etag) {
     throw new StorageError(
@@ -226,8 +230,7 @@ async function putSingle(req: CopyRequest, body: Readable, size: number, headers
     } catch (err) {
       throw describeS3Error(err, { site: req.source.name, bucket: req.source.bucket, key: object.key, action: 'reading GetObject body' });
     }
-    if (read !== size) throw new StorageError(`source object ${JSON.stringify(object.key)} at site ${req.source.name}: read ${read} bytes, expected ${size}`, 'SourceTruncated', false);
-    checkSourceMd5(req, md5.digest('hex'));
+    checkSourceBytes(req, read, size, md5.digest('hex'));
     const digest = sha.digest();
     const shaHex = digest.toString('hex');
     const checksum = digest.toString('base64');
@@ -369,8 +372,7 @@ async function putMultipart(req: CopyRequest, body: Readable, size: number, head
     else req.budget.release(held);
     await Promise.all(inFlight);
     if (failure) throw failure;
-    if (read !== size) throw new StorageError(`source object ${JSON.stringify(object.key)} at site ${req.source.name}: read ${read} bytes, expected ${size}`, 'SourceTruncated', false);
-    checkSourceMd5(req, md5.digest('hex'));
+    checkSourceBytes(req, read, size, md5.digest('hex'));
     parts.sort((a, b) => a.PartNumber - b.PartNumber);
     const shaHex = sha.digest('hex');
     const composite = `${createHash('sha256').update(Buffer.concat(parts.map((p) => p.raw))).digest('base64')}-${parts.length}`;

@@ -8,7 +8,7 @@ import type { Transferred } from '../activities/copy';
 import { userPrefixFor } from '../domain/layout';
 import {
   PERMANENT_FAILURES, SA, addCounters, cutoverSignal, userDisposedSignal, userFinishedSignal, userPauseSignal, zeroCounters,
-  type ObjectCounters, type UserMigrationInput, type UserOutcome,
+  type UserMigrationInput, type UserOutcome,
 } from './definitions';
 
 // Transient faults (throttling, 5xx, network, a killed worker) retry without limit; permanent ones fail the user.
@@ -34,7 +34,6 @@ interface UserCursor {
   page: number;
   cursor?: string;
   transferred: Transferred;
-  migrated?: UserOutcome;
 }
 
 type Phase = 'copy' | 'verify' | 'commit' | 'grace' | 'awaiting-operator' | 'delete' | 'done' | 'failed' | 'cancelled';
@@ -81,50 +80,47 @@ export async function userMigrationWorkflow(input: UserMigrationInput, resume?: 
     }
   }
 
-  let counters: ObjectCounters = zeroCounters();
-  let outcome: UserOutcome | undefined = resume?.migrated;
+  let outcome: UserOutcome | undefined;
   try {
-    if (!outcome) {
-      setPhase('copy');
-      let page = resume?.page ?? 0;
-      let cursor = resume?.cursor;
-      let transferred: Transferred = resume?.transferred ?? { objects: 0, bytes: 0 };
-      for (;;) {
-        const r = await pausable(() => copyUserObjects({
-          migrationId, userId, sources: settings.sources, targetSite, prefix, conflictPolicy: settings.conflictPolicy,
-          objectsPerUser: settings.concurrency.objectsPerUser, page, cursor, transferred,
-        }));
-        page = r.page;
-        cursor = r.cursor;
-        transferred = r.transferred;
-        if (r.blockedCount > 0) {
-          throw ApplicationFailure.create({
-            type: 'SourcesConflict',
-            nonRetryable: true,
-            message: `${r.blockedCount} key(s) could not be migrated; first ${JSON.stringify(r.blocked[0].key)}: ${r.blocked[0].reason}`,
-          });
-        }
-        if (r.done) break;
-        if (workflowInfo().continueAsNewSuggested) {
-          await continueAsNew<typeof userMigrationWorkflow>(input, { page, cursor, transferred });
-        }
+    setPhase('copy');
+    let page = resume?.page ?? 0;
+    let cursor = resume?.cursor;
+    let transferred: Transferred = resume?.transferred ?? { objects: 0, bytes: 0 };
+    for (;;) {
+      const r = await pausable(() => copyUserObjects({
+        migrationId, userId, sources: settings.sources, targetSite, prefix, conflictPolicy: settings.conflictPolicy,
+        objectsPerUser: settings.concurrency.objectsPerUser, page, cursor, transferred,
+      }));
+      page = r.page;
+      cursor = r.cursor;
+      transferred = r.transferred;
+      if (r.blockedCount > 0) {
+        throw ApplicationFailure.create({
+          type: 'SourcesConflict',
+          nonRetryable: true,
+          message: `${r.blockedCount} key(s) could not be migrated; first ${JSON.stringify(r.blocked[0].key)}: ${r.blocked[0].reason}`,
+        });
       }
-      setPhase('verify');
-      const v = await pausable(() => verifyUserObjects({ migrationId, userId, targetSite, mode: settings.verify, objectsPerUser: settings.concurrency.objectsPerUser }));
-      setPhase('commit');
-      const c = await pausable(() => commitManifest({ migrationId, userId, targetSite, userPrefix: prefix }));
-      counters = addCounters(counters, {
-        objects: c.objects, bytes: c.bytes, copied: c.copied, skipped: c.skipped, verified: v.verified, conflicts: c.conflicts,
-        transferredObjects: transferred.objects + v.transferredObjects, transferredBytes: transferred.bytes + v.transferredBytes, recopied: v.recopied,
-        partsSent: transferred.parts ?? 0, partsReused: transferred.partsReused ?? 0,
-      });
-      const disposing = settings.sourceDisposition === 'delete-after-verify';
-      outcome = { userId, ok: true, counters, manifestKey: c.manifestKey, awaitingDisposal: disposing };
-      setPhase(disposing ? 'grace' : 'done');
-      // Reported now, so the user's slot in the migration's window is free during the grace period.
-      await parent.signal(userFinishedSignal, outcome);
-      if (!disposing) return outcome;
+      if (r.done) break;
+      if (workflowInfo().continueAsNewSuggested) {
+        await continueAsNew<typeof userMigrationWorkflow>(input, { page, cursor, transferred });
+      }
     }
+    setPhase('verify');
+    const v = await pausable(() => verifyUserObjects({ migrationId, userId, targetSite, mode: settings.verify, objectsPerUser: settings.concurrency.objectsPerUser }));
+    setPhase('commit');
+    const c = await pausable(() => commitManifest({ migrationId, userId, targetSite, userPrefix: prefix }));
+    const counters = addCounters(zeroCounters(), {
+      objects: c.objects, bytes: c.bytes, copied: c.copied, skipped: c.skipped, verified: v.verified, conflicts: c.conflicts,
+      transferredObjects: transferred.objects + v.transferredObjects, transferredBytes: transferred.bytes + v.transferredBytes, recopied: v.recopied,
+      partsSent: transferred.parts ?? 0, partsReused: transferred.partsReused ?? 0,
+    });
+    const disposing = settings.sourceDisposition === 'delete-after-verify';
+    outcome = { userId, ok: true, counters, manifestKey: c.manifestKey, awaitingDisposal: disposing };
+    setPhase(disposing ? 'grace' : 'done');
+    // Reported now, so the user's slot in the migration's window is free during the grace period.
+    await parent.signal(userFinishedSignal, outcome);
+    if (!disposing) return outcome;
     await disposeAfterGrace(outcome.counters.objects);
     return outcome;
   } catch (err) {
@@ -132,7 +128,7 @@ export async function userMigrationWorkflow(input: UserMigrationInput, resume?: 
       return await CancellationScope.nonCancellable(async () => {
         setPhase('cancelled');
         await cleanupUser({ targetSite, prefix });
-        const cancelled: UserOutcome = { userId, ok: false, cancelled: true, reason: 'cancelled', counters };
+        const cancelled: UserOutcome = { userId, ok: false, cancelled: true, reason: 'cancelled', counters: zeroCounters() };
         // A user already reported as migrated is only waiting for its grace period: nothing to report again.
         if (!outcome) await parent.signal(userFinishedSignal, cancelled);
         else await parent.signal(userDisposedSignal, { userId, deleted: 0, keptChanged: 0, error: 'cancelled before the source was deleted' });
@@ -146,7 +142,7 @@ export async function userMigrationWorkflow(input: UserMigrationInput, resume?: 
       await parent.signal(userDisposedSignal, { userId, deleted: 0, keptChanged: 0, error: reason });
       return outcome;
     }
-    const failed: UserOutcome = { userId, ok: false, reason, counters };
+    const failed: UserOutcome = { userId, ok: false, reason, counters: zeroCounters() };
     await parent.signal(userFinishedSignal, failed);
     return failed;
   }
