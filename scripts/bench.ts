@@ -11,7 +11,8 @@ import pLimit from 'p-limit';
 import { loadSitesFile, type Sites } from '../src/config/sites';
 import { prng } from '../src/demo/seed';
 import { startMigration } from '../src/operator/migrations';
-import { freePorts, startStack, stopStack } from '../src/stack/local-stack';
+import { InputError } from '../src/config/errors';
+import { freePorts, startStack, stopStack, type ServiceRecord } from '../src/stack/local-stack';
 import { ensureTools } from '../src/stack/tools';
 import { createSiteClients, destroySiteClients, type Site, type SiteClients } from '../src/storage/clients';
 import { migrationWorkflowId, type MigrationResult } from '../src/workflows/definitions';
@@ -31,6 +32,8 @@ interface Measure {
   wallS: number;
   cpuS: number;
   rssMiB: number;
+  /** CPU seconds the stack's servers (both versitygw sites, Temporal) used during the run. */
+  serversCpuS?: number;
 }
 
 interface Row {
@@ -39,7 +42,7 @@ interface Row {
   runs: Measure[];
   objects: number;
   bytes: number;
-  median: { wallS: number; objectsPerS: number; mibPerS: number; cpuSPerGiB: number; rssMiB: number };
+  median: { wallS: number; objectsPerS: number; mibPerS: number; cpuSPerGiB: number; rssMiB: number; serversCpuSPerGiB?: number };
   spreadPct: number;
   ratioToRclone?: number;
 }
@@ -116,6 +119,14 @@ function procStats(pid: number): { cpuS: number; rssMiB: number } {
   return { cpuS, rssMiB: hwm ? Number(hwm[1]) / 1024 : NaN };
 }
 
+/** CPU seconds used so far by each of the stack's server processes. */
+function serversCpu(services: ServiceRecord[]): Record<string, number> {
+  return Object.fromEntries(services.map((s) => [s.name, procStats(s.pid).cpuS]));
+}
+
+/** Ends a partial run (--sets / --tools) before the largest-object and many-users measurements. */
+class Done extends Error {}
+
 async function clearPrefix(site: Site, prefix: string): Promise<void> {
   for (;;) {
     const r = await site.s3.send(new ListObjectsV2Command({ Bucket: site.bucket, Prefix: prefix, MaxKeys: 1000 }));
@@ -151,8 +162,11 @@ interface Ctx {
 async function runClover(ctx: Ctx, ds: DataSet, verify: 'checksum' | 'full', runNo: number): Promise<Measure & { maxHistory?: number }> {
   const taskQueue = `bench-${Date.now()}`;
   const log = openSync(ctx.workerLog, 'a');
-  const worker = spawn(process.execPath, [join(ROOT, 'bin', 'clover.js'), 'worker', '--task-queue', taskQueue, '--sites', ctx.sitesFile], {
-    env: { ...process.env, ...ctx.env, CLOVER_LOG_LEVEL: 'warn' }, stdio: ['ignore', log, log],
+  // CLOVER_BENCH_CPU_PROF=<dir>: write a V8 CPU profile of each worker there (for "Where the time goes").
+  const prof = process.env.CLOVER_BENCH_CPU_PROF ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${process.env.CLOVER_BENCH_CPU_PROF}` } : {};
+  // Started as operators start it (`npx clover worker` runs bin/clover.js with its own node flags).
+  const worker = spawn(join(ROOT, 'bin', 'clover.js'), ['worker', '--task-queue', taskQueue, '--sites', ctx.sitesFile], {
+    env: { ...process.env, ...ctx.env, ...prof, CLOVER_LOG_LEVEL: 'warn' }, stdio: ['ignore', log, log],
   });
   closeSync(log);
   const exited = new Promise((ok) => worker.once('exit', ok));
@@ -217,6 +231,7 @@ function row(ds: DataSet, tool: string, runs: Measure[]): Row {
     median: {
       wallS: wall, objectsPerS: objects / wall, mibPerS: bytes / MiB / wall,
       cpuSPerGiB: median(runs.map((r) => r.cpuS)) / (bytes / 1024 / MiB), rssMiB: median(runs.map((r) => r.rssMiB)),
+      serversCpuSPerGiB: runs.every((r) => r.serversCpuS !== undefined) ? median(runs.map((r) => r.serversCpuS!)) / (bytes / 1024 / MiB) : undefined,
     },
     spreadPct: runs.length > 1 ? ((Math.max(...walls) - Math.min(...walls)) / wall) * 100 : 0,
   };
@@ -230,17 +245,27 @@ export function registerBench(program: Command): void {
     .option('--runs <n>', 'runs per data set and tool', (v) => Number(v))
     .option('--concurrency <n>', 'objects in flight per tool', (v) => Number(v), 16)
     .option('--largest-only', 'only measure the worker copying one large object (2 GiB; --quick 512 MiB), merged into the existing results')
-    .action(async (o: { quick?: boolean; runs?: number; concurrency: number; largestOnly?: boolean }) => {
+    .option('--sets <names>', 'only these data sets (comma-separated: small,medium,large); results go to bench/results-partial.json, not BENCHMARKS.md')
+    .option('--tools <names>', 'only these tools (comma-separated: clover-checksum,clover-full,rclone,sdk); partial results as with --sets')
+    .action(async (o: { quick?: boolean; runs?: number; concurrency: number; largestOnly?: boolean; sets?: string; tools?: string }) => {
       process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
       ensurePackage('rclone', 'rclone');
       ensurePackage('/usr/bin/time', 'time');
       const rcloneVersion = execFileSync('rclone', ['version']).toString().split('\n')[0];
       out(`peer tool: ${rcloneVersion}`);
-      const sets = o.quick ? QUICK : FULL;
+      const partial = !!(o.sets || o.tools);
+      const wantSets = o.sets?.split(',').map((x) => x.trim());
+      const sets = (o.quick ? QUICK : FULL).filter((d) => !wantSets || wantSets.includes(d.name));
+      const TOOL_NAMES: Record<string, string> = { 'clover-checksum': 'clover (checksum)', 'clover-full': 'clover (full)', rclone: 'rclone', sdk: 'sdk loop' };
+      const wantTools = (o.tools?.split(',').map((x) => x.trim()) ?? Object.keys(TOOL_NAMES)).map((t) => {
+        if (!TOOL_NAMES[t]) throw new InputError(`unknown tool ${JSON.stringify(t)} in --tools; use ${Object.keys(TOOL_NAMES).join(', ')}`);
+        return TOOL_NAMES[t];
+      });
+      if (wantSets && sets.length !== wantSets.length) throw new InputError(`unknown data set in --sets ${JSON.stringify(o.sets)}; use small, medium, large`);
       const runs = o.runs ?? (o.quick ? 1 : 3);
       const manyUsers = o.quick ? 500 : 10_000;
       const largestSize = (o.quick ? 512 : 2048) * MiB;
-      const resultsFile = join(ROOT, 'bench', o.quick ? 'results-quick.json' : 'results.json');
+      const resultsFile = join(ROOT, 'bench', partial ? 'results-partial.json' : o.quick ? 'results-quick.json' : 'results.json');
       const dir = mkdtempSync(join(tmpdir(), 'clover-bench-'));
       out(`bench stack and logs: ${dir}`);
       const tools = await ensureTools();
@@ -259,24 +284,29 @@ export function registerBench(program: Command): void {
         for (const ds of o.largestOnly ? [] : sets) {
           out(`seeding ${ds.name}: ${ds.users * ds.perUser} objects of ${ds.size / 1024} KiB...`);
           await seed(clients, ds);
-          const measured: Record<string, Measure[]> = { 'clover (checksum)': [], 'clover (full)': [], rclone: [], 'sdk loop': [] };
+          const measured: Record<string, Measure[]> = Object.fromEntries(wantTools.map((t) => [t, []]));
           for (let run = 1; run <= runs; run++) {
             for (const tool of Object.keys(measured)) {
               await clearPrefix(clients.get('eu-ie')!, `users/bench-${ds.name}-`);
+              const before = serversCpu(state.services);
               const m = tool === 'rclone' ? await runRclone(ctx, ds)
                 : tool === 'sdk loop' ? await runSdkLoop(ctx, ds)
                 : await runClover(ctx, ds, tool.includes('full') ? 'full' : 'checksum', run);
+              const after = serversCpu(state.services);
+              const used = Object.entries(after).map(([name, cpu]) => [name, cpu - before[name]] as const);
+              m.serversCpuS = used.reduce((n, [, c]) => n + c, 0);
               measured[tool].push(m);
-              out(`  ${ds.name} run ${run} ${tool}: ${m.wallS.toFixed(1)} s, CPU ${m.cpuS.toFixed(1)} s, peak RSS ${m.rssMiB.toFixed(0)} MiB`);
+              out(`  ${ds.name} run ${run} ${tool}: ${m.wallS.toFixed(1)} s, CPU ${m.cpuS.toFixed(1)} s, peak RSS ${m.rssMiB.toFixed(0)} MiB; servers' CPU ${m.serversCpuS.toFixed(1)} s (${used.map(([n, c]) => `${n} ${c.toFixed(1)}`).join(', ')})`);
             }
           }
           const dsRows = Object.entries(measured).map(([tool, ms]) => row(ds, tool, ms));
-          const rc = dsRows.find((r) => r.tool === 'rclone')!;
-          for (const r of dsRows) r.ratioToRclone = ds.name === 'small' ? r.median.objectsPerS / rc.median.objectsPerS : r.median.mibPerS / rc.median.mibPerS;
+          const rc = dsRows.find((r) => r.tool === 'rclone');
+          if (rc) for (const r of dsRows) r.ratioToRclone = ds.name === 'small' ? r.median.objectsPerS / rc.median.objectsPerS : r.median.mibPerS / rc.median.mibPerS;
           rows.push(...dsRows);
           await clearPrefix(clients.get('sg')!, `users/bench-${ds.name}-`);
           await clearPrefix(clients.get('eu-ie')!, `users/bench-${ds.name}-`);
         }
+        if (partial) throw new Done();
         out(`largest object: one of ${largestSize / MiB} MiB (verify full)...`);
         const big: DataSet = { name: 'largest', users: 1, perUser: 1, size: largestSize };
         await seed(clients, big);
@@ -292,6 +322,8 @@ export function registerBench(program: Command): void {
           manyUsersResult = { users: manyUsers, usersPerS: manyUsers / m.wallS, maxHistory: m.maxHistory ?? 0 };
           out(`  ${manyUsers} users in ${m.wallS.toFixed(1)} s; largest workflow history: ${m.maxHistory} events`);
         }
+      } catch (err) {
+        if (!(err instanceof Done)) throw err;
       } finally {
         await connection.close();
         destroySiteClients(clients);
@@ -306,6 +338,11 @@ export function registerBench(program: Command): void {
         results = { ...prev, largest, largestCommand: `${command} -- --largest-only`.replace('-- --quick -- ', '-- --quick ') };
       }
       writeFileSync(resultsFile, JSON.stringify(results, null, 2) + '\n');
+      if (partial) {
+        out(report(results, sets));
+        out(`wrote bench/results-partial.json (BENCHMARKS.md is only written by a run of every data set and tool)`);
+        return;
+      }
       writeFileSync(join(ROOT, o.quick ? 'BENCHMARKS-quick.md' : 'BENCHMARKS.md'), report(results, sets));
       out(`wrote ${o.quick ? 'BENCHMARKS-quick.md' : 'BENCHMARKS.md'} and bench/${o.quick ? 'results-quick.json' : 'results.json'}`);
     });
@@ -340,13 +377,14 @@ function report(r: Results, sets: DataSet[]): string {
     `Machine: ${r.machine.cpus}, ${r.machine.memoryGiB} GiB RAM, Node ${r.machine.node}; ${r.machine.rclone}.`,
     `Every tool copies the same objects from the \`sg\` site to the \`eu-ie\` site of a local stack (two versitygw servers on loopback,`,
     `one disk), with ${r.concurrency} objects in flight. Clover's wall time is from \`start\` to the migration's result (the worker`,
-    'is started beforehand); its CPU and peak RSS are the worker process\'s, over its whole life.',
+    'is started beforehand); its CPU and peak RSS are the worker process\'s, over its whole life. "Servers\' CPU" is what the',
+    'stack\'s servers (both versitygw sites and Temporal) used during the run, on the same cores.',
     '',
     `Data sets: ${sets.map((s) => `${s.name} = ${s.users * s.perUser} × ${s.size >= MiB ? `${s.size / MiB} MiB` : `${s.size / 1024} KiB`}`).join('; ')}.`,
     '',
-    '| data set | tool | wall s | objects/s | MiB/s | CPU s/GiB | peak RSS MiB | vs rclone | spread |',
-    '|---|---|---:|---:|---:|---:|---:|---:|---:|',
-    ...r.rows.map((x) => `| ${x.dataset} | ${x.tool} | ${f(x.median.wallS)} | ${f(x.median.objectsPerS)} | ${f(x.median.mibPerS)} | ${f(x.median.cpuSPerGiB)} | ${f(x.median.rssMiB, 0)} | ${f(x.ratioToRclone ?? 0, 2)} | ${f(x.spreadPct, 0)}% |`),
+    '| data set | tool | wall s | objects/s | MiB/s | CPU s/GiB | servers\' CPU s/GiB | peak RSS MiB | vs rclone | spread |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+    ...r.rows.map((x) => `| ${x.dataset} | ${x.tool} | ${f(x.median.wallS)} | ${f(x.median.objectsPerS)} | ${f(x.median.mibPerS)} | ${f(x.median.cpuSPerGiB)} | ${x.median.serversCpuSPerGiB === undefined ? 'n/a' : f(x.median.serversCpuSPerGiB)} | ${f(x.median.rssMiB, 0)} | ${x.ratioToRclone === undefined ? 'n/a' : f(x.ratioToRclone, 2)} | ${f(x.spreadPct, 0)}% |`),
     '',
     '"vs rclone" compares objects/s for the small set and MiB/s for the others.',
   ];
