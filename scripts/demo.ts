@@ -44,7 +44,7 @@ export function registerDemo(program: Command): void {
 
       const logFile = join(stackDir(), 'logs', 'demo-worker.log');
       const fd = openSync(logFile, 'a');
-      const worker = spawn(process.execPath, [resolve(__dirname, '..', 'bin', 'clover.js'), 'worker', '--sites', sitesPath()], { stdio: ['ignore', fd, fd] });
+      const worker = spawn(resolve(__dirname, '..', 'bin', 'clover.js'), ['worker', '--sites', sitesPath()], { stdio: ['ignore', fd, fd] });
       closeSync(fd);
       out(`worker started (pid ${worker.pid}); its logs: ${logFile}`);
       const { client, cfg, close } = await connectClient();

@@ -85,7 +85,7 @@ export function startWorkerProcess(name: string, args: string[] = []): ChildProc
   const logDir = join(process.env.CLOVER_TEST_STACK_DIR!, 'logs');
   mkdirSync(logDir, { recursive: true });
   const fd = openSync(join(logDir, `${name}.log`), 'a');
-  const child = spawn(process.execPath, [join(ROOT, 'bin', 'clover.js'), 'worker', ...args], { stdio: ['ignore', fd, fd], env: { ...process.env, CLOVER_TASK_QUEUE: TASK_QUEUE } });
+  const child = spawn(join(ROOT, 'bin', 'clover.js'), ['worker', ...args], { stdio: ['ignore', fd, fd], env: { ...process.env, CLOVER_TASK_QUEUE: TASK_QUEUE } });
   closeSync(fd);
   return child;
 }

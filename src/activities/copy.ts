@@ -135,6 +135,7 @@ export function createCopyActivities(deps: ActivityDeps) {
     const totals = { objects: 0, bytes: 0, conflicts: 0 };
     const started = Date.now();
     const limit = pLimit(input.objectsPerUser);
+    const offload = deps.hasher && { hasher: deps.hasher, budget: deps.budget };
     const block = (key: string, reason: string) => {
       // A redone page (after a retry) meets the same keys again: count each once.
       if (blocked.some((b) => b.key === key)) return;
@@ -177,8 +178,12 @@ export function createCopyActivities(deps: ActivityDeps) {
         }
         try {
           const out = await copyObject({
-            source: bySite.get(c.site)!, target, object: c, migrationId: input.migrationId, overwriteEtag, settings: deps.copy, budget: deps.budget, signal,
-            resumeUpload: uploads[c.key], onUpload: (u) => (uploads[c.key] = u), partCounters,
+            source: bySite.get(c.site)!, target, object: c, migrationId: input.migrationId, overwriteEtag, settings: deps.copy, budget: deps.budget, hasher: deps.hasher, signal,
+            resumeUpload: uploads[c.key], partCounters,
+            onUpload: (u) => {
+              uploads[c.key] = u;
+              ctx.heartbeat(checkpoint()); // the upload id reaches the checkpoint at once, not at the next periodic beat
+            },
           });
           delete uploads[c.key];
           transferred.objects++;
@@ -218,7 +223,7 @@ export function createCopyActivities(deps: ActivityDeps) {
       const order = [...cands].sort((a, b) => b.lastModified.localeCompare(a.lastModified) || input.sources.indexOf(a.site) - input.sources.indexOf(b.site));
       const hashes = new Map<string, string>();
       const hashOf = async (c: SourceObject) => {
-        if (!hashes.has(c.site)) hashes.set(c.site, (await hashObject(bySite.get(c.site)!, c.key, c.etag, signal)).sha256);
+        if (!hashes.has(c.site)) hashes.set(c.site, (await hashObject(bySite.get(c.site)!, c.key, c.etag, signal, offload)).sha256);
         return hashes.get(c.site)!;
       };
       let entry: StagingPage['entries'][number] | undefined;

@@ -4,6 +4,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { ByteBudget } from '../storage/byte-budget';
 import type { Site, SiteClients } from '../storage/clients';
 import { StorageError } from '../storage/errors';
+import type { Hasher } from '../storage/hash-pool';
 import type { CopySettings } from '../storage/object-copy';
 import { isEea } from '../domain/eea';
 
@@ -12,6 +13,8 @@ export interface ActivityDeps {
   clients: SiteClients;
   budget: ByteBudget;
   copy: CopySettings;
+  /** Where object bytes are hashed: the worker's hash threads (default: the activity's own thread). */
+  hasher?: Hasher;
   /** One copy activity call returns after this many listing pages or this long, so progress is durable in history. */
   batch: { maxPages: number; maxMillis: number; listPageSize: number };
 }
@@ -72,3 +75,4 @@ export function heartbeatEvery(ctx: Context, details: () => unknown = () => unde
   const beat = setInterval(() => ctx.heartbeat(details()), HEARTBEAT_EVERY_MS);
   return () => clearInterval(beat);
 }
+

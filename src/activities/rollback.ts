@@ -55,7 +55,7 @@ export function createRollbackActivities(deps: ActivityDeps) {
       const limit = pLimit(input.objectsPerUser);
       /** True when the source holds the bytes that were migrated: the recorded ETag, or the same size and SHA-256. */
       const sourceHolds = async (src: Site, key: string, head: TargetHead, etag: string | undefined, size: number, sha256: string | undefined) =>
-        head.etag === etag || (!!sha256 && head.size === size && (await hashObject(src, key, head.etag, signal)).sha256 === sha256);
+        head.etag === etag || (!!sha256 && head.size === size && (await hashObject(src, key, head.etag, signal, deps.hasher && { hasher: deps.hasher, budget: deps.budget })).sha256 === sha256);
 
       const undoEntry = async (e: ManifestEntry) => {
         const src = deps.clients.get(e.sourceSite);
@@ -67,7 +67,7 @@ export function createRollbackActivities(deps: ActivityDeps) {
           try {
             const out = await copyObject({
               source: target, target: src, object: { site: target.name, key: e.key, etag: e.targetEtag, size: e.size, lastModified: e.sourceLastModified },
-              migrationId: input.migrationId, settings: deps.copy, budget: deps.budget, signal, restore: true,
+              migrationId: input.migrationId, settings: deps.copy, budget: deps.budget, hasher: deps.hasher, signal, restore: true,
             });
             if (out.sha256 !== e.sha256) return keep(e.key, `restored bytes have SHA-256 ${out.sha256}, the manifest says ${e.sha256}; the EU copy is kept`);
             result.restored++;

@@ -13,6 +13,7 @@ import {
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
 import type { ByteBudget } from './byte-budget';
+import { inlineHasher, sizeClass, type Hasher } from './hash-pool';
 import type { Site } from './clients';
 import { StorageError, describeS3Error, isNotFound, isPreconditionFailed } from './errors';
 
@@ -46,6 +47,7 @@ export interface CopyOutcome {
   sha256: string;
   size: number;
   targetEtag: string;
+  /** The SHA-256 checksum as the target server reported it ('' when it did not; composite for multipart). */
   targetChecksum: string;
 }
 
@@ -99,7 +101,9 @@ async function getPinned(site: Site, key: string, etag: string, signal?: AbortSi
 }
 
 /** Reads an object (pinned to `etag` when given) and returns its SHA-256 and size; the body is always consumed. */
-export async function hashObject(site: Site, key: string, etag: string | undefined, signal?: AbortSignal): Promise<{ sha256: string; size: number }> {
+export async function hashObject(
+  site: Site, key: string, etag: string | undefined, signal?: AbortSignal, offload?: { hasher: Hasher; budget: ByteBudget },
+): Promise<{ sha256: string; size: number }> {
   let res: GetObjectCommandOutput;
   if (etag) res = await getPinned(site, key, etag, signal);
   else {
@@ -109,20 +113,74 @@ export async function hashObject(site: Site, key: string, etag: string | undefin
       throw describeS3Error(err, { site: site.name, bucket: site.bucket, key, action: 'GetObject' });
     }
   }
-  const hash = createHash('sha256');
-  let size = 0;
   const body = res.Body as Readable;
   try {
+    if (offload && (res.ContentLength ?? 0) >= OFFLOAD_MIN_BYTES) return await hashOnThreads(body, res.ContentLength!, offload.hasher, offload.budget);
+    const hash = createHash('sha256');
+    let size = 0;
     for await (const chunk of body) {
       hash.update(chunk as Buffer);
       size += (chunk as Buffer).length;
     }
+    return { sha256: hash.digest('hex'), size };
   } catch (err) {
     throw describeS3Error(err, { site: site.name, bucket: site.bucket, key, action: 'reading GetObject body' });
   } finally {
     body.destroy();
   }
-  return { sha256: hash.digest('hex'), size };
+}
+
+/** Hashes a body on the hash threads in blocks of up to 1 MiB, one block hashing while the next fills. */
+async function hashOnThreads(body: Readable, length: number, hasher: Hasher, budget: ByteBudget): Promise<{ sha256: string; size: number }> {
+  const blockSize = Math.min(sizeClass(length), 1024 * 1024);
+  const stream = hasher.stream(false);
+  let hashing: Promise<void> = Promise.resolve();
+  let held = await budget.acquire(blockSize);
+  let block = hasher.alloc(blockSize);
+  let fill = 0;
+  let size = 0;
+  const flush = async () => {
+    await hashing; // at most one block hashing at a time
+    const [b, h, n] = [block, held, fill];
+    hashing = stream.update(b.subarray(0, n)).finally(() => {
+      hasher.free(b);
+      budget.release(h);
+    });
+  };
+  try {
+    for await (const chunk of body) {
+      let c = chunk as Buffer;
+      size += c.length;
+      while (c.length > 0) {
+        const n = Math.min(c.length, blockSize - fill);
+        c.copy(block, fill, 0, n);
+        fill += n;
+        c = c.subarray(n);
+        if (fill < blockSize) continue;
+        await flush();
+        held = 0;
+        block = Buffer.alloc(0);
+        held = await budget.acquire(blockSize);
+        block = hasher.alloc(blockSize);
+        fill = 0;
+      }
+    }
+    if (fill > 0) await flush();
+    else {
+      hasher.free(block);
+      budget.release(held);
+    }
+    held = 0;
+    block = Buffer.alloc(0);
+    await hashing;
+    return { sha256: (await stream.end()).sha256.toString('hex'), size };
+  } catch (err) {
+    await hashing.catch(() => undefined);
+    stream.drop();
+    if (block.length > 0) hasher.free(block);
+    budget.release(held);
+    throw err;
+  }
 }
 
 export interface CopyRequest {
@@ -146,6 +204,31 @@ export interface CopyRequest {
   onUpload?: (u: UploadCheckpoint) => void;
   /** Parts sent / found already uploaded and reused (added to). */
   partCounters?: { sent: number; reused: number };
+  /** Where object bytes are hashed (the worker's hash threads); default: on this thread. */
+  hasher?: Hasher;
+}
+
+/** Objects smaller than this are hashed on the copying thread: handing them to a thread costs more. */
+export const OFFLOAD_MIN_BYTES = 256 * 1024;
+
+/** A single-part source ETag is the MD5 of the object's bytes, so the MD5 is worth computing. */
+const needsMd5 = (etag: string) => /^[0-9a-f]{32}$/.test(etag);
+
+/**
+ * Presets the SigV4 payload hash (x-amz-content-sha256) to the SHA-256 Clover has already computed for
+ * the checksum header, so the SDK does not hash the body once more before signing.
+ */
+function signedWith<C extends PutObjectCommand | UploadPartCommand>(command: C, sha256: Buffer): C {
+  // Both commands share the middleware stack's shape; the middleware only touches the HTTP request.
+  (command as unknown as PutObjectCommand).middlewareStack.add(
+    (next) => async (args) => {
+      const request = args.request as { headers?: Record<string, string> };
+      if (request.headers) request.headers['x-amz-content-sha256'] = sha256.toString('hex');
+      return next(args);
+    },
+    { step: 'build', name: 'cloverPayloadHash' },
+  );
+  return command;
 }
 
 /** What a checkpoint keeps of an object's multipart upload to continue it after a crash. */
@@ -192,13 +275,15 @@ export async function copyObject(req: CopyRequest): Promise<CopyOutcome> {
 
 type Headers = { ContentType?: string; ContentEncoding?: string; CacheControl?: string; ContentDisposition?: string; ContentLanguage?: string };
 
-/** The bytes read from the source are all there and, for a single-part ETag, hash to it. */
-function checkSourceBytes(req: CopyRequest, read: number, size: number, md5hex: string): void {
+function checkSourceLength(req: CopyRequest, read: number, size: number): void {
   if (read !== size) {
     throw new StorageError(`source object ${JSON.stringify(req.object.key)} at site ${req.source.name}: read ${read} bytes, expected ${size}`, 'SourceTruncated', false);
   }
-  // A single-part ETag is the MD5 of the bytes; multipart (`-N`) and SSE-KMS ETags are not.
-  if (/^[0-9a-f]{32}$/.test(req.object.etag) && md5hex !== req.object.etag) {
+}
+
+/** The bytes read from the source hash to its single-part ETag (multipart `-N` and SSE-KMS ETags are not MD5s). */
+function checkSourceMd5(req: CopyRequest, md5hex: string | undefined): void {
+  if (needsMd5(req.object.etag) && md5hex !== req.object.etag) {
     throw new StorageError(
       `source object ${JSON.stringify(req.object.key)} at site ${req.source.name}: bytes read do not match its ETag (MD5 ${md5hex} != ${req.object.etag})`,
       'SourceCorrupt',
@@ -213,47 +298,50 @@ function conditional(req: CopyRequest): { IfNoneMatch?: string; IfMatch?: string
 
 async function putSingle(req: CopyRequest, body: Readable, size: number, headers: Headers, metadata: Record<string, string>): Promise<CopyOutcome> {
   const { target, object, signal } = req;
-  const held = await req.budget.acquire(size);
+  // Large enough objects are read into a buffer the hash threads read in place; small ones are hashed here.
+  const hasher = req.hasher && size >= OFFLOAD_MIN_BYTES ? req.hasher : inlineHasher;
+  const held = await req.budget.acquire(hasher === inlineHasher ? size : sizeClass(size));
+  const buf = hasher.alloc(size);
   try {
-    const sha = createHash('sha256');
-    const md5 = createHash('md5');
-    const chunks: Buffer[] = [];
     let read = 0;
     try {
       for await (const chunk of body) {
         const b = chunk as Buffer;
-        sha.update(b);
-        md5.update(b);
-        chunks.push(b);
+        if (read + b.length <= size) b.copy(buf, read);
         read += b.length;
       }
     } catch (err) {
       throw describeS3Error(err, { site: req.source.name, bucket: req.source.bucket, key: object.key, action: 'reading GetObject body' });
     }
-    checkSourceBytes(req, read, size, md5.digest('hex'));
-    const digest = sha.digest();
-    const shaHex = digest.toString('hex');
-    const checksum = digest.toString('base64');
+    checkSourceLength(req, read, size);
+    const digests = await hasher.once(buf, needsMd5(object.etag));
+    checkSourceMd5(req, digests.md5);
+    const shaHex = digests.sha256.toString('hex');
+    const checksum = digests.sha256.toString('base64');
     try {
       const out = await target.s3.send(
-        new PutObjectCommand({
-          Bucket: target.bucket,
-          Key: object.key,
-          Body: Buffer.concat(chunks, read),
-          ContentLength: read,
-          ChecksumSHA256: checksum,
-          ...headers,
-          Metadata: req.restore ? metadata : { ...metadata, [META.sha256]: shaHex },
-          ...conditional(req),
-        }),
+        signedWith(
+          new PutObjectCommand({
+            Bucket: target.bucket,
+            Key: object.key,
+            Body: buf,
+            ContentLength: size,
+            ChecksumSHA256: checksum,
+            ...headers,
+            Metadata: req.restore ? metadata : { ...metadata, [META.sha256]: shaHex },
+            ...conditional(req),
+          }),
+          digests.sha256,
+        ),
         { abortSignal: signal },
       );
-      return { sha256: shaHex, size: read, targetEtag: stripQuotes(out.ETag), targetChecksum: out.ChecksumSHA256 ?? checksum };
+      return { sha256: shaHex, size, targetEtag: stripQuotes(out.ETag), targetChecksum: out.ChecksumSHA256 ?? '' };
     } catch (err) {
       if (isPreconditionFailed(err)) throw new TargetChangedError(target.name, object.key);
       throw describeS3Error(err, { site: target.name, bucket: target.bucket, key: object.key, action: 'PutObject' });
     }
   } finally {
+    hasher.free(buf);
     req.budget.release(held);
   }
 }
@@ -298,36 +386,41 @@ async function putMultipart(req: CopyRequest, body: Readable, size: number, head
     }
   }
   req.onUpload?.({ uploadId, partSize, sourceEtag: object.etag });
-  const sha = createHash('sha256');
-  const md5 = createHash('md5');
+  // Whole-object SHA-256 (and MD5 for a single-part source ETag) and each part's SHA-256, on the hash threads.
+  const hasher = req.hasher ?? inlineHasher;
+  const hashes = hasher.stream(needsMd5(object.etag));
   const parts: { PartNumber: number; ETag: string; ChecksumSHA256: string; raw: Buffer }[] = [];
   const inFlight = new Set<Promise<void>>();
   let failure: unknown;
   const upload = (partNumber: number, buf: Buffer, held: number) => {
-    const partSha = createHash('sha256').update(buf).digest();
-    const done = existing.get(partNumber);
-    if (done && done.Size === buf.length && done.ChecksumSHA256 === partSha.toString('base64')) {
-      parts.push({ PartNumber: partNumber, ETag: done.ETag, ChecksumSHA256: done.ChecksumSHA256, raw: partSha });
-      if (req.partCounters) req.partCounters.reused++;
-      req.budget.release(held);
-      return;
-    }
-    if (req.partCounters) req.partCounters.sent++;
-    const p = target.s3
-      .send(
-        new UploadPartCommand({
-          Bucket: target.bucket, Key: object.key, UploadId: uploadId, PartNumber: partNumber,
-          Body: buf, ContentLength: buf.length, ChecksumSHA256: partSha.toString('base64'),
-        }),
-        { abortSignal: signal },
-      )
-      .then((out) => {
-        parts.push({ PartNumber: partNumber, ETag: out.ETag!, ChecksumSHA256: partSha.toString('base64'), raw: partSha });
+    const p = hashes
+      .part(buf)
+      .then(async (partSha) => {
+        const checksum = partSha.toString('base64');
+        const done = existing.get(partNumber);
+        if (done && done.Size === buf.length && done.ChecksumSHA256 === checksum) {
+          parts.push({ PartNumber: partNumber, ETag: done.ETag, ChecksumSHA256: checksum, raw: partSha });
+          if (req.partCounters) req.partCounters.reused++;
+          return;
+        }
+        if (req.partCounters) req.partCounters.sent++;
+        const out = await target.s3.send(
+          signedWith(
+            new UploadPartCommand({
+              Bucket: target.bucket, Key: object.key, UploadId: uploadId, PartNumber: partNumber,
+              Body: buf, ContentLength: buf.length, ChecksumSHA256: checksum,
+            }),
+            partSha,
+          ),
+          { abortSignal: signal },
+        );
+        parts.push({ PartNumber: partNumber, ETag: out.ETag!, ChecksumSHA256: checksum, raw: partSha });
       })
       .catch((err) => {
         failure ??= describeS3Error(err, ctx(`UploadPart ${partNumber}`));
       })
       .finally(() => {
+        hasher.free(buf);
         req.budget.release(held);
         inFlight.delete(p);
       });
@@ -335,46 +428,51 @@ async function putMultipart(req: CopyRequest, body: Readable, size: number, head
   };
   try {
     let partNumber = 0;
-    let pending: Buffer[] = [];
-    let pendingLen = 0;
     let held = await req.budget.acquire(partSize);
+    let buf = hasher.alloc(partSize);
+    let fill = 0;
     let read = 0;
     try {
       for await (const chunk of body) {
         let b = chunk as Buffer;
-        sha.update(b);
-        md5.update(b);
         read += b.length;
-        while (pendingLen + b.length >= partSize) {
-          const take = partSize - pendingLen;
-          pending.push(b.subarray(0, take));
-          b = b.subarray(take);
-          const buf = Buffer.concat(pending, partSize);
-          pending = [];
-          pendingLen = 0;
+        while (b.length > 0) {
+          const n = Math.min(b.length, partSize - fill);
+          b.copy(buf, fill, 0, n);
+          fill += n;
+          b = b.subarray(n);
+          if (fill < partSize) continue;
           upload(++partNumber, buf, held);
+          // Both now belong to the part's upload, which frees them.
+          buf = Buffer.alloc(0);
+          held = 0;
           if (failure) throw failure;
           // Backpressure: the source stream pauses while the part queue is full.
           while (inFlight.size >= req.settings.partConcurrency) await Promise.race(inFlight);
+          if (failure) throw failure;
           held = await req.budget.acquire(partSize);
-        }
-        if (b.length > 0) {
-          pending.push(b);
-          pendingLen += b.length;
+          buf = hasher.alloc(partSize);
+          fill = 0;
         }
       }
     } catch (err) {
       req.budget.release(held);
+      if (buf.length > 0) hasher.free(buf);
       if (err instanceof StorageError) throw err;
       throw describeS3Error(err, { site: req.source.name, bucket: req.source.bucket, key: object.key, action: 'reading GetObject body' });
     }
-    if (pendingLen > 0 || partNumber === 0) upload(++partNumber, Buffer.concat(pending, pendingLen), held);
-    else req.budget.release(held);
+    if (fill > 0 || partNumber === 0) upload(++partNumber, buf.subarray(0, fill), held);
+    else {
+      req.budget.release(held);
+      hasher.free(buf);
+    }
     await Promise.all(inFlight);
     if (failure) throw failure;
-    checkSourceBytes(req, read, size, md5.digest('hex'));
+    checkSourceLength(req, read, size);
+    const whole = await hashes.end();
+    checkSourceMd5(req, whole.md5);
     parts.sort((a, b) => a.PartNumber - b.PartNumber);
-    const shaHex = sha.digest('hex');
+    const shaHex = whole.sha256.toString('hex');
     const composite = `${createHash('sha256').update(Buffer.concat(parts.map((p) => p.raw))).digest('base64')}-${parts.length}`;
     let completedEtag: string;
     try {
@@ -414,6 +512,7 @@ async function putMultipart(req: CopyRequest, body: Readable, size: number, head
     }
   } catch (err) {
     await Promise.allSettled(inFlight);
+    hashes.drop();
     // Keep the upload when the work was interrupted (pause, cancel, shutdown: cancel's cleanup aborts it)
     // or hit a transient fault: the next attempt continues it from its parts. Abort it when its parts
     // belong to a source version or target state that no longer holds.

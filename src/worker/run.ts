@@ -4,7 +4,9 @@ import { createActivities } from '../activities';
 import { UnreachableError } from '../config/errors';
 import type { Sites } from '../config/sites';
 import type { TemporalConfig } from '../config/temporal';
+import { availableParallelism } from 'node:os';
 import { ByteBudget } from '../storage/byte-budget';
+import { HashPool } from '../storage/hash-pool';
 import { createSiteClients, destroySiteClients } from '../storage/clients';
 import { TASK_QUEUE } from '../workflows/definitions';
 import { temporalLogger } from './logger';
@@ -19,6 +21,8 @@ export interface WorkerSettings {
   multipartThreshold: number;
   minPartSize: number;
   partConcurrency: number;
+  /** Threads that hash object bytes (SHA-256, MD5) beside the thread that moves them. */
+  hashThreads: number;
   /** How long in-flight activities get to reach a checkpoint on SIGTERM/SIGINT. */
   shutdownGraceMs: number;
   taskQueue: string;
@@ -30,7 +34,8 @@ export const defaultWorkerSettings = (): WorkerSettings => ({
   memoryBudget: 256 * 1024 * 1024,
   multipartThreshold: 16 * 1024 * 1024,
   minPartSize: 16 * 1024 * 1024,
-  partConcurrency: 4,
+  partConcurrency: 2,
+  hashThreads: Math.max(1, Math.min(4, availableParallelism() - 1)),
   shutdownGraceMs: 30_000,
   taskQueue: TASK_QUEUE,
 });
@@ -55,8 +60,11 @@ export async function runWorker(opts: { temporal: TemporalConfig; sites: Sites; 
     throw new UnreachableError(`cannot reach Temporal at ${temporal.address}: ${(err as Error).message} (is the stack up? \`npm run stack -- up\`)`);
   }
   const clients = createSiteClients(sites, { maxSockets: settings.maxSockets });
+  // Buffers kept for reuse count towards resident memory, so at most a quarter of the budget is kept idle.
+  const hasher = new HashPool(settings.hashThreads, settings.memoryBudget / 4);
   const deps = {
     clients,
+    hasher,
     budget: new ByteBudget(settings.memoryBudget),
     copy: { multipartThreshold: settings.multipartThreshold, minPartSize: settings.minPartSize, partConcurrency: settings.partConcurrency },
     batch: { maxPages: 20, maxMillis: 5 * 60_000, listPageSize: 1000 },
@@ -81,6 +89,7 @@ export async function runWorker(opts: { temporal: TemporalConfig; sites: Sites; 
     await worker.run();
   } finally {
     destroySiteClients(clients);
+    await hasher.close();
     await connection.close();
     logger.info('worker stopped');
   }
