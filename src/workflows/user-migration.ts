@@ -107,7 +107,7 @@ export async function userMigrationWorkflow(input: UserMigrationInput, resume?: 
       }
     }
     setPhase('verify');
-    const v = await pausable(() => verifyUserObjects({ migrationId, userId, targetSite, mode: settings.verify, objectsPerUser: settings.concurrency.objectsPerUser }));
+    const v = await pausable(() => verifyUserObjects({ migrationId, userId, targetSite, prefix, mode: settings.verify, objectsPerUser: settings.concurrency.objectsPerUser }));
     setPhase('commit');
     const c = await pausable(() => commitManifest({ migrationId, userId, targetSite, userPrefix: prefix }));
     const counters = addCounters(zeroCounters(), {
