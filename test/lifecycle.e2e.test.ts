@@ -52,7 +52,9 @@ describe('migration lifecycle', () => {
   it('pause holds (nothing is copied while paused), resume finishes', async () => {
     const id = uniqueId('pause');
     const users = [`${id}-a`, `${id}-b`];
-    for (const u of users) await seed('sg', u, 250, 32 * 1024);
+    // Enough objects that the copy is still running when the pause lands (one object at a time per user).
+    const perUser = 1000;
+    for (const u of users) await seed('sg', u, perUser, 4 * 1024);
     expect((await runCli(['start', '--plan', plan(id, users, { concurrency: { users: 2, objectsPerUser: 1 } })])).code).toBe(0);
     const copied = async () => (await Promise.all(users.map((u) => listKeys(c, 'eu-ie', `users/${u}/`)))).flat().length;
     for (let i = 0; i < 300 && (await copied()) < 40; i++) await sleep(100);
@@ -65,7 +67,7 @@ describe('migration lifecycle', () => {
     const held = await copied();
     await sleep(4000);
     expect(await copied()).toBe(held);
-    expect(held).toBeLessThan(500);
+    expect(held).toBeLessThan(2 * perUser);
     const st = JSON.parse((await runCli(['status', id, '--json'])).stdout);
     expect(st.phase).toBe('paused');
     expect(Date.parse(st.pausedAt)).toBeGreaterThan(0);
@@ -73,8 +75,8 @@ describe('migration lifecycle', () => {
     expect((await runCli(['resume', id])).code).toBe(0);
     const r = await result(id);
     expect(r).toMatchObject({ phase: 'completed', usersDone: 2 });
-    expect(r.counters.objects).toBe(500);
-    expect(await copied()).toBe(500);
+    expect(r.counters.objects).toBe(2 * perUser);
+    expect(await copied()).toBe(2 * perUser);
     expect((await runCli(['verify', id])).code).toBe(0);
     expect((await runCli(['resume', id])).code).toBe(2); // not running any more
   });
