@@ -228,6 +228,10 @@ export async function startStack(opts: StartOptions): Promise<StackState> {
     '--port', String(ports.temporal),
     '--ui-port', String(ports.ui),
     '--db-filename', join(dir, 'temporal.db'),
+    // Write-ahead log: a commit is one append instead of a rewrite of the journal. It survives the server
+    // process being killed (what the local stack's crash tests do); only a power cut may lose the last commits.
+    '--sqlite-pragma', 'journal_mode=wal',
+    '--sqlite-pragma', 'synchronous=normal',
     '--namespace', 'default',
     '--log-level', 'warn',
     ...SEARCH_ATTRIBUTES.flatMap((a) => ['--search-attribute', `${a}=Keyword`]),
