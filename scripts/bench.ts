@@ -159,14 +159,27 @@ interface Ctx {
   workerLog: string;
 }
 
+/**
+ * Clover's concurrency for `objects` in flight in all, as rclone's --transfers: users at once (at most the
+ * worker's 8 activity slots) times objects per user.
+ */
+function clover(ds: DataSet, objects: number): { users: number; objectsPerUser: number } {
+  const users = Math.max(1, Math.min(ds.users, 8, objects));
+  return { users, objectsPerUser: Math.max(1, Math.ceil(objects / users)) };
+}
+
 async function runClover(ctx: Ctx, ds: DataSet, verify: 'checksum' | 'full', runNo: number): Promise<Measure & { maxHistory?: number }> {
   const taskQueue = `bench-${Date.now()}`;
   const log = openSync(ctx.workerLog, 'a');
   // CLOVER_BENCH_CPU_PROF=<dir>: write a V8 CPU profile of each worker there (for "Where the time goes").
-  const prof = process.env.CLOVER_BENCH_CPU_PROF ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${process.env.CLOVER_BENCH_CPU_PROF}` } : {};
-  // Started as operators start it (`npx clover worker` runs bin/clover.js with its own node flags).
-  const worker = spawn(join(ROOT, 'bin', 'clover.js'), ['worker', '--task-queue', taskQueue, '--sites', ctx.sitesFile], {
-    env: { ...process.env, ...ctx.env, ...prof, CLOVER_LOG_LEVEL: 'warn' }, stdio: ['ignore', log, log],
+  // Started as operators start it: `npx clover worker` runs bin/clover.js with the node flags of its first line.
+  const bin = join(ROOT, 'bin', 'clover.js');
+  const prof = process.env.CLOVER_BENCH_CPU_PROF;
+  const [cmd, pre] = prof
+    ? [process.execPath, [...readFileSync(bin, 'utf8').split('\n')[0].split(' ').filter((a) => a.startsWith('--')), '--cpu-prof', '--cpu-prof-dir', prof, bin]]
+    : [bin, []];
+  const worker = spawn(cmd, [...pre, 'worker', '--task-queue', taskQueue, '--sites', ctx.sitesFile], {
+    env: { ...process.env, ...ctx.env, CLOVER_LOG_LEVEL: 'warn' }, stdio: ['ignore', log, log],
   });
   closeSync(log);
   const exited = new Promise((ok) => worker.once('exit', ok));
@@ -177,12 +190,15 @@ async function runClover(ctx: Ctx, ds: DataSet, verify: 'checksum' | 'full', run
   await startMigration(ctx.client, ctx.sites, {
     settings: {
       migrationId, sources: ['sg'], routing: { default: 'eu-ie', byCountry: {} }, userPrefix: 'users/{userId}/', verify,
-      conflictPolicy: 'newest-wins', concurrency: { users: Math.min(ds.users, 16), objectsPerUser: ctx.concurrency },
+      conflictPolicy: 'newest-wins', concurrency: clover(ds, ctx.concurrency),
       sourceDisposition: 'keep', gracePeriod: '7d',
     },
     usersSource: 'bench', users,
   }, taskQueue);
-  const r = (await ctx.client.workflow.getHandle(migrationWorkflowId(migrationId)).result()) as MigrationResult;
+  const r = (await Promise.race([
+    ctx.client.workflow.getHandle(migrationWorkflowId(migrationId)).result(),
+    exited.then(() => Promise.reject(new Error(`the bench worker exited early; see ${ctx.workerLog}`))),
+  ])) as MigrationResult;
   const wallS = (Date.now() - t0) / 1000;
   if (r.phase !== 'completed' || r.counters.objects !== ds.users * ds.perUser) throw new Error(`bench migration ${migrationId} ended ${r.phase} with ${r.counters.objects} objects`);
   let maxHistory = 0;
