@@ -347,11 +347,12 @@ export function registerBench(program: Command): void {
         rmSync(dir, { recursive: true, force: true });
       }
       const machine = { cpus: `${cpus().length} × ${cpus()[0]?.model ?? 'unknown'}`, memoryGiB: Math.round(totalmem() / 1024 ** 3), node: process.version, rclone: rcloneVersion };
-      const command = `npm run bench${o.quick ? ' -- --quick' : ''}`;
+      const flags = [o.quick && '--quick', o.sets && `--sets ${o.sets}`, o.tools && `--tools ${o.tools}`, o.runs && `--runs ${o.runs}`].filter(Boolean);
+      const command = `npm run bench${flags.length ? ` -- ${flags.join(' ')}` : ''}`;
       let results: Results = { date: new Date().toISOString(), command, quick: !!o.quick, runs, concurrency: o.concurrency, machine, rows, manyUsers: manyUsersResult, largest };
       if (o.largestOnly) {
         const prev = JSON.parse(readFileSync(resultsFile, 'utf8')) as Results;
-        results = { ...prev, largest, largestCommand: `${command} -- --largest-only`.replace('-- --quick -- ', '-- --quick ') };
+        results = { ...prev, largest, largestCommand: `npm run bench -- ${[...flags, '--largest-only'].join(' ')}` };
       }
       writeFileSync(resultsFile, JSON.stringify(results, null, 2) + '\n');
       if (partial) {
