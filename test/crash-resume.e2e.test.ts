@@ -26,8 +26,10 @@ describe('a worker killed mid-copy', () => {
   it('resumes on a new worker and finishes with every object verified', async () => {
     const migrationId = uniqueId('crash');
     const userId = `${migrationId}-u`;
-    const n = 600;
-    const body = (i: number) => Buffer.alloc(64 * 1024, i % 251);
+    // Enough objects that the copy outlasts the 2 s heartbeat throttle by far: the checkpoint must show
+    // progress while the copy still runs.
+    const n = 3000;
+    const body = (i: number) => Buffer.alloc(8 * 1024, i % 251);
     const limit = pLimit(32);
     await Promise.all(Array.from({ length: n }, (_, i) => limit(() => put(c, 'sg', `users/${userId}/obj-${String(i).padStart(4, '0')}`, body(i)))));
     const objectsPerUser = 2;
