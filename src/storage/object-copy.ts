@@ -146,6 +146,7 @@ async function hashOnThreads(body: Readable, length: number, hasher: Hasher, bud
       hasher.free(b);
       budget.release(h);
     });
+    hashing.catch(() => undefined); // awaited later; not an unhandled rejection meanwhile
   };
   try {
     for await (const chunk of body) {
@@ -158,6 +159,7 @@ async function hashOnThreads(body: Readable, length: number, hasher: Hasher, bud
         c = c.subarray(n);
         if (fill < blockSize) continue;
         await flush();
+        // The block now belongs to the hashing step, which frees it.
         held = 0;
         block = Buffer.alloc(0);
         held = await budget.acquire(blockSize);
