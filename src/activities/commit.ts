@@ -1,7 +1,7 @@
 import { Context } from '@temporalio/activity';
 import { buildManifest, type ConflictRecord, type ManifestEntry } from '../domain/manifest';
 import { putManifest } from '../storage/manifests';
-import { targetSite, toFailure, type ActivityDeps } from './deps';
+import { heartbeatEvery, targetSite, toFailure, type ActivityDeps } from './deps';
 import { listStagingPages, readStaging } from './verify';
 
 export interface CommitManifestInput {
@@ -28,8 +28,11 @@ export function createCommitActivities(deps: ActivityDeps) {
    * and verified. Idempotent: the same staging records give the same entries.
    */
   async function commitManifest(input: CommitManifestInput): Promise<CommitManifestResult> {
-    const signal = Context.current().cancellationSignal;
+    const ctx = Context.current();
+    const signal = ctx.cancellationSignal;
     const target = targetSite(deps, input.targetSite);
+    // Heartbeats let a killed worker be noticed within the heartbeat timeout, not the start-to-close one.
+    const stopBeat = heartbeatEvery(ctx);
     try {
       const entries: ManifestEntry[] = [];
       const conflicts: ConflictRecord[] = [];
@@ -50,6 +53,8 @@ export function createCommitActivities(deps: ActivityDeps) {
       };
     } catch (err) {
       throw toFailure(err);
+    } finally {
+      stopBeat();
     }
   }
   return { commitManifest };

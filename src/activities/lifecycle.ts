@@ -27,10 +27,14 @@ export interface DisposeSourcesResult {
 export function createLifecycleActivities(deps: ActivityDeps) {
   /** Aborts the user's incomplete multipart uploads in the target (after a cancel). Idempotent. */
   async function cleanupUser(input: CleanupUserInput): Promise<{ uploadsAborted: number }> {
+    const ctx = Context.current();
+    const stopBeat = heartbeatEvery(ctx);
     try {
-      return { uploadsAborted: await abortUploads(targetSite(deps, input.targetSite), input.prefix, Context.current().cancellationSignal) };
+      return { uploadsAborted: await abortUploads(targetSite(deps, input.targetSite), input.prefix, ctx.cancellationSignal) };
     } catch (err) {
       throw toFailure(err);
+    } finally {
+      stopBeat();
     }
   }
 

@@ -24,7 +24,7 @@ const { copyUserObjects, verifyUserObjects, disposeSources } = proxyActivities<C
 });
 const { commitManifest, cleanupUser } = proxyActivities<CloverActivities>({
   startToCloseTimeout: '30m',
-  heartbeatTimeout: '2m',
+  heartbeatTimeout: '20s',
   cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
   retry,
 });
