@@ -135,7 +135,6 @@ export function createCopyActivities(deps: ActivityDeps) {
     const totals = { objects: 0, bytes: 0, conflicts: 0 };
     const started = Date.now();
     const limit = pLimit(input.objectsPerUser);
-    const offload = deps.hasher && { hasher: deps.hasher, budget: deps.budget };
     const block = (key: string, reason: string) => {
       // A redone page (after a retry) meets the same keys again: count each once.
       if (blocked.some((b) => b.key === key)) return;
@@ -223,7 +222,7 @@ export function createCopyActivities(deps: ActivityDeps) {
       const order = [...cands].sort((a, b) => b.lastModified.localeCompare(a.lastModified) || input.sources.indexOf(a.site) - input.sources.indexOf(b.site));
       const hashes = new Map<string, string>();
       const hashOf = async (c: SourceObject) => {
-        if (!hashes.has(c.site)) hashes.set(c.site, (await hashObject(bySite.get(c.site)!, c.key, c.etag, signal, offload)).sha256);
+        if (!hashes.has(c.site)) hashes.set(c.site, (await hashObject(bySite.get(c.site)!, c.key, c.etag, signal, deps)).sha256);
         return hashes.get(c.site)!;
       };
       let entry: StagingPage['entries'][number] | undefined;

@@ -55,7 +55,7 @@ export function createRollbackActivities(deps: ActivityDeps) {
       const limit = pLimit(input.objectsPerUser);
       /** True when the source holds the bytes that were migrated: the recorded ETag, or the same size and SHA-256. */
       const sourceHolds = async (src: Site, key: string, head: TargetHead, etag: string | undefined, size: number, sha256: string | undefined) =>
-        head.etag === etag || (!!sha256 && head.size === size && (await hashObject(src, key, head.etag, signal, deps.hasher && { hasher: deps.hasher, budget: deps.budget })).sha256 === sha256);
+        head.etag === etag || (!!sha256 && head.size === size && (await hashObject(src, key, head.etag, signal, deps)).sha256 === sha256);
 
       const undoEntry = async (e: ManifestEntry) => {
         const src = deps.clients.get(e.sourceSite);

@@ -91,12 +91,11 @@ export function createVerifyActivities(deps: ActivityDeps) {
 
     /** The target's listing of the page being verified (mode `checksum`): the fast path for most objects. */
     let listed: Map<string, { etag: string; size: number }> | undefined;
-    const offload = deps.hasher && { hasher: deps.hasher, budget: deps.budget };
 
     const check = async (e: StagingPage['entries'][number]): Promise<string | undefined> => {
       if (input.mode === 'full') {
         // The read is pinned to the ETag the copy recorded, so it reads exactly that object or fails.
-        const h = await hashObject(target, e.key, e.targetEtag, signal, offload).catch(() => undefined);
+        const h = await hashObject(target, e.key, e.targetEtag, signal, deps).catch(() => undefined);
         if (!h) {
           const head = await headObject(target, e.key, signal);
           if (!head) return 'missing from the target';

@@ -100,9 +100,12 @@ async function getPinned(site: Site, key: string, etag: string, signal?: AbortSi
   }
 }
 
-/** Reads an object (pinned to `etag` when given) and returns its SHA-256 and size; the body is always consumed. */
+/**
+ * Reads an object (pinned to `etag` when given) and returns its SHA-256 and size; the body is always
+ * consumed. With a `hasher` in `offload` (the activity deps), large objects are hashed on its threads.
+ */
 export async function hashObject(
-  site: Site, key: string, etag: string | undefined, signal?: AbortSignal, offload?: { hasher: Hasher; budget: ByteBudget },
+  site: Site, key: string, etag: string | undefined, signal?: AbortSignal, offload?: { hasher?: Hasher; budget: ByteBudget },
 ): Promise<{ sha256: string; size: number }> {
   let res: GetObjectCommandOutput;
   if (etag) res = await getPinned(site, key, etag, signal);
@@ -115,7 +118,7 @@ export async function hashObject(
   }
   const body = res.Body as Readable;
   try {
-    if (offload && (res.ContentLength ?? 0) >= OFFLOAD_MIN_BYTES) return await hashOnThreads(body, res.ContentLength!, offload.hasher, offload.budget);
+    if (offload?.hasher && (res.ContentLength ?? 0) >= OFFLOAD_MIN_BYTES) return await hashOnThreads(body, res.ContentLength!, offload.hasher, offload.budget);
     const hash = createHash('sha256');
     let size = 0;
     for await (const chunk of body) {
@@ -132,56 +135,73 @@ export async function hashObject(
 
 /** Hashes a body on the hash threads in blocks of up to 1 MiB, one block hashing while the next fills. */
 async function hashOnThreads(body: Readable, length: number, hasher: Hasher, budget: ByteBudget): Promise<{ sha256: string; size: number }> {
-  const blockSize = Math.min(sizeClass(length), 1024 * 1024);
   const stream = hasher.stream(false);
   let hashing: Promise<void> = Promise.resolve();
-  let held = await budget.acquire(blockSize);
-  let block = hasher.alloc(blockSize);
-  let fill = 0;
-  let size = 0;
-  const flush = async () => {
-    await hashing; // at most one block hashing at a time
-    const [b, h, n] = [block, held, fill];
-    hashing = stream.update(b.subarray(0, n)).finally(() => {
-      hasher.free(b);
-      budget.release(h);
-    });
-    hashing.catch(() => undefined); // awaited later; not an unhandled rejection meanwhile
-  };
   try {
-    for await (const chunk of body) {
-      let c = chunk as Buffer;
-      size += c.length;
-      while (c.length > 0) {
-        const n = Math.min(c.length, blockSize - fill);
-        c.copy(block, fill, 0, n);
-        fill += n;
-        c = c.subarray(n);
-        if (fill < blockSize) continue;
-        await flush();
-        // The block now belongs to the hashing step, which frees it.
-        held = 0;
-        block = Buffer.alloc(0);
-        held = await budget.acquire(blockSize);
-        block = hasher.alloc(blockSize);
-        fill = 0;
+    const size = await readInBlocks(body, Math.min(sizeClass(length), 1024 * 1024), hasher, budget, async (block, held) => {
+      try {
+        await hashing; // at most one block hashing at a time
+      } catch (err) {
+        hasher.free(block);
+        budget.release(held);
+        throw err;
       }
-    }
-    if (fill > 0) await flush();
-    else {
-      hasher.free(block);
-      budget.release(held);
-    }
-    held = 0;
-    block = Buffer.alloc(0);
+      hashing = stream.update(block).finally(() => {
+        hasher.free(block);
+        budget.release(held);
+      });
+      hashing.catch(() => undefined); // awaited later; not an unhandled rejection meanwhile
+    });
     await hashing;
     return { sha256: (await stream.end()).sha256.toString('hex'), size };
   } catch (err) {
     await hashing.catch(() => undefined);
     stream.drop();
-    if (block.length > 0) hasher.free(block);
-    budget.release(held);
     throw err;
+  }
+}
+
+/**
+ * Reads `body` into buffers of `blockSize` from `hasher`, each held against `budget`, and hands every
+ * full one, then the last partial one (or one empty block for an empty body), to `take`, which owns the
+ * buffer and its budget from then on and must free both. Returns the bytes read.
+ */
+async function readInBlocks(
+  body: Readable, blockSize: number, hasher: Hasher, budget: ByteBudget, take: (block: Buffer, held: number) => Promise<void>,
+): Promise<number> {
+  let held = await budget.acquire(blockSize);
+  let buf = hasher.alloc(blockSize);
+  let fill = 0;
+  let read = 0;
+  let handed = 0;
+  const hand = (block: Buffer, h: number) => {
+    buf = Buffer.alloc(0);
+    held = 0;
+    handed++;
+    return take(block, h);
+  };
+  try {
+    for await (const chunk of body) {
+      let c = chunk as Buffer;
+      read += c.length;
+      while (c.length > 0) {
+        const n = Math.min(c.length, blockSize - fill);
+        c.copy(buf, fill, 0, n);
+        fill += n;
+        c = c.subarray(n);
+        if (fill < blockSize) continue;
+        await hand(buf, held);
+        held = await budget.acquire(blockSize);
+        buf = hasher.alloc(blockSize);
+        fill = 0;
+      }
+    }
+    if (fill > 0 || handed === 0) await hand(buf.subarray(0, fill), held);
+    return read;
+  } finally {
+    // Only a buffer not yet handed to `take` is still ours here.
+    if (buf.length > 0) hasher.free(buf);
+    budget.release(held);
   }
 }
 
@@ -220,12 +240,12 @@ const needsMd5 = (etag: string) => /^[0-9a-f]{32}$/.test(etag);
  * Presets the SigV4 payload hash (x-amz-content-sha256) to the SHA-256 Clover has already computed for
  * the checksum header, so the SDK does not hash the body once more before signing.
  */
-function signedWith<C extends PutObjectCommand | UploadPartCommand>(command: C, sha256: Buffer): C {
+function signedWith<C extends PutObjectCommand | UploadPartCommand>(command: C, sha256Hex: string): C {
   // Both commands share the middleware stack's shape; the middleware only touches the HTTP request.
   (command as unknown as PutObjectCommand).middlewareStack.add(
     (next) => async (args) => {
       const request = args.request as { headers?: Record<string, string> };
-      if (request.headers) request.headers['x-amz-content-sha256'] = sha256.toString('hex');
+      if (request.headers) request.headers['x-amz-content-sha256'] = sha256Hex;
       return next(args);
     },
     { step: 'build', name: 'cloverPayloadHash' },
@@ -333,7 +353,7 @@ async function putSingle(req: CopyRequest, body: Readable, size: number, headers
             Metadata: req.restore ? metadata : { ...metadata, [META.sha256]: shaHex },
             ...conditional(req),
           }),
-          digests.sha256,
+          shaHex,
         ),
         { abortSignal: signal },
       );
@@ -412,7 +432,7 @@ async function putMultipart(req: CopyRequest, body: Readable, size: number, head
               Bucket: target.bucket, Key: object.key, UploadId: uploadId, PartNumber: partNumber,
               Body: buf, ContentLength: buf.length, ChecksumSHA256: checksum,
             }),
-            partSha,
+            partSha.toString('hex'),
           ),
           { abortSignal: signal },
         );
@@ -430,43 +450,18 @@ async function putMultipart(req: CopyRequest, body: Readable, size: number, head
   };
   try {
     let partNumber = 0;
-    let held = await req.budget.acquire(partSize);
-    let buf = hasher.alloc(partSize);
-    let fill = 0;
-    let read = 0;
+    let read: number;
     try {
-      for await (const chunk of body) {
-        let b = chunk as Buffer;
-        read += b.length;
-        while (b.length > 0) {
-          const n = Math.min(b.length, partSize - fill);
-          b.copy(buf, fill, 0, n);
-          fill += n;
-          b = b.subarray(n);
-          if (fill < partSize) continue;
-          upload(++partNumber, buf, held);
-          // Both now belong to the part's upload, which frees them.
-          buf = Buffer.alloc(0);
-          held = 0;
-          if (failure) throw failure;
-          // Backpressure: the source stream pauses while the part queue is full.
-          while (inFlight.size >= req.settings.partConcurrency) await Promise.race(inFlight);
-          if (failure) throw failure;
-          held = await req.budget.acquire(partSize);
-          buf = hasher.alloc(partSize);
-          fill = 0;
-        }
-      }
+      read = await readInBlocks(body, partSize, hasher, req.budget, async (part, held) => {
+        upload(++partNumber, part, held);
+        if (failure) throw failure;
+        // Backpressure: the source stream pauses while the part queue is full.
+        while (inFlight.size >= req.settings.partConcurrency) await Promise.race(inFlight);
+        if (failure) throw failure;
+      });
     } catch (err) {
-      req.budget.release(held);
-      if (buf.length > 0) hasher.free(buf);
       if (err instanceof StorageError) throw err;
       throw describeS3Error(err, { site: req.source.name, bucket: req.source.bucket, key: object.key, action: 'reading GetObject body' });
-    }
-    if (fill > 0 || partNumber === 0) upload(++partNumber, buf.subarray(0, fill), held);
-    else {
-      req.budget.release(held);
-      hasher.free(buf);
     }
     await Promise.all(inFlight);
     if (failure) throw failure;
