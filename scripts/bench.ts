@@ -109,12 +109,14 @@ function timed(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<Mea
   });
 }
 
+let clockTicks: number | undefined;
+
 /** CPU seconds (user + system, all threads) and peak RSS of a live process, from /proc. */
 function procStats(pid: number): { cpuS: number; rssMiB: number } {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const ticks = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
-  const cpuS = (Number(fields[11]) + Number(fields[12])) / ticks;
+  clockTicks ??= Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
+  const cpuS = (Number(fields[11]) + Number(fields[12])) / clockTicks;
   const hwm = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return { cpuS, rssMiB: hwm ? Number(hwm[1]) / 1024 : NaN };
 }
