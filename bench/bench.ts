@@ -15,8 +15,9 @@ import { InputError } from '../src/config/errors';
 import { freePorts, startStack, stopStack, type ServiceRecord } from '../src/stack/local-stack';
 import { ensureTools } from '../src/stack/tools';
 import { createSiteClients, destroySiteClients, type Site, type SiteClients } from '../src/storage/clients';
+import { SEARCH_ATTRIBUTE_NAMES } from '../src/domain/names';
 import { migrationWorkflowId, type MigrationResult } from '../src/workflows/definitions';
-import { out } from './common';
+import { out } from '../scripts/common';
 
 const ROOT = resolve(__dirname, '..');
 const MiB = 1024 * 1024;
@@ -204,7 +205,7 @@ async function runClover(ctx: Ctx, ds: DataSet, verify: 'checksum' | 'full', run
   const wallS = (Date.now() - t0) / 1000;
   if (r.phase !== 'completed' || r.counters.objects !== ds.users * ds.perUser) throw new Error(`bench migration ${migrationId} ended ${r.phase} with ${r.counters.objects} objects`);
   let maxHistory = 0;
-  for await (const e of ctx.client.workflow.list({ query: `CloverMigrationId = "${migrationId}"` })) maxHistory = Math.max(maxHistory, e.historyLength);
+  for await (const e of ctx.client.workflow.list({ query: `${SEARCH_ATTRIBUTE_NAMES.migrationId} = "${migrationId}"` })) maxHistory = Math.max(maxHistory, e.historyLength);
   const m = procStats(worker.pid!);
   worker.kill('SIGTERM');
   await exited;

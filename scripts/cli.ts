@@ -11,7 +11,7 @@ import { registerPause } from './pause';
 import { registerCancel } from './cancel';
 import { registerCutover } from './cutover';
 import { registerRollback } from './rollback';
-import { registerBench } from './bench';
+import { registerBench } from '../bench/bench';
 
 /**
  * `clover` entry point: one subcommand per file under scripts/. Every failure ends here and prints one

@@ -5,7 +5,9 @@ import { createActivities } from '../src/activities';
 import type { CopyUserInput, CopyUserResult } from '../src/activities/copy';
 import { destroySiteClients } from '../src/storage/clients';
 import { testDeps } from './deps';
-import { get, put, sha256, uniqueId } from './helpers';
+import { manifestKey, stagingPrefix } from '../src/domain/layout';
+import type { Manifest } from '../src/domain/manifest';
+import { get, listKeys, put, sha256, uniqueId } from './helpers';
 
 /** Activities run directly (MockActivityEnvironment) against the real S3 sites; the fault is real too. */
 describe('activities against the real sites', () => {
@@ -53,6 +55,33 @@ describe('activities against the real sites', () => {
     // A second attempt with the first one's checkpoint (as after a crash): everything is already there.
     const again = await new MockActivityEnvironment({ heartbeatDetails: { page: 0, transferred: first.transferred, blocked: [], blockedCount: 0 } }).run(acts.copyUserObjects, input);
     expect(again).toMatchObject({ done: true, objects: 30, transferred: { objects: 30 } });
+  });
+
+  it('a retry after the last page\'s heartbeat never lists the user again: each key is staged and committed once', async () => {
+    const migrationId = uniqueId('lastpage');
+    const userId = `${migrationId}-u`;
+    for (let i = 0; i < 11; i++) await put(deps.clients, 'sg', `users/${userId}/o-${i}`, `body ${i}`);
+    const input: CopyUserInput = {
+      migrationId, userId, sources: ['sg', 'us'], targetSite: 'eu-ie', prefix: `users/${userId}/`, conflictPolicy: 'newest-wins',
+      objectsPerUser: 4, page: 0, transferred: { objects: 0, bytes: 0 },
+    };
+    // The first attempt's last heartbeat is what Temporal hands a retry when the worker dies after it
+    // (e.g. while aborting stale uploads on a slow target) but before the activity completes.
+    const env = new MockActivityEnvironment();
+    let last: unknown;
+    env.on('heartbeat', (d: unknown) => (last = d));
+    const first = await env.run<[CopyUserInput], CopyUserResult, typeof acts.copyUserObjects>(acts.copyUserObjects, input);
+    expect(first).toMatchObject({ done: true, objects: 11 });
+    expect(last).toMatchObject({ page: 1, cursor: undefined });
+
+    const retried = await new MockActivityEnvironment({ heartbeatDetails: last }).run<[CopyUserInput], CopyUserResult, typeof acts.copyUserObjects>(acts.copyUserObjects, input);
+    expect(retried).toMatchObject({ done: true, page: 1 });
+    expect(await listKeys(deps.clients, 'eu-ie', stagingPrefix(migrationId, userId))).toHaveLength(1);
+    const c = await new MockActivityEnvironment().run(acts.commitManifest, { migrationId, userId, targetSite: 'eu-ie', userPrefix: input.prefix });
+    expect(c).toMatchObject({ objects: 11, copied: 11 });
+    const m = JSON.parse((await get(deps.clients, 'eu-ie', manifestKey(migrationId, userId)))!.body.toString()) as Manifest;
+    expect(new Set(m.entries.map((e) => e.key)).size).toBe(11);
+    expect(m.entries).toHaveLength(11);
   });
 
   it('conflictPolicy "fail": the same key with different bytes in two sources is copied from neither and blocks the user', async () => {

@@ -1,8 +1,8 @@
-import { Context } from '@temporalio/activity';
 import { buildManifest, type ConflictRecord, type ManifestEntry } from '../domain/manifest';
 import { putManifest } from '../storage/manifests';
-import { heartbeatEvery, targetSite, toFailure, type ActivityDeps } from './deps';
-import { listStagingPages, readStaging } from './verify';
+import { listStagingPages, readStaging } from '../storage/staging';
+import { targetSite, type ActivityDeps } from './deps';
+import { runActivity } from './scaffold';
 
 export interface CommitManifestInput {
   migrationId: string;
@@ -25,15 +25,13 @@ export function createCommitActivities(deps: ActivityDeps) {
   /**
    * Writes the user's manifest into the target site from its verified staging records: one entry per
    * object plus a digest. Written last, like a pointer file: its presence means the user is migrated
-   * and verified. Idempotent: the same staging records give the same entries.
+   * and verified. Refuses (ManifestInvalid) staging that lists a key twice. Idempotent: the same
+   * staging records give the same entries.
    */
-  async function commitManifest(input: CommitManifestInput): Promise<CommitManifestResult> {
-    const ctx = Context.current();
-    const signal = ctx.cancellationSignal;
-    const target = targetSite(deps, input.targetSite);
-    // Heartbeats let a killed worker be noticed within the heartbeat timeout, not the start-to-close one.
-    const stopBeat = heartbeatEvery(ctx);
-    try {
+  function commitManifest(input: CommitManifestInput): Promise<CommitManifestResult> {
+    // Heartbeats (from the scaffold) let a killed worker be noticed within the heartbeat timeout.
+    return runActivity(async ({ signal }) => {
+      const target = targetSite(deps, input.targetSite);
       const entries: ManifestEntry[] = [];
       const conflicts: ConflictRecord[] = [];
       for (const key of await listStagingPages(target, input.migrationId, input.userId, signal)) {
@@ -51,11 +49,7 @@ export function createCommitActivities(deps: ActivityDeps) {
         manifestKey: key, digest: manifest.digest, objects: manifest.objectCount, bytes: manifest.totalBytes,
         copied, skipped: entries.length - copied, conflicts: conflicts.length,
       };
-    } catch (err) {
-      throw toFailure(err);
-    } finally {
-      stopBeat();
-    }
+    });
   }
   return { commitManifest };
 }

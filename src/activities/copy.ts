@@ -1,14 +1,16 @@
-import { ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
-import { Context } from '@temporalio/activity';
+import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import pLimit from 'p-limit';
-import { createHash } from 'node:crypto';
-import { stagingKey } from '../domain/layout';
-import { compareKeys, type ConflictRecord, type ManifestEntry } from '../domain/manifest';
+import { compareKeys, type ConflictRecord } from '../domain/manifest';
 import type { Site } from '../storage/clients';
+import type { UploadCheckpoint } from '../storage/copy-request';
 import { abortUploads } from '../storage/delete';
-import { describeS3Error } from '../storage/errors';
-import { copyObject, hashObject, headObject, META, SourceChangedError, stripQuotes, TargetChangedError, type SourceObject, type UploadCheckpoint } from '../storage/object-copy';
-import { heartbeatEvery, sharedSignal, site, targetSite, toFailure, type ActivityDeps } from './deps';
+import { SourceChangedError, TargetChangedError, describeS3Error } from '../storage/errors';
+import { copyObject } from '../storage/object-copy';
+import { META, headObject, stripQuotes, type SourceObject } from '../storage/object-meta';
+import { hashObject } from '../storage/pinned-read';
+import { writeStaging, type StagedEntry, type StagingPage } from '../storage/staging';
+import { runActivity } from './scaffold';
+import { site, targetSite, type ActivityDeps } from './deps';
 
 export interface CopyUserInput {
   migrationId: string;
@@ -48,24 +50,20 @@ export interface CopyUserResult {
   blockedCount: number;
 }
 
-/** Heartbeat checkpoint: the page being worked on (redone from its start on retry) and the PUTs sent so far. */
+/**
+ * Heartbeat checkpoint: the page being worked on (redone from its start on retry) and the PUTs sent so
+ * far. `listed` marks that every page is staged: `cursor` undefined then means "nothing left", never
+ * "from the start", so a retry after the last page never lists (and stages) the user a second time.
+ */
 export interface CopyCheckpoint {
   page: number;
   cursor?: string;
+  listed?: boolean;
   transferred: Transferred;
   /** Multipart uploads in progress, by key: a retried attempt continues them from their parts. */
   uploads?: Record<string, UploadCheckpoint>;
   blocked: { key: string; reason: string }[];
   blockedCount: number;
-}
-
-/** One listing page of a user's copy, as stored under the staging prefix. */
-export interface StagingPage {
-  page: number;
-  cursor?: string;
-  nextCursor?: string;
-  entries: (ManifestEntry & { targetChecksum: string })[];
-  conflicts: ConflictRecord[];
 }
 
 interface Listed {
@@ -118,199 +116,184 @@ export function createCopyActivities(deps: ActivityDeps) {
    * attempt resumes at the page in its last heartbeat. Returns after a batch of pages (`done` false)
    * so the workflow records progress durably.
    */
-  async function copyUserObjects(input: CopyUserInput): Promise<CopyUserResult> {
-    const ctx = Context.current();
-    const signal = sharedSignal(ctx);
-    const target = targetSite(deps, input.targetSite);
-    const sources = input.sources.map((n) => site(deps, n));
-    const bySite = new Map(sources.map((s) => [s.name, s]));
-    const resumed = ctx.info.heartbeatDetails as CopyCheckpoint | undefined;
-    let page = resumed?.page ?? input.page;
-    let cursor = resumed ? resumed.cursor : input.cursor;
-    const transferred: Transferred = { parts: 0, partsReused: 0, ...(resumed?.transferred ?? input.transferred) };
-    const uploads: Record<string, UploadCheckpoint> = { ...(resumed?.uploads ?? {}) };
-    const partCounters = { sent: 0, reused: 0 };
-    const blocked: { key: string; reason: string }[] = [...(resumed?.blocked ?? [])];
-    let blockedCount = resumed?.blockedCount ?? 0;
-    const totals = { objects: 0, bytes: 0, conflicts: 0 };
-    const started = Date.now();
-    const limit = pLimit(input.objectsPerUser);
-    const block = (key: string, reason: string) => {
-      // A redone page (after a retry) meets the same keys again: count each once.
-      if (blocked.some((b) => b.key === key)) return;
-      blockedCount++;
-      if (blocked.length < 10) blocked.push({ key, reason });
-    };
+  function copyUserObjects(input: CopyUserInput): Promise<CopyUserResult> {
+    return runActivity(async ({ ctx, signal, checkpointWith, beat }) => {
+      const target = targetSite(deps, input.targetSite);
+      const sources = input.sources.map((n) => site(deps, n));
+      const bySite = new Map(sources.map((s) => [s.name, s]));
+      const resumed = ctx.info.heartbeatDetails as CopyCheckpoint | undefined;
+      let page = resumed?.page ?? input.page;
+      let cursor = resumed ? resumed.cursor : input.cursor;
+      let listed = resumed?.listed === true;
+      const transferred: Transferred = { parts: 0, partsReused: 0, ...(resumed?.transferred ?? input.transferred) };
+      const uploads: Record<string, UploadCheckpoint> = { ...(resumed?.uploads ?? {}) };
+      const partCounters = { sent: 0, reused: 0 };
+      const blocked: { key: string; reason: string }[] = [...(resumed?.blocked ?? [])];
+      let blockedCount = resumed?.blockedCount ?? 0;
+      const totals = { objects: 0, bytes: 0, conflicts: 0 };
+      const started = Date.now();
+      const limit = pLimit(input.objectsPerUser);
+      const block = (key: string, reason: string) => {
+        // A redone page (after a retry) meets the same keys again: count each once.
+        if (blocked.some((b) => b.key === key)) return;
+        blockedCount++;
+        if (blocked.length < 10) blocked.push({ key, reason });
+      };
 
-    /** Keys the target holds in the current page's range (from one listing), to skip a HEAD per new object. */
-    let targetKeys: { keys: Set<string>; upTo?: string } = { keys: new Set() };
-    const knownAbsent = (key: string) => !targetKeys.keys.has(key) && (targetKeys.upTo === undefined || compareKeys(key, targetKeys.upTo) <= 0);
+      /** Keys the target holds in the current page's range (from one listing), to skip a HEAD per new object. */
+      let targetKeys: { keys: Set<string>; upTo?: string } = { keys: new Set() };
+      const knownAbsent = (key: string) => !targetKeys.keys.has(key) && (targetKeys.upTo === undefined || compareKeys(key, targetKeys.upTo) <= 0);
 
-    /** Copies one candidate unless the target already holds it; returns its entry, or a conflict. */
-    async function place(c: SourceObject): Promise<{ entry?: StagingPage['entries'][number]; foreign?: ConflictRecord }> {
-      for (let attempt = 0; ; attempt++) {
-        // A key the target listing did not show goes straight to a conditional write (If-None-Match: *
-        // still refuses to overwrite anything that appeared since); otherwise HEAD for its metadata.
-        const head = attempt === 0 && knownAbsent(c.key) ? undefined : await headObject(target, c.key, signal);
-        let overwriteEtag: string | undefined;
-        if (head) {
-          const m = head.metadata;
-          if (m[META.sourceSite] === c.site && m[META.sourceEtag] === c.etag && m[META.sha256]) {
+      /** Copies one candidate unless the target already holds it; returns its entry, or a conflict. */
+      async function place(c: SourceObject): Promise<{ entry?: StagedEntry; foreign?: ConflictRecord }> {
+        for (let attempt = 0; ; attempt++) {
+          // A key the target listing did not show goes straight to a conditional write (If-None-Match: *
+          // still refuses to overwrite anything that appeared since); otherwise HEAD for its metadata.
+          const head = attempt === 0 && knownAbsent(c.key) ? undefined : await headObject(target, c.key, signal);
+          let overwriteEtag: string | undefined;
+          if (head) {
+            const m = head.metadata;
+            if (m[META.sourceSite] === c.site && m[META.sourceEtag] === c.etag && m[META.sha256]) {
+              return {
+                entry: {
+                  key: c.key, size: head.size, sha256: m[META.sha256], sourceSite: c.site, sourceEtag: c.etag,
+                  sourceLastModified: c.lastModified, targetEtag: head.etag, targetChecksum: head.checksumSha256 ?? '',
+                  outcome: m[META.migration] === input.migrationId ? 'copied' : 'present',
+                },
+              };
+            }
+            if (m[META.migration] !== input.migrationId) {
+              // Not written by this migration: never overwritten (invariant 2).
+              return {
+                foreign: {
+                  key: c.key, kind: 'foreign-target', resolution: 'left-in-place',
+                  sites: [{ site: c.site, etag: c.etag, lastModified: c.lastModified, size: c.size }],
+                },
+              };
+            }
+            overwriteEtag = head.etag;
+          }
+          try {
+            const out = await copyObject({
+              source: bySite.get(c.site)!, target, object: c, migrationId: input.migrationId, overwriteEtag, settings: deps.copy, budget: deps.budget, hasher: deps.hasher, signal,
+              resumeUpload: uploads[c.key], partCounters,
+              onUpload: (u) => {
+                uploads[c.key] = u;
+                beat(); // the upload id reaches the checkpoint at once, not at the next periodic beat
+              },
+            });
+            delete uploads[c.key];
+            transferred.objects++;
+            transferred.bytes += out.size;
             return {
               entry: {
-                key: c.key, size: head.size, sha256: m[META.sha256], sourceSite: c.site, sourceEtag: c.etag,
-                sourceLastModified: c.lastModified, targetEtag: head.etag, targetChecksum: head.checksumSha256 ?? '',
-                outcome: m[META.migration] === input.migrationId ? 'copied' : 'present',
+                key: c.key, size: out.size, sha256: out.sha256, sourceSite: c.site, sourceEtag: c.etag,
+                sourceLastModified: c.lastModified, targetEtag: out.targetEtag, targetChecksum: out.targetChecksum, outcome: 'copied',
               },
             };
+          } catch (err) {
+            if (attempt >= 3) throw err;
+            if (err instanceof TargetChangedError) continue; // look at the target again
+            if (err instanceof SourceChangedError) {
+              // Re-read the listing of this one key and copy the new version (never stitch versions: invariant 3).
+              const now = await headObject(bySite.get(c.site)!, c.key, signal);
+              if (!now) return {};
+              c = { ...c, etag: now.etag, size: now.size, lastModified: c.lastModified };
+              continue;
+            }
+            throw err;
           }
-          if (m[META.migration] !== input.migrationId) {
-            // Not written by this migration: never overwritten (invariant 2).
-            return {
-              foreign: {
-                key: c.key, kind: 'foreign-target', resolution: 'left-in-place',
-                sites: [{ site: c.site, etag: c.etag, lastModified: c.lastModified, size: c.size }],
-              },
-            };
-          }
-          overwriteEtag = head.etag;
         }
-        try {
-          const out = await copyObject({
-            source: bySite.get(c.site)!, target, object: c, migrationId: input.migrationId, overwriteEtag, settings: deps.copy, budget: deps.budget, hasher: deps.hasher, signal,
-            resumeUpload: uploads[c.key], partCounters,
-            onUpload: (u) => {
-              uploads[c.key] = u;
-              ctx.heartbeat(checkpoint()); // the upload id reaches the checkpoint at once, not at the next periodic beat
-            },
+      }
+
+      async function handleKey(key: string, cands: SourceObject[], out: StagingPage): Promise<void> {
+        if (cands.length === 1) {
+          const r = await place(cands[0]);
+          if (r.entry) out.entries.push(r.entry);
+          if (r.foreign) {
+            out.conflicts.push(r.foreign);
+            block(key, `the target already holds an object at this key that Clover did not write`);
+          }
+          return;
+        }
+        // The same key in several sources: newest LastModified wins (ties: the plan's source order).
+        const order = [...cands].sort((a, b) => b.lastModified.localeCompare(a.lastModified) || input.sources.indexOf(a.site) - input.sources.indexOf(b.site));
+        const hashes = new Map<string, string>();
+        const hashOf = async (c: SourceObject) => {
+          if (!hashes.has(c.site)) hashes.set(c.site, (await hashObject(bySite.get(c.site)!, c.key, c.etag, signal, deps)).sha256);
+          return hashes.get(c.site)!;
+        };
+        let entry: StagedEntry | undefined;
+        if (input.conflictPolicy === 'newest-wins') {
+          const r = await place(order[0]);
+          if (r.foreign) {
+            out.conflicts.push(r.foreign);
+            block(key, 'the target already holds an object at this key that Clover did not write');
+            return;
+          }
+          entry = r.entry;
+          if (entry) hashes.set(order[0].site, entry.sha256);
+        }
+        const distinct = new Set<string>();
+        for (const c of order) distinct.add(c.size === order[0].size ? await hashOf(c) : `size:${c.size}:${c.site}`);
+        if (distinct.size > 1) {
+          const resolution = input.conflictPolicy === 'newest-wins' ? 'newest-wins' : 'failed-user';
+          out.conflicts.push({
+            key, kind: 'sources-differ', resolution, chosenSite: resolution === 'newest-wins' ? order[0].site : undefined,
+            sites: order.map((c) => ({ site: c.site, etag: c.etag, lastModified: c.lastModified, size: c.size, sha256: hashes.get(c.site) })),
           });
-          delete uploads[c.key];
-          transferred.objects++;
-          transferred.bytes += out.size;
-          return {
-            entry: {
-              key: c.key, size: out.size, sha256: out.sha256, sourceSite: c.site, sourceEtag: c.etag,
-              sourceLastModified: c.lastModified, targetEtag: out.targetEtag, targetChecksum: out.targetChecksum, outcome: 'copied',
-            },
-          };
-        } catch (err) {
-          if (attempt >= 3) throw err;
-          if (err instanceof TargetChangedError) continue; // look at the target again
-          if (err instanceof SourceChangedError) {
-            // Re-read the listing of this one key and copy the new version (never stitch versions: invariant 3).
-            const now = await headObject(bySite.get(c.site)!, c.key, signal);
-            if (!now) return {};
-            c = { ...c, etag: now.etag, size: now.size, lastModified: c.lastModified };
-            continue;
+          if (resolution === 'failed-user') {
+            block(key, `sources ${order.map((c) => c.site).join(' and ')} hold different bytes at this key (conflictPolicy "fail")`);
+            return;
           }
-          throw err;
+        } else if (!entry) {
+          entry = (await place(order[0])).entry;
         }
+        if (entry) out.entries.push(entry);
       }
-    }
 
-    async function handleKey(key: string, cands: SourceObject[], out: StagingPage): Promise<void> {
-      if (cands.length === 1) {
-        const r = await place(cands[0]);
-        if (r.entry) out.entries.push(r.entry);
-        if (r.foreign) {
-          out.conflicts.push(r.foreign);
-          block(key, `the target already holds an object at this key that Clover did not write`);
-        }
-        return;
-      }
-      // The same key in several sources: newest LastModified wins (ties: the plan's source order).
-      const order = [...cands].sort((a, b) => b.lastModified.localeCompare(a.lastModified) || input.sources.indexOf(a.site) - input.sources.indexOf(b.site));
-      const hashes = new Map<string, string>();
-      const hashOf = async (c: SourceObject) => {
-        if (!hashes.has(c.site)) hashes.set(c.site, (await hashObject(bySite.get(c.site)!, c.key, c.etag, signal, deps)).sha256);
-        return hashes.get(c.site)!;
-      };
-      let entry: StagingPage['entries'][number] | undefined;
-      if (input.conflictPolicy === 'newest-wins') {
-        const r = await place(order[0]);
-        if (r.foreign) {
-          out.conflicts.push(r.foreign);
-          block(key, 'the target already holds an object at this key that Clover did not write');
-          return;
-        }
-        entry = r.entry;
-        if (entry) hashes.set(order[0].site, entry.sha256);
-      }
-      const distinct = new Set<string>();
-      for (const c of order) distinct.add(c.size === order[0].size ? await hashOf(c) : `size:${c.size}:${c.site}`);
-      if (distinct.size > 1) {
-        const resolution = input.conflictPolicy === 'newest-wins' ? 'newest-wins' : 'failed-user';
-        out.conflicts.push({
-          key, kind: 'sources-differ', resolution, chosenSite: resolution === 'newest-wins' ? order[0].site : undefined,
-          sites: order.map((c) => ({ site: c.site, etag: c.etag, lastModified: c.lastModified, size: c.size, sha256: hashes.get(c.site) })),
-        });
-        if (resolution === 'failed-user') {
-          block(key, `sources ${order.map((c) => c.site).join(' and ')} hold different bytes at this key (conflictPolicy "fail")`);
-          return;
-        }
-      } else if (!entry) {
-        entry = (await place(order[0])).entry;
-      }
-      if (entry) out.entries.push(entry);
-    }
-
-    // The page in progress and the PUTs sent so far; page and cursor only change together, between pages.
-    const checkpoint = (): CopyCheckpoint => ({
-      page, cursor, blocked, blockedCount, uploads,
-      transferred: { ...transferred, parts: (transferred.parts ?? 0) + partCounters.sent, partsReused: (transferred.partsReused ?? 0) + partCounters.reused },
+      // The page in progress and the PUTs sent so far; page and cursor only change together, between pages.
+      const checkpoint = (): CopyCheckpoint => ({
+        page, cursor, listed, blocked, blockedCount, uploads,
+        transferred: { ...transferred, parts: (transferred.parts ?? 0) + partCounters.sent, partsReused: (transferred.partsReused ?? 0) + partCounters.reused },
     });
-    const stopBeat = heartbeatEvery(ctx, checkpoint);
-    try {
-      for (let pages = 0; pages < deps.batch.maxPages && Date.now() - started < deps.batch.maxMillis; pages++) {
-        const [listed, inTarget] = await Promise.all([
-          listMerged(sources, input.prefix, cursor, deps.batch.listPageSize, signal),
-          listMerged([target], input.prefix, cursor, deps.batch.listPageSize, signal),
-        ]);
-        targetKeys = { keys: new Set(inTarget.candidates.keys()), upTo: inTarget.nextCursor };
-        const staging: StagingPage = { page, cursor, nextCursor: listed.nextCursor, entries: [], conflicts: [] };
-        await Promise.all(
-          [...listed.candidates].map(([key, cands]) =>
-            limit(async () => {
-              await handleKey(key, cands, staging);
-              ctx.heartbeat(checkpoint());
-            }),
-          ),
-        );
-        if (staging.entries.length > 0 || staging.conflicts.length > 0 || page === 0) {
-          staging.entries.sort((a, b) => compareKeys(a.key, b.key));
-          await writeStaging(target, input.migrationId, input.userId, staging, signal);
-          totals.objects += staging.entries.length;
-          totals.bytes += staging.entries.reduce((n, e) => n + e.size, 0);
-          totals.conflicts += staging.conflicts.length;
-          page++;
-        }
-        cursor = listed.nextCursor;
-        ctx.heartbeat(checkpoint());
-        if (cursor === undefined) {
-          // Uploads abandoned by earlier attempts (a crash before their checkpoint) end here.
-          await abortUploads(target, input.prefix, signal);
-          return { done: true, page, cursor, ...totals, transferred: checkpoint().transferred, blocked, blockedCount };
-        }
+    checkpointWith(checkpoint);
+    const finish = async (): Promise<CopyUserResult> => {
+      // Uploads abandoned by earlier attempts (a crash before their checkpoint) end here.
+      await abortUploads(target, input.prefix, signal);
+      return { done: true, page, cursor, ...totals, transferred: checkpoint().transferred, blocked, blockedCount };
+    };
+    if (listed) return finish();
+    for (let pages = 0; pages < deps.batch.maxPages && Date.now() - started < deps.batch.maxMillis; pages++) {
+      const [sourcePage, inTarget] = await Promise.all([
+        listMerged(sources, input.prefix, cursor, deps.batch.listPageSize, signal),
+        listMerged([target], input.prefix, cursor, deps.batch.listPageSize, signal),
+      ]);
+      targetKeys = { keys: new Set(inTarget.candidates.keys()), upTo: inTarget.nextCursor };
+      const staging: StagingPage = { page, cursor, nextCursor: sourcePage.nextCursor, entries: [], conflicts: [] };
+      await Promise.all(
+        [...sourcePage.candidates].map(([key, cands]) =>
+          limit(async () => {
+            await handleKey(key, cands, staging);
+            beat();
+          }),
+        ),
+      );
+      if (staging.entries.length > 0 || staging.conflicts.length > 0 || page === 0) {
+        staging.entries.sort((a, b) => compareKeys(a.key, b.key));
+        await writeStaging(target, input.migrationId, input.userId, staging, signal);
+        totals.objects += staging.entries.length;
+        totals.bytes += staging.entries.reduce((n, e) => n + e.size, 0);
+        totals.conflicts += staging.conflicts.length;
+        page++;
       }
-      return { done: false, page, cursor, ...totals, transferred: checkpoint().transferred, blocked, blockedCount };
-    } catch (err) {
-      throw toFailure(err);
-    } finally {
-      stopBeat();
+      cursor = sourcePage.nextCursor;
+      listed = cursor === undefined;
+      beat();
+      if (listed) return finish();
     }
+    return { done: false, page, cursor, ...totals, transferred: checkpoint().transferred, blocked, blockedCount };
+    });
   }
   return { copyUserObjects };
-}
-
-export async function writeStaging(target: Site, migrationId: string, userId: string, staging: StagingPage, signal?: AbortSignal): Promise<void> {
-  const key = stagingKey(migrationId, userId, staging.page);
-  const body = Buffer.from(JSON.stringify(staging));
-  try {
-    await target.s3.send(
-      new PutObjectCommand({ Bucket: target.bucket, Key: key, Body: body, ContentType: 'application/json', ChecksumSHA256: createHash('sha256').update(body).digest('base64') }),
-      { abortSignal: signal },
-    );
-  } catch (err) {
-    throw describeS3Error(err, { site: target.name, bucket: target.bucket, key, action: 'writing a staging record' });
-  }
 }

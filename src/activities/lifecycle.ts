@@ -1,11 +1,11 @@
-import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import pLimit from 'p-limit';
 import { amendManifest } from '../domain/manifest';
 import { abortUploads, deleteIfUnchanged } from '../storage/delete';
 import { getManifest, putManifest } from '../storage/manifests';
-import { headObject } from '../storage/object-copy';
-import { heartbeatEvery, sharedSignal, site, targetSite, toFailure, type ActivityDeps } from './deps';
+import { headObject } from '../storage/object-meta';
+import { site, targetSite, type ActivityDeps } from './deps';
+import { runActivity } from './scaffold';
 
 export interface CleanupUserInput {
   targetSite: string;
@@ -26,16 +26,8 @@ export interface DisposeSourcesResult {
 
 export function createLifecycleActivities(deps: ActivityDeps) {
   /** Aborts the user's incomplete multipart uploads in the target (after a cancel). Idempotent. */
-  async function cleanupUser(input: CleanupUserInput): Promise<{ uploadsAborted: number }> {
-    const ctx = Context.current();
-    const stopBeat = heartbeatEvery(ctx);
-    try {
-      return { uploadsAborted: await abortUploads(targetSite(deps, input.targetSite), input.prefix, ctx.cancellationSignal) };
-    } catch (err) {
-      throw toFailure(err);
-    } finally {
-      stopBeat();
-    }
+  function cleanupUser(input: CleanupUserInput): Promise<{ uploadsAborted: number }> {
+    return runActivity(async ({ signal }) => ({ uploadsAborted: await abortUploads(targetSite(deps, input.targetSite), input.prefix, signal) }));
   }
 
   /**
@@ -44,12 +36,9 @@ export function createLifecycleActivities(deps: ActivityDeps) {
    * has the ETag that was copied (a conditional delete). Anything else is left and reported.
    * Idempotent: an object already gone counts as deleted.
    */
-  async function disposeSources(input: DisposeSourcesInput): Promise<DisposeSourcesResult> {
-    const ctx = Context.current();
-    const signal = sharedSignal(ctx);
-    const target = targetSite(deps, input.targetSite);
-    const stopBeat = heartbeatEvery(ctx);
-    try {
+  function disposeSources(input: DisposeSourcesInput): Promise<DisposeSourcesResult> {
+    return runActivity(async ({ signal, beat }) => {
+      const target = targetSite(deps, input.targetSite);
       const m = await getManifest(target, input.migrationId, input.userId, signal);
       if (!m) {
         throw ApplicationFailure.create({ type: 'NoManifest', nonRetryable: true, message: `user ${input.userId}: no committed manifest, so no source object may be deleted` });
@@ -69,17 +58,13 @@ export function createLifecycleActivities(deps: ActivityDeps) {
             const r = await deleteIfUnchanged(site(deps, e.sourceSite), e.key, e.sourceEtag, signal);
             if (r === 'changed') keptChanged.push({ key: e.key, site: e.sourceSite, reason: 'the source object changed since it was copied' });
             else deleted++;
-            ctx.heartbeat();
+            beat();
           }),
         ),
       );
       await putManifest(target, amendManifest(m, { sourceDisposition: { state: 'deleted', at: new Date().toISOString(), deleted, keptChanged } }), signal);
       return { deleted, keptChanged: keptChanged.length };
-    } catch (err) {
-      throw toFailure(err);
-    } finally {
-      stopBeat();
-    }
+    });
   }
 
   return { cleanupUser, disposeSources };

@@ -1,12 +1,15 @@
-import { Context } from '@temporalio/activity';
 import pLimit from 'p-limit';
 import { amendManifest, type ManifestEntry } from '../domain/manifest';
 import { abortUploads, deleteIfUnchanged } from '../storage/delete';
 import { listAllKeys } from '../storage/listing';
 import { getManifest, putManifest } from '../storage/manifests';
-import { copyObject, hashObject, headObject, META, TargetChangedError, type TargetHead } from '../storage/object-copy';
 import type { Site } from '../storage/clients';
-import { heartbeatEvery, sharedSignal, site, toFailure, type ActivityDeps } from './deps';
+import { TargetChangedError } from '../storage/errors';
+import { copyObject } from '../storage/object-copy';
+import { META, headObject, type TargetHead } from '../storage/object-meta';
+import { hashObject } from '../storage/pinned-read';
+import { site, type ActivityDeps } from './deps';
+import { runActivity } from './scaffold';
 
 export interface RollbackUserInput {
   migrationId: string;
@@ -37,16 +40,13 @@ export function createRollbackActivities(deps: ActivityDeps) {
    *    same way, and incomplete multipart uploads are aborted;
    * 4. the manifest is marked rolled back. Idempotent and resumable: every step re-checks storage.
    */
-  async function rollbackUser(input: RollbackUserInput): Promise<RollbackUserResult> {
-    const ctx = Context.current();
-    const signal = sharedSignal(ctx);
-    const stopBeat = heartbeatEvery(ctx);
-    const result: RollbackUserResult = { restored: 0, targetDeleted: 0, partialDeleted: 0, kept: 0, uploadsAborted: 0, problems: [] };
-    const keep = (key: string, problem: string) => {
-      result.kept++;
-      if (result.problems.length < 20) result.problems.push({ key, problem });
-    };
-    try {
+  function rollbackUser(input: RollbackUserInput): Promise<RollbackUserResult> {
+    return runActivity(async ({ signal, beat }) => {
+      const result: RollbackUserResult = { restored: 0, targetDeleted: 0, partialDeleted: 0, kept: 0, uploadsAborted: 0, problems: [] };
+      const keep = (key: string, problem: string) => {
+        result.kept++;
+        if (result.problems.length < 20) result.problems.push({ key, problem });
+      };
       const target = site(deps, input.targetSite);
       const m = await getManifest(target, input.migrationId, input.userId, signal);
       if (m?.rolledBack) {
@@ -86,7 +86,7 @@ export function createRollbackActivities(deps: ActivityDeps) {
         if (r === 'changed') return keep(key, 'the EU copy was modified after the migration wrote it; kept');
         if (partial) result.partialDeleted++;
         else result.targetDeleted++;
-        ctx.heartbeat();
+        beat();
       };
 
       const inManifest = new Set<string>();
@@ -114,11 +114,7 @@ export function createRollbackActivities(deps: ActivityDeps) {
         }), signal);
       }
       return result;
-    } catch (err) {
-      throw toFailure(err);
-    } finally {
-      stopBeat();
-    }
+    });
   }
   return { rollbackUser };
 }

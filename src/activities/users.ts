@@ -1,9 +1,10 @@
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { manifestKey, usersListKey } from '../domain/layout';
 import { routeUser, type Routing } from '../domain/routing';
-import { describeS3Error } from '../storage/errors';
-import { headObject } from '../storage/object-copy';
-import { site, toFailure, type ActivityDeps } from './deps';
+import { describeS3Error, s3Status } from '../storage/errors';
+import { headObject } from '../storage/object-meta';
+import { site, type ActivityDeps } from './deps';
+import { runActivity } from './scaffold';
 
 export interface ReadUsersPageInput {
   migrationId: string;
@@ -23,54 +24,67 @@ export interface ReadUsersPageResult {
 const PAGE_BYTES = 256 * 1024;
 
 /**
+ * Splits the text of a ranged read of the user list into at most `limit` rows. Only whole lines count
+ * (the last line without a newline only when the read reached the end of the list); `consumed` is the
+ * number of bytes of `text` those rows used, so the next read starts right after them.
+ */
+export function parseUsersChunk(text: string, atEnd: boolean, limit: number): { rows: { userId: string; country: string }[]; consumed: number } {
+  const rows: { userId: string; country: string }[] = [];
+  let consumed = 0;
+  for (let start = 0; rows.length < limit; ) {
+    const nl = text.indexOf('\n', start);
+    if (nl < 0) {
+      if (atEnd && start < text.length) {
+        rows.push(JSON.parse(text.slice(start)));
+        consumed = Buffer.byteLength(text);
+      }
+      break;
+    }
+    const line = text.slice(start, nl);
+    if (line.trim()) rows.push(JSON.parse(line));
+    start = nl + 1;
+    consumed = Buffer.byteLength(text.slice(0, start));
+  }
+  return { rows, consumed };
+}
+
+/**
  * Reads up to `limit` rows of the stored user list from byte `offset` (a ranged GET), so the workflow
  * never holds more than one page of users. Idempotent: same offset, same page.
  */
 export function createUserActivities(deps: ActivityDeps) {
-  return {
-    async readUsersPage(input: ReadUsersPageInput): Promise<ReadUsersPageResult> {
+  function readUsersPage(input: ReadUsersPageInput): Promise<ReadUsersPageResult> {
+    return runActivity(async ({ signal }) => {
       const s = site(deps, input.usersSite);
       const key = usersListKey(input.migrationId);
       let text: string;
       let total: number;
       try {
-        const res = await s.s3.send(new GetObjectCommand({ Bucket: s.bucket, Key: key, Range: `bytes=${input.offset}-${input.offset + PAGE_BYTES - 1}` }));
+        const res = await s.s3.send(
+          new GetObjectCommand({ Bucket: s.bucket, Key: key, Range: `bytes=${input.offset}-${input.offset + PAGE_BYTES - 1}` }),
+          { abortSignal: signal },
+        );
         text = await res.Body!.transformToString('utf8');
         total = Number((res.ContentRange ?? '').split('/')[1] ?? NaN);
       } catch (err) {
-        if ((err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 416) {
-          return { users: [], nextOffset: input.offset, done: true };
-        }
-        throw toFailure(describeS3Error(err, { site: s.name, bucket: s.bucket, key, action: 'reading the user list' }));
+        if (s3Status(err) === 416) return { users: [], nextOffset: input.offset, done: true };
+        throw describeS3Error(err, { site: s.name, bucket: s.bucket, key, action: 'reading the user list' });
       }
-      const users: ReadUsersPageResult['users'] = [];
-      let consumed = 0;
       const atEnd = Number.isFinite(total) ? input.offset + Buffer.byteLength(text) >= total : true;
-      for (let start = 0; users.length < input.limit; ) {
-        const nl = text.indexOf('\n', start);
-        if (nl < 0) {
-          if (atEnd && start < text.length) {
-            users.push(JSON.parse(text.slice(start)));
-            consumed = Buffer.byteLength(text);
-          }
-          break;
-        }
-        const line = text.slice(start, nl);
-        if (line.trim()) users.push(JSON.parse(line));
-        start = nl + 1;
-        consumed = Buffer.byteLength(text.slice(0, start));
-      }
+      const { rows, consumed } = parseUsersChunk(text, atEnd, input.limit);
+      const users: ReadUsersPageResult['users'] = rows;
       const nextOffset = input.offset + consumed;
       if (input.checkCommitted) {
         const routing = input.checkCommitted;
         await Promise.all(
           users.map(async (u) => {
             const target = site(deps, routeUser(routing, u));
-            u.committed = (await headObject(target, manifestKey(input.migrationId, u.userId)).catch((e) => { throw toFailure(e); })) !== undefined;
+            u.committed = (await headObject(target, manifestKey(input.migrationId, u.userId), signal)) !== undefined;
           }),
         );
       }
       return { users, nextOffset, done: Number.isFinite(total) ? nextOffset >= total : users.length === 0 };
-    },
-  };
+    });
+  }
+  return { readUsersPage };
 }

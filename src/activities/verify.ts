@@ -1,15 +1,15 @@
-import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
-import { Context } from '@temporalio/activity';
+import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { ApplicationFailure } from '@temporalio/common';
 import pLimit from 'p-limit';
-import { stagingPrefix } from '../domain/layout';
-import type { Site } from '../storage/clients';
-import { describeS3Error } from '../storage/errors';
-import { listAllKeys } from '../storage/listing';
-import { copyObject, hashObject, headObject, META, SourceChangedError, stripQuotes } from '../storage/object-copy';
 import { compareKeys } from '../domain/manifest';
-import { heartbeatEvery, sharedSignal, site, targetSite, toFailure, type ActivityDeps } from './deps';
-import { writeStaging, type StagingPage } from './copy';
+import type { Site } from '../storage/clients';
+import { SourceChangedError, describeS3Error } from '../storage/errors';
+import { copyObject } from '../storage/object-copy';
+import { META, headObject, stripQuotes } from '../storage/object-meta';
+import { hashObject } from '../storage/pinned-read';
+import { listStagingPages, readStaging, writeStaging, type StagedEntry } from '../storage/staging';
+import { site, targetSite, type ActivityDeps } from './deps';
+import { runActivity } from './scaffold';
 
 export interface VerifyUserInput {
   migrationId: string;
@@ -35,19 +35,6 @@ interface VerifyCheckpoint {
   /** Staging pages fully verified so far (in key order of their names). */
   pagesDone: number;
   result: VerifyUserResult;
-}
-
-export async function listStagingPages(target: Site, migrationId: string, userId: string, signal?: AbortSignal): Promise<string[]> {
-  return (await listAllKeys(target, stagingPrefix(migrationId, userId), 'listing staging records', signal)).sort();
-}
-
-export async function readStaging(target: Site, key: string, signal?: AbortSignal): Promise<StagingPage> {
-  try {
-    const r = await target.s3.send(new GetObjectCommand({ Bucket: target.bucket, Key: key }), { abortSignal: signal });
-    return JSON.parse(await r.Body!.transformToString('utf8')) as StagingPage;
-  } catch (err) {
-    throw describeS3Error(err, { site: target.name, bucket: target.bucket, key, action: 'reading a staging record' });
-  }
 }
 
 const b64ToHex = (b64: string) => Buffer.from(b64, 'base64').toString('hex');
@@ -80,52 +67,50 @@ export function createVerifyActivities(deps: ActivityDeps) {
    * (only over the ETag this migration wrote) up to `maxRecopies` times; if it persists the user fails
    * with a non-retryable VerifyMismatch naming the key. Idempotent; resumes at the page in its heartbeat.
    */
-  async function verifyUserObjects(input: VerifyUserInput): Promise<VerifyUserResult> {
-    const ctx = Context.current();
-    const signal = sharedSignal(ctx);
-    const target = targetSite(deps, input.targetSite);
-    const maxRecopies = input.maxRecopies ?? 3;
-    const resumed = ctx.info.heartbeatDetails as VerifyCheckpoint | undefined;
-    const result: VerifyUserResult = resumed?.result ?? { verified: 0, verifiedBytes: 0, recopied: 0, transferredObjects: 0, transferredBytes: 0 };
-    const limit = pLimit(input.objectsPerUser);
+  function verifyUserObjects(input: VerifyUserInput): Promise<VerifyUserResult> {
+    return runActivity(async ({ ctx, signal, checkpointWith, beat }) => {
+      const target = targetSite(deps, input.targetSite);
+      const maxRecopies = input.maxRecopies ?? 3;
+      const resumed = ctx.info.heartbeatDetails as VerifyCheckpoint | undefined;
+      const result: VerifyUserResult = resumed?.result ?? { verified: 0, verifiedBytes: 0, recopied: 0, transferredObjects: 0, transferredBytes: 0 };
+      const limit = pLimit(input.objectsPerUser);
 
-    /** The target's listing of the page being verified (mode `checksum`): the fast path for most objects. */
-    let listed: Map<string, { etag: string; size: number }> | undefined;
+      /** The target's listing of the page being verified (mode `checksum`): the fast path for most objects. */
+      let listed: Map<string, { etag: string; size: number }> | undefined;
 
-    const check = async (e: StagingPage['entries'][number]): Promise<string | undefined> => {
-      if (input.mode === 'full') {
-        // The read is pinned to the ETag the copy recorded, so it reads exactly that object or fails.
-        const h = await hashObject(target, e.key, e.targetEtag, signal, deps).catch(() => undefined);
-        if (!h) {
-          const head = await headObject(target, e.key, signal);
-          if (!head) return 'missing from the target';
-          if (head.etag !== e.targetEtag) return `target ETag is ${head.etag}, expected ${e.targetEtag}`;
-          return 'changed while being read';
+      const check = async (e: StagedEntry): Promise<string | undefined> => {
+        if (input.mode === 'full') {
+          // The read is pinned to the ETag the copy recorded, so it reads exactly that object or fails.
+          const h = await hashObject(target, e.key, e.targetEtag, signal, deps).catch(() => undefined);
+          if (!h) {
+            const head = await headObject(target, e.key, signal);
+            if (!head) return 'missing from the target';
+            if (head.etag !== e.targetEtag) return `target ETag is ${head.etag}, expected ${e.targetEtag}`;
+            return 'changed while being read';
+          }
+          if (h.size !== e.size) return `size ${h.size}, expected ${e.size}`;
+          if (h.sha256 !== e.sha256) return `SHA-256 ${h.sha256}, expected ${e.sha256}`;
+          return undefined;
         }
-        if (h.size !== e.size) return `size ${h.size}, expected ${e.size}`;
-        if (h.sha256 !== e.sha256) return `SHA-256 ${h.sha256}, expected ${e.sha256}`;
+        // Fast path: the target lists the very object the copy wrote (same ETag and size), and the target
+        // server itself confirmed this SHA-256 (echoed at write time, or stored when the copy found it).
+        // Anything else, including a multipart object, is checked with a HEAD of its stored checksum.
+        const l = listed?.get(e.key);
+        if (l && l.etag === e.targetEtag && l.size === e.size && e.targetChecksum === Buffer.from(e.sha256, 'hex').toString('base64')) return undefined;
+        const head = await headObject(target, e.key, signal);
+        if (!head) return 'missing from the target';
+        if (head.etag !== e.targetEtag) return `target ETag is ${head.etag}, expected ${e.targetEtag}`;
+        if (head.size !== e.size) return `size ${head.size}, expected ${e.size}`;
+        if (head.metadata[META.sha256] !== e.sha256) return `recorded SHA-256 ${head.metadata[META.sha256]}, expected ${e.sha256}`;
+        const stored = head.checksumSha256;
+        if (!stored) return 'the target stores no SHA-256 checksum (use verify mode "full" with this site)';
+        const expected = e.targetChecksum || Buffer.from(e.sha256, 'hex').toString('base64');
+        if (stored !== expected && !(stored.indexOf('-') < 0 && b64ToHex(stored) === e.sha256)) return `stored checksum ${stored}, expected ${expected}`;
         return undefined;
-      }
-      // Fast path: the target lists the very object the copy wrote (same ETag and size), and the target
-      // server itself confirmed this SHA-256 (echoed at write time, or stored when the copy found it).
-      // Anything else, including a multipart object, is checked with a HEAD of its stored checksum.
-      const l = listed?.get(e.key);
-      if (l && l.etag === e.targetEtag && l.size === e.size && e.targetChecksum === Buffer.from(e.sha256, 'hex').toString('base64')) return undefined;
-      const head = await headObject(target, e.key, signal);
-      if (!head) return 'missing from the target';
-      if (head.etag !== e.targetEtag) return `target ETag is ${head.etag}, expected ${e.targetEtag}`;
-      if (head.size !== e.size) return `size ${head.size}, expected ${e.size}`;
-      if (head.metadata[META.sha256] !== e.sha256) return `recorded SHA-256 ${head.metadata[META.sha256]}, expected ${e.sha256}`;
-      const stored = head.checksumSha256;
-      if (!stored) return 'the target stores no SHA-256 checksum (use verify mode "full" with this site)';
-      const expected = e.targetChecksum || Buffer.from(e.sha256, 'hex').toString('base64');
-      if (stored !== expected && !(stored.indexOf('-') < 0 && b64ToHex(stored) === e.sha256)) return `stored checksum ${stored}, expected ${expected}`;
-      return undefined;
-    };
+      };
 
-    let progress: VerifyCheckpoint = { pagesDone: resumed?.pagesDone ?? 0, result: { ...result } };
-    const stopBeat = heartbeatEvery(ctx, () => progress);
-    try {
+      let progress: VerifyCheckpoint = { pagesDone: resumed?.pagesDone ?? 0, result: { ...result } };
+      checkpointWith(() => progress);
       const pages = await listStagingPages(target, input.migrationId, input.userId, signal);
       for (let i = resumed?.pagesDone ?? 0; i < pages.length; i++) {
         const staging = await readStaging(target, pages[i], signal);
@@ -178,20 +163,16 @@ export function createVerifyActivities(deps: ActivityDeps) {
               }
               result.verified++;
               result.verifiedBytes += e.size;
-              ctx.heartbeat(progress);
+              beat();
             }),
           ),
         );
         if (changed) await writeStaging(target, input.migrationId, input.userId, staging, signal);
         progress = { pagesDone: i + 1, result: { ...result } };
-        ctx.heartbeat(progress);
+        beat();
       }
       return result;
-    } catch (err) {
-      throw toFailure(err);
-    } finally {
-      stopBeat();
-    }
+    });
   }
   return { verifyUserObjects };
 }

@@ -5,7 +5,7 @@ import { manifestsPrefix } from '../domain/layout';
 import { manifestDigest, type Manifest } from '../domain/manifest';
 import { createSiteClients, destroySiteClients } from '../storage/clients';
 import { listAllKeys } from '../storage/listing';
-import { hashObject } from '../storage/object-copy';
+import { hashObject } from '../storage/pinned-read';
 
 export interface AuditProblem {
   site: string;

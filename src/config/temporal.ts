@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { DEFAULT_TASK_QUEUE, SEARCH_ATTRIBUTE_NAMES } from '../domain/names';
 import { InputError } from './errors';
 
 export interface TemporalConfig {
@@ -44,7 +45,7 @@ export function temporalConfig(env: NodeJS.ProcessEnv = process.env): TemporalCo
     };
   }
   const uiUrl = (env.CLOVER_TEMPORAL_UI_URL || (address.startsWith('127.0.0.1:') || address.startsWith('localhost:') ? `http://127.0.0.1:${env.CLOVER_TEMPORAL_UI_PORT || 8233}` : `https://cloud.temporal.io`)).replace(/\/$/, '');
-  const taskQueue = env.CLOVER_TASK_QUEUE || 'clover-migrations';
+  const taskQueue = env.CLOVER_TASK_QUEUE || DEFAULT_TASK_QUEUE;
   return Object.freeze({ address, namespace, apiKey, tls, uiUrl, taskQueue });
 }
 
@@ -53,6 +54,6 @@ export function workflowUiUrl(cfg: TemporalConfig, workflowId: string): string {
 }
 
 export function migrationListUiUrl(cfg: TemporalConfig, migrationId: string): string {
-  const q = encodeURIComponent(`CloverMigrationId="${migrationId}"`);
+  const q = encodeURIComponent(`${SEARCH_ATTRIBUTE_NAMES.migrationId}="${migrationId}"`);
   return `${cfg.uiUrl}/namespaces/${encodeURIComponent(cfg.namespace)}/workflows?query=${q}`;
 }

@@ -5,7 +5,7 @@ import type { Sites } from '../config/sites';
 import type { UserRow } from '../domain/routing';
 import { createSiteClients, destroySiteClients } from '../storage/clients';
 import { describeS3Error, isPreconditionFailed } from '../storage/errors';
-import { headObject } from '../storage/object-copy';
+import { headObject } from '../storage/object-meta';
 
 /** Deterministic PRNG (mulberry32): the same seed gives the same users and bytes on every machine. */
 export function prng(seed: number): () => number {

@@ -68,8 +68,26 @@ export function compareKeys(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
 }
 
+/** A manifest that would break an invariant (a key listed twice); never committed. */
+export class InvalidManifestError extends Error {
+  readonly type = 'ManifestInvalid';
+  readonly permanent = true;
+  constructor(message: string) {
+    super(message);
+    this.name = 'InvalidManifestError';
+  }
+}
+
+/** The manifest of `fields`, entries in listing order, with its digest. Throws InvalidManifestError when a key appears twice. */
 export function buildManifest(fields: Omit<Manifest, 'digest' | 'format' | 'objectCount' | 'totalBytes' | 'sourceDisposition' | 'rolledBack'>): Manifest {
   const entries = [...fields.entries].sort((a, b) => compareKeys(a.key, b.key));
+  const twice = entries.filter((e, i) => i > 0 && entries[i - 1]?.key === e.key);
+  if (twice.length > 0) {
+    throw new InvalidManifestError(
+      `user ${fields.userId}: the staging records list ${twice.length} key(s) more than once (first ${JSON.stringify(twice[0]?.key)}); ` +
+        'no manifest was committed. Remove the staging records and run `clover retry`',
+    );
+  }
   const base = {
     format: 'clover-manifest/1' as const,
     ...fields,

@@ -6,12 +6,13 @@ import { CloverError, ExitCode, InputError, UnreachableError } from '../config/e
 import type { LoadedPlan } from '../config/plan';
 import type { Sites } from '../config/sites';
 import { usersListKey } from '../domain/layout';
+import { DEFAULT_TASK_QUEUE } from '../domain/names';
 import { routingTargets } from '../domain/routing';
 import { canonicalJson } from '../domain/manifest';
 import { createSiteClients, destroySiteClients, type SiteClients } from '../storage/clients';
 import { describeS3Error } from '../storage/errors';
 import {
-  SA, TASK_QUEUE, migrationWorkflowId, statusQuery, type MigrationInput, type MigrationStatus, type MigrationSettings,
+  SA, migrationWorkflowId, statusQuery, type MigrationInput, type MigrationStatus, type MigrationSettings,
 } from '../workflows/definitions';
 import type { migrationWorkflow } from '../workflows/migration';
 
@@ -51,7 +52,7 @@ export interface StartResult {
  * migration is attached to; a finished one is reported). The user list is stored in the routing
  * default site (`_clover/migrations/<id>/users.jsonl`) for the workflow to page through.
  */
-export async function startMigration(client: Client, sites: Sites, plan: LoadedPlan, taskQueue = TASK_QUEUE): Promise<StartResult> {
+export async function startMigration(client: Client, sites: Sites, plan: LoadedPlan, taskQueue = DEFAULT_TASK_QUEUE): Promise<StartResult> {
   const settings: MigrationSettings = { ...plan.settings };
   const workflowId = migrationWorkflowId(settings.migrationId);
   const digest = planDigest(plan);

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CreateBucketCommand, HeadBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { CloverError, ExitCode } from '../config/errors';
+import { SEARCH_ATTRIBUTE_NAMES } from '../domain/names';
 import type { SiteConfig } from '../config/sites';
 import type { ToolPaths } from './tools';
 
@@ -17,7 +18,7 @@ export const LOCAL_SITES = [
   { name: 'eu-no', jurisdiction: 'NO', region: 'eu-north-1', defaultPort: 7304 },
 ] as const;
 
-export const SEARCH_ATTRIBUTES = ['CloverMigrationId', 'CloverUserId', 'CloverPhase', 'CloverTargetSite'] as const;
+export const SEARCH_ATTRIBUTES = Object.values(SEARCH_ATTRIBUTE_NAMES);
 
 export interface StackPorts {
   temporal: number;

@@ -1,3 +1,5 @@
+import { PERMANENT_S3_ERRORS } from '../domain/names';
+
 /** What an S3 call was doing, for error messages an operator can act on. */
 export interface S3Context {
   site: string;
@@ -6,15 +8,6 @@ export interface S3Context {
   action: string;
 }
 
-const PERMANENT: Record<string, string> = {
-  AccessDenied: 'access denied',
-  InvalidAccessKeyId: 'the access key is not known to the site',
-  SignatureDoesNotMatch: 'the secret key does not match the access key',
-  NoSuchBucket: 'the bucket does not exist',
-  InvalidBucketName: 'the bucket name is invalid',
-  PermanentRedirect: 'the bucket is in another region or endpoint',
-  AuthorizationHeaderMalformed: 'the region in the sites file is wrong for this endpoint',
-};
 
 /**
  * An S3 failure with its context. `permanent` failures (access, missing bucket, bad configuration)
@@ -56,10 +49,24 @@ export function describeS3Error(err: unknown, ctx: S3Context): StorageError {
   const code = s3Code(err);
   const status = s3Status(err);
   const where = `site ${ctx.site}, bucket ${ctx.bucket}${ctx.key !== undefined ? `, key ${JSON.stringify(ctx.key)}` : ''}`;
-  const reason = PERMANENT[code] ?? (status === 403 ? 'access denied' : undefined);
+  const reason = PERMANENT_S3_ERRORS[code] ?? (status === 403 ? 'access denied' : undefined);
   if (reason) {
     return new StorageError(`${ctx.action} failed at ${where}: ${reason} (${code}); check the sites file and the worker's credentials`, code, true, status);
   }
   const msg = (err as Error)?.message ?? String(err);
   return new StorageError(`${ctx.action} failed at ${where}: ${code}${status ? ` (HTTP ${status})` : ''}: ${msg}`, code, false, status);
+}
+
+/** Thrown when the source object no longer has the ETag it was listed with (invariant 3). */
+export class SourceChangedError extends StorageError {
+  constructor(site: string, key: string) {
+    super(`source object ${JSON.stringify(key)} at site ${site} changed while it was being copied`, 'SourceChanged', false, 412);
+  }
+}
+
+/** Thrown when a conditional write to the target fails: someone else wrote the key (invariant 2). */
+export class TargetChangedError extends StorageError {
+  constructor(site: string, key: string) {
+    super(`target key ${JSON.stringify(key)} at site ${site} was written by someone else during the copy`, 'TargetChanged', false, 412);
+  }
 }

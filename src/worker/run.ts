@@ -8,7 +8,7 @@ import { availableParallelism } from 'node:os';
 import { ByteBudget } from '../storage/byte-budget';
 import { HashPool } from '../storage/hash-pool';
 import { createSiteClients, destroySiteClients } from '../storage/clients';
-import { TASK_QUEUE } from '../workflows/definitions';
+import { DEFAULT_TASK_QUEUE } from '../domain/names';
 import { temporalLogger } from './logger';
 
 export interface WorkerSettings {
@@ -37,7 +37,7 @@ export const defaultWorkerSettings = (): WorkerSettings => ({
   partConcurrency: 2,
   hashThreads: Math.max(1, Math.min(4, availableParallelism() - 1)),
   shutdownGraceMs: 30_000,
-  taskQueue: TASK_QUEUE,
+  taskQueue: DEFAULT_TASK_QUEUE,
 });
 
 let runtimeInstalled = false;

@@ -4,22 +4,20 @@
  * ids, cursors and counters, never object lists or secrets.
  */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
-import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+import { defineSearchAttributeKey, SearchAttributeType, type RetryPolicy } from '@temporalio/common';
+import { PERMANENT_FAILURES, SEARCH_ATTRIBUTE_NAMES } from '../domain/names';
 import type { Routing } from '../domain/routing';
 
-export const TASK_QUEUE = 'clover-migrations';
-
-/** Failure types activities raise for permanent faults; retry policies never retry them. */
-export const PERMANENT_FAILURES = [
-  'AccessDenied', 'InvalidAccessKeyId', 'SignatureDoesNotMatch', 'NoSuchBucket', 'InvalidBucketName',
-  'PermanentRedirect', 'AuthorizationHeaderMalformed', 'UnknownSite', 'ResidencyViolation', 'VerifyMismatch', 'SourcesConflict',
-] as const;
+/** Every activity's retry policy: transient faults (throttling, 5xx, network, a killed worker) retry; permanent ones fail at once. */
+export const ACTIVITY_RETRY: RetryPolicy = {
+  initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m', nonRetryableErrorTypes: [...PERMANENT_FAILURES],
+};
 
 export const SA = {
-  migrationId: defineSearchAttributeKey('CloverMigrationId', SearchAttributeType.KEYWORD),
-  userId: defineSearchAttributeKey('CloverUserId', SearchAttributeType.KEYWORD),
-  phase: defineSearchAttributeKey('CloverPhase', SearchAttributeType.KEYWORD),
-  targetSite: defineSearchAttributeKey('CloverTargetSite', SearchAttributeType.KEYWORD),
+  migrationId: defineSearchAttributeKey(SEARCH_ATTRIBUTE_NAMES.migrationId, SearchAttributeType.KEYWORD),
+  userId: defineSearchAttributeKey(SEARCH_ATTRIBUTE_NAMES.userId, SearchAttributeType.KEYWORD),
+  phase: defineSearchAttributeKey(SEARCH_ATTRIBUTE_NAMES.phase, SearchAttributeType.KEYWORD),
+  targetSite: defineSearchAttributeKey(SEARCH_ATTRIBUTE_NAMES.targetSite, SearchAttributeType.KEYWORD),
 };
 
 export const migrationWorkflowId = (migrationId: string): string => `migration-${migrationId}`;

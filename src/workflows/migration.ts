@@ -6,7 +6,7 @@ import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { CloverActivities } from '../activities';
 import { routeUser } from '../domain/routing';
 import {
-  MAX_FAILED_LISTED, PERMANENT_FAILURES, SA, addCounters, migrationWorkflowId, pauseUpdate, resumeUpdate, statusQuery,
+  ACTIVITY_RETRY, MAX_FAILED_LISTED, SA, addCounters, migrationWorkflowId, pauseUpdate, resumeUpdate, statusQuery,
   userDisposedSignal, userFinishedSignal, userPauseSignal, userWorkflowId, zeroCounters,
   type MigrationInput, type MigrationResult, type MigrationState, type MigrationStatus,
 } from './definitions';
@@ -14,7 +14,7 @@ import { userMigrationWorkflow } from './user-migration';
 
 const { readUsersPage } = proxyActivities<CloverActivities>({
   startToCloseTimeout: '5m',
-  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m', nonRetryableErrorTypes: [...PERMANENT_FAILURES] },
+  retry: ACTIVITY_RETRY,
 });
 
 const USERS_PAGE = 100;

@@ -1,13 +1,11 @@
 import { condition, continueAsNew, proxyActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
-import type { RetryPolicy } from '@temporalio/common';
 import type { CloverActivities } from '../activities';
 import { userPrefixFor } from '../domain/layout';
 import { routeUser } from '../domain/routing';
-import { PERMANENT_FAILURES, SA, type RollbackCounters, type RollbackInput, type RollbackResult, type RollbackState } from './definitions';
+import { ACTIVITY_RETRY, SA, type RollbackCounters, type RollbackInput, type RollbackResult, type RollbackState } from './definitions';
 
-const retry: RetryPolicy = { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m', nonRetryableErrorTypes: [...PERMANENT_FAILURES] };
-const { readUsersPage } = proxyActivities<CloverActivities>({ startToCloseTimeout: '5m', retry });
-const { rollbackUser } = proxyActivities<CloverActivities>({ startToCloseTimeout: '7d', heartbeatTimeout: '20s', retry });
+const { readUsersPage } = proxyActivities<CloverActivities>({ startToCloseTimeout: '5m', retry: ACTIVITY_RETRY });
+const { rollbackUser } = proxyActivities<CloverActivities>({ startToCloseTimeout: '7d', heartbeatTimeout: '20s', retry: ACTIVITY_RETRY });
 
 const MAX_HISTORY = 4000;
 const MAX_PROBLEMS = 100;

@@ -2,17 +2,14 @@ import {
   ApplicationFailure, CancellationScope, ActivityCancellationType, condition, continueAsNew, getExternalWorkflowHandle,
   isCancellation, log, proxyActivities, setHandler, upsertSearchAttributes, workflowInfo,
 } from '@temporalio/workflow';
-import type { RetryPolicy } from '@temporalio/common';
 import type { CloverActivities } from '../activities';
 import type { Transferred } from '../activities/copy';
 import { userPrefixFor } from '../domain/layout';
 import {
-  PERMANENT_FAILURES, SA, addCounters, cutoverSignal, userDisposedSignal, userFinishedSignal, userPauseSignal, zeroCounters,
+  ACTIVITY_RETRY, SA, addCounters, cutoverSignal, userDisposedSignal, userFinishedSignal, userPauseSignal, zeroCounters,
   type UserMigrationInput, type UserOutcome,
 } from './definitions';
 
-// Transient faults (throttling, 5xx, network, a killed worker) retry without limit; permanent ones fail the user.
-const retry: RetryPolicy = { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m', nonRetryableErrorTypes: [...PERMANENT_FAILURES, 'NoManifest'] };
 
 const { copyUserObjects, verifyUserObjects, disposeSources } = proxyActivities<CloverActivities>({
   // Liveness comes from heartbeats (a dead worker is noticed in 20 s); a copy of a large user may take long.
@@ -20,13 +17,13 @@ const { copyUserObjects, verifyUserObjects, disposeSources } = proxyActivities<C
   heartbeatTimeout: '20s',
   // On pause or cancel, wait until the activity has really stopped: no copy runs while paused.
   cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-  retry,
+  retry: ACTIVITY_RETRY,
 });
 const { commitManifest, cleanupUser } = proxyActivities<CloverActivities>({
   startToCloseTimeout: '30m',
   heartbeatTimeout: '20s',
   cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-  retry,
+  retry: ACTIVITY_RETRY,
 });
 
 /** Resume point carried across continue-as-new (a user with very many pages). */

@@ -1,0 +1,82 @@
+import { createHash } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import { GetObjectCommand, type GetObjectCommandOutput } from '@aws-sdk/client-s3';
+import { readInBlocks } from './block-reader';
+import type { ByteBudget } from './byte-budget';
+import type { Site } from './clients';
+import { SourceChangedError, describeS3Error, isNotFound, isPreconditionFailed } from './errors';
+import { sizeClass, type Hasher } from './hash-pool';
+
+/** Objects smaller than this are hashed on the copying thread: handing them to a thread costs more. */
+export const OFFLOAD_MIN_BYTES = 256 * 1024;
+
+/** Reads the object only while it still has `etag` (invariant 3); otherwise SourceChangedError. */
+export async function getPinned(site: Site, key: string, etag: string, signal?: AbortSignal): Promise<GetObjectCommandOutput> {
+  try {
+    return await site.s3.send(new GetObjectCommand({ Bucket: site.bucket, Key: key, IfMatch: `"${etag}"` }), { abortSignal: signal });
+  } catch (err) {
+    if (isPreconditionFailed(err) || isNotFound(err)) throw new SourceChangedError(site.name, key);
+    throw describeS3Error(err, { site: site.name, bucket: site.bucket, key, action: 'GetObject' });
+  }
+}
+
+/**
+ * Reads an object (pinned to `etag` when given) and returns its SHA-256 and size; the body is always
+ * consumed. With a `hasher` in `offload` (the activity deps), large objects are hashed on its threads.
+ */
+export async function hashObject(
+  site: Site, key: string, etag: string | undefined, signal?: AbortSignal, offload?: { hasher?: Hasher; budget: ByteBudget },
+): Promise<{ sha256: string; size: number }> {
+  let res: GetObjectCommandOutput;
+  if (etag) res = await getPinned(site, key, etag, signal);
+  else {
+    try {
+      res = await site.s3.send(new GetObjectCommand({ Bucket: site.bucket, Key: key }), { abortSignal: signal });
+    } catch (err) {
+      throw describeS3Error(err, { site: site.name, bucket: site.bucket, key, action: 'GetObject' });
+    }
+  }
+  const body = res.Body as Readable;
+  try {
+    if (offload?.hasher && (res.ContentLength ?? 0) >= OFFLOAD_MIN_BYTES) return await hashOnThreads(body, res.ContentLength!, offload.hasher, offload.budget);
+    const hash = createHash('sha256');
+    let size = 0;
+    for await (const chunk of body) {
+      hash.update(chunk as Buffer);
+      size += (chunk as Buffer).length;
+    }
+    return { sha256: hash.digest('hex'), size };
+  } catch (err) {
+    throw describeS3Error(err, { site: site.name, bucket: site.bucket, key, action: 'reading GetObject body' });
+  } finally {
+    body.destroy();
+  }
+}
+
+/** Hashes a body on the hash threads in blocks of up to 1 MiB, one block hashing while the next fills. */
+async function hashOnThreads(body: Readable, length: number, hasher: Hasher, budget: ByteBudget): Promise<{ sha256: string; size: number }> {
+  const stream = hasher.stream(false);
+  let hashing: Promise<void> = Promise.resolve();
+  try {
+    const size = await readInBlocks(body, Math.min(sizeClass(length), 1024 * 1024), hasher, budget, async (block, held) => {
+      try {
+        await hashing; // at most one block hashing at a time
+      } catch (err) {
+        hasher.free(block);
+        budget.release(held);
+        throw err;
+      }
+      hashing = stream.update(block).finally(() => {
+        hasher.free(block);
+        budget.release(held);
+      });
+      hashing.catch(() => undefined); // awaited later; not an unhandled rejection meanwhile
+    });
+    await hashing;
+    return { sha256: (await stream.end()).sha256.toString('hex'), size };
+  } catch (err) {
+    await hashing.catch(() => undefined);
+    stream.drop();
+    throw err;
+  }
+}

@@ -1,0 +1,173 @@
+import { createHash } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import {
+  AbortMultipartUploadCommand, CompleteMultipartUploadCommand, CopyObjectCommand, CreateMultipartUploadCommand, ListPartsCommand, UploadPartCommand,
+} from '@aws-sdk/client-s3';
+import { readInBlocks } from './block-reader';
+import { checkSourceLength, checkSourceMd5, conditional, needsMd5, signedWith, type CopyOutcome, type CopyRequest, type Headers } from './copy-request';
+import { StorageError, TargetChangedError, describeS3Error, isNotFound, isPreconditionFailed } from './errors';
+import { inlineHasher } from './hash-pool';
+import { META, stripQuotes } from './object-meta';
+
+export function partSizeFor(size: number, minPartSize: number): number {
+  return Math.max(minPartSize, Math.ceil(size / 9000));
+}
+
+/**
+ * Writes a large object as a multipart upload, resuming an upload left by an earlier attempt part by
+ * part, then records the whole-object SHA-256 in its metadata (pinned to the ETag just written).
+ */
+export async function putMultipart(req: CopyRequest, body: Readable, size: number, headers: Headers, metadata: Record<string, string>): Promise<CopyOutcome> {
+  const { target, object, signal } = req;
+  const ctx = (action: string) => ({ site: target.name, bucket: target.bucket, key: object.key, action });
+  // Parts already in the target from an earlier attempt (resume): reused when their checksum matches
+  // the source bytes read now. The whole-object SHA-256 is recomputed by re-reading those bytes from the
+  // source (pinned to its ETag): a hash state cannot be checkpointed, and this also re-checks each reused
+  // part against the source.
+  const existing = new Map<number, { ETag: string; ChecksumSHA256?: string; Size: number }>();
+  let uploadId = '';
+  let partSize = partSizeFor(size, req.settings.minPartSize);
+  if (req.resumeUpload && req.resumeUpload.sourceEtag === object.etag) {
+    try {
+      let marker: string | undefined;
+      do {
+        const l = await target.s3.send(
+          new ListPartsCommand({ Bucket: target.bucket, Key: object.key, UploadId: req.resumeUpload.uploadId, PartNumberMarker: marker }),
+          { abortSignal: signal },
+        );
+        for (const p of l.Parts ?? []) existing.set(p.PartNumber!, { ETag: p.ETag!, ChecksumSHA256: p.ChecksumSHA256, Size: p.Size ?? 0 });
+        marker = l.IsTruncated ? l.NextPartNumberMarker : undefined;
+      } while (marker);
+      uploadId = req.resumeUpload.uploadId;
+      partSize = req.resumeUpload.partSize;
+    } catch (err) {
+      if (!isNotFound(err)) throw describeS3Error(err, ctx('ListParts'));
+      existing.clear(); // the upload is gone (completed or aborted): start a new one
+    }
+  }
+  if (!uploadId) {
+    try {
+      const created = await target.s3.send(
+        new CreateMultipartUploadCommand({ Bucket: target.bucket, Key: object.key, ChecksumAlgorithm: 'SHA256', ...headers, Metadata: metadata }),
+        { abortSignal: signal },
+      );
+      uploadId = created.UploadId!;
+    } catch (err) {
+      throw describeS3Error(err, ctx('CreateMultipartUpload'));
+    }
+  }
+  req.onUpload?.({ uploadId, partSize, sourceEtag: object.etag });
+  // Whole-object SHA-256 (and MD5 for a single-part source ETag) and each part's SHA-256, on the hash threads.
+  const hasher = req.hasher ?? inlineHasher;
+  const hashes = hasher.stream(needsMd5(object.etag));
+  const parts: { PartNumber: number; ETag: string; ChecksumSHA256: string; raw: Buffer }[] = [];
+  const inFlight = new Set<Promise<void>>();
+  let failure: unknown;
+  const upload = (partNumber: number, buf: Buffer, held: number) => {
+    const p = hashes
+      .part(buf)
+      .then(async (partSha) => {
+        const checksum = partSha.toString('base64');
+        const done = existing.get(partNumber);
+        if (done && done.Size === buf.length && done.ChecksumSHA256 === checksum) {
+          parts.push({ PartNumber: partNumber, ETag: done.ETag, ChecksumSHA256: checksum, raw: partSha });
+          if (req.partCounters) req.partCounters.reused++;
+          return;
+        }
+        if (req.partCounters) req.partCounters.sent++;
+        const out = await target.s3.send(
+          signedWith(
+            new UploadPartCommand({
+              Bucket: target.bucket, Key: object.key, UploadId: uploadId, PartNumber: partNumber,
+              Body: buf, ContentLength: buf.length, ChecksumSHA256: checksum,
+            }),
+            partSha.toString('hex'),
+          ),
+          { abortSignal: signal },
+        );
+        parts.push({ PartNumber: partNumber, ETag: out.ETag!, ChecksumSHA256: checksum, raw: partSha });
+      })
+      .catch((err) => {
+        failure ??= describeS3Error(err, ctx(`UploadPart ${partNumber}`));
+      })
+      .finally(() => {
+        hasher.free(buf);
+        req.budget.release(held);
+        inFlight.delete(p);
+      });
+    inFlight.add(p);
+  };
+  try {
+    let partNumber = 0;
+    let read: number;
+    try {
+      read = await readInBlocks(body, partSize, hasher, req.budget, async (part, held) => {
+        upload(++partNumber, part, held);
+        if (failure) throw failure;
+        // Backpressure: the source stream pauses while the part queue is full.
+        while (inFlight.size >= req.settings.partConcurrency) await Promise.race(inFlight);
+        if (failure) throw failure;
+      });
+    } catch (err) {
+      if (err instanceof StorageError) throw err;
+      throw describeS3Error(err, { site: req.source.name, bucket: req.source.bucket, key: object.key, action: 'reading GetObject body' });
+    }
+    await Promise.all(inFlight);
+    if (failure) throw failure;
+    checkSourceLength(req, read, size);
+    const whole = await hashes.end();
+    checkSourceMd5(req, whole.md5);
+    parts.sort((a, b) => a.PartNumber - b.PartNumber);
+    const shaHex = whole.sha256.toString('hex');
+    const composite = `${createHash('sha256').update(Buffer.concat(parts.map((p) => p.raw))).digest('base64')}-${parts.length}`;
+    let completedEtag: string;
+    try {
+      const done = await target.s3.send(
+        new CompleteMultipartUploadCommand({
+          Bucket: target.bucket, Key: object.key, UploadId: uploadId,
+          MultipartUpload: { Parts: parts.map(({ PartNumber, ETag, ChecksumSHA256 }) => ({ PartNumber, ETag, ChecksumSHA256 })) },
+          ...conditional(req),
+        }),
+        { abortSignal: signal },
+      );
+      completedEtag = stripQuotes(done.ETag);
+    } catch (err) {
+      if (isPreconditionFailed(err)) throw new TargetChangedError(target.name, object.key);
+      throw describeS3Error(err, ctx('CompleteMultipartUpload'));
+    }
+    uploadId = '';
+    if (req.restore) return { sha256: shaHex, size: read, targetEtag: completedEtag, targetChecksum: composite };
+    // The whole-object SHA-256 is known only now: record it by replacing the metadata in place,
+    // pinned to the ETag just written so a concurrent foreign write is never clobbered.
+    try {
+      const out = await target.s3.send(
+        new CopyObjectCommand({
+          Bucket: target.bucket, Key: object.key,
+          CopySource: `${target.bucket}/${encodeURIComponent(object.key)}`,
+          CopySourceIfMatch: `"${completedEtag}"`,
+          MetadataDirective: 'REPLACE',
+          ...headers,
+          Metadata: { ...metadata, [META.sha256]: shaHex },
+        }),
+        { abortSignal: signal },
+      );
+      return { sha256: shaHex, size: read, targetEtag: stripQuotes(out.CopyObjectResult?.ETag) || completedEtag, targetChecksum: composite };
+    } catch (err) {
+      if (isPreconditionFailed(err)) throw new TargetChangedError(target.name, object.key);
+      throw describeS3Error(err, ctx('CopyObject (record SHA-256 in metadata)'));
+    }
+  } catch (err) {
+    await Promise.allSettled(inFlight);
+    hashes.drop();
+    // Keep the upload when the work was interrupted (pause, cancel, shutdown: cancel's cleanup aborts it)
+    // or hit a transient fault: the next attempt continues it from its parts. Abort it when its parts
+    // belong to a source version or target state that no longer holds.
+    const resumable = signal?.aborted || (err instanceof StorageError && !err.permanent && !STALE_UPLOAD.has(err.type));
+    if (uploadId && !resumable) {
+      await target.s3.send(new AbortMultipartUploadCommand({ Bucket: target.bucket, Key: object.key, UploadId: uploadId })).catch(() => undefined);
+    }
+    throw err;
+  }
+}
+
+const STALE_UPLOAD = new Set(['SourceChanged', 'SourceCorrupt', 'SourceTruncated', 'TargetChanged']);
