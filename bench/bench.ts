@@ -99,7 +99,8 @@ function timed(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<Mea
   return new Promise<Measure & { code: number }>((ok, fail) => {
     child.on('close', (code) => {
       try {
-        const [e, u, s, m] = readFileSync(statsFile, 'utf8').trim().split('\n').pop()!.split(' ').map(Number);
+        const last = readFileSync(statsFile, 'utf8').trim().split('\n').at(-1) ?? '';
+        const [e = NaN, u = NaN, s = NaN, m = NaN] = last.split(' ').map(Number);
         rmSync(statsFile, { force: true });
         if (code !== 0) process.stderr.write(stderr.slice(-2000));
         ok({ wallS: e, cpuS: u + s, rssMiB: m / 1024, code: code ?? -1 });
@@ -179,7 +180,7 @@ async function runClover(ctx: Ctx, ds: DataSet, verify: 'checksum' | 'full', run
   const bin = join(ROOT, 'bin', 'clover.js');
   const prof = process.env.CLOVER_BENCH_CPU_PROF;
   const [cmd, pre] = prof
-    ? [process.execPath, [...readFileSync(bin, 'utf8').split('\n')[0].split(' ').filter((a) => a.startsWith('--')), '--cpu-prof', '--cpu-prof-dir', prof, bin]]
+    ? [process.execPath, [...(readFileSync(bin, 'utf8').split('\n')[0] ?? '').split(' ').filter((a) => a.startsWith('--')), '--cpu-prof', '--cpu-prof-dir', prof, bin]]
     : [bin, []];
   const worker = spawn(cmd, [...pre, 'worker', '--task-queue', taskQueue, '--sites', ctx.sitesFile], {
     env: { ...process.env, ...ctx.env, CLOVER_LOG_LEVEL: 'warn' }, stdio: ['ignore', log, log],
@@ -215,8 +216,13 @@ async function runClover(ctx: Ctx, ds: DataSet, verify: 'checksum' | 'full', run
 async function runRclone(ctx: Ctx, ds: DataSet): Promise<Measure> {
   // A CA bundle named in the environment makes rclone's S3 client refuse its own transport; these endpoints are plain HTTP.
   const env: NodeJS.ProcessEnv = { AWS_CA_BUNDLE: undefined };
-  for (const name of ['sg', 'eu-ie']) {
+  const site = (name: string) => {
     const s = ctx.sites[name];
+    if (!s) throw new InputError(`the bench's sites file has no site ${name}`);
+    return s;
+  };
+  for (const name of ['sg', 'eu-ie']) {
+    const s = site(name);
     const v = name.replace('-', '').toUpperCase();
     Object.assign(env, {
       [`RCLONE_CONFIG_${v}_TYPE`]: 's3', [`RCLONE_CONFIG_${v}_PROVIDER`]: 'Other', [`RCLONE_CONFIG_${v}_ENDPOINT`]: s.endpoint,
@@ -225,7 +231,7 @@ async function runRclone(ctx: Ctx, ds: DataSet): Promise<Measure> {
     });
   }
   const args = [
-    'copy', `SG:${ctx.sites.sg.bucket}/users`, `EUIE:${ctx.sites['eu-ie'].bucket}/users`, '--include', `/bench-${ds.name}-*/**`,
+    'copy', `SG:${site('sg').bucket}/users`, `EUIE:${site('eu-ie').bucket}/users`, '--include', `/bench-${ds.name}-*/**`,
     '--transfers', String(ctx.concurrency), '--checkers', String(ctx.concurrency * 2), '--s3-chunk-size', '16M', '--s3-upload-concurrency', '4',
     '--no-check-dest', '--retries', '1',
   ];
@@ -243,14 +249,14 @@ async function runSdkLoop(ctx: Ctx, ds: DataSet): Promise<Measure> {
 function row(ds: DataSet, tool: string, runs: Measure[]): Row {
   const objects = ds.users * ds.perUser;
   const bytes = objects * ds.size;
-  const wall = median(runs.map((r) => r.wallS));
+  const wall = median(runs.map((r) => r.wallS)) ?? NaN;
   const walls = runs.map((r) => r.wallS);
   return {
     dataset: ds.name, tool, runs, objects, bytes,
     median: {
       wallS: wall, objectsPerS: objects / wall, mibPerS: bytes / MiB / wall,
-      cpuSPerGiB: median(runs.map((r) => r.cpuS)) / (bytes / 1024 / MiB), rssMiB: median(runs.map((r) => r.rssMiB)),
-      serversCpuSPerGiB: runs.every((r) => r.serversCpuS !== undefined) ? median(runs.map((r) => r.serversCpuS!)) / (bytes / 1024 / MiB) : undefined,
+      cpuSPerGiB: (median(runs.map((r) => r.cpuS)) ?? NaN) / (bytes / 1024 / MiB), rssMiB: median(runs.map((r) => r.rssMiB)) ?? NaN,
+      serversCpuSPerGiB: runs.every((r) => r.serversCpuS !== undefined) ? (median(runs.map((r) => r.serversCpuS ?? NaN)) ?? NaN) / (bytes / 1024 / MiB) : undefined,
     },
     spreadPct: runs.length > 1 ? ((Math.max(...walls) - Math.min(...walls)) / wall) * 100 : 0,
   };
@@ -312,9 +318,9 @@ export function registerBench(program: Command): void {
                 : tool === 'sdk loop' ? await runSdkLoop(ctx, ds)
                 : await runClover(ctx, ds, tool.includes('full') ? 'full' : 'checksum', run);
               const after = serversCpu(state.services);
-              const used = Object.entries(after).map(([name, cpu]) => [name, cpu - before[name]] as const);
+              const used = Object.entries(after).map(([name, cpu]) => [name, cpu - (before[name] ?? 0)] as const);
               m.serversCpuS = used.reduce((n, [, c]) => n + c, 0);
-              measured[tool].push(m);
+              measured[tool]?.push(m);
               out(`  ${ds.name} run ${run} ${tool}: ${m.wallS.toFixed(1)} s, CPU ${m.cpuS.toFixed(1)} s, peak RSS ${m.rssMiB.toFixed(0)} MiB; servers' CPU ${m.serversCpuS.toFixed(1)} s (${used.map(([n, c]) => `${n} ${c.toFixed(1)}`).join(', ')})`);
             }
           }

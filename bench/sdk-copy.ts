@@ -12,6 +12,7 @@ import { parseSites } from '../src/config/sites';
 import { createSiteClients } from '../src/storage/clients';
 
 const [sitesFile, from, to, prefix, conc] = process.argv.slice(2);
+if (!sitesFile || !from || !to || prefix === undefined) throw new Error('usage: sdk-copy.ts SITES-FILE FROM-SITE TO-SITE PREFIX [CONCURRENCY]');
 const clients = createSiteClients(parseSites(JSON.parse(readFileSync(sitesFile, 'utf8'))), { maxSockets: 64 });
 const src = clients.get(from)!;
 const dst = clients.get(to)!;

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Client } from '@temporalio/client';
 import { ExitCode } from '../src/config/errors';
-import { migrationStatus } from '../src/operator/migrations';
+import { NoWorkerError, migrationStatus } from '../src/operator/migrations';
 import type { MigrationStatus } from '../src/workflows/definitions';
 import { formatBytes, out } from './common';
 
@@ -30,12 +30,31 @@ function bar(s: MigrationStatus): string {
   return `[${'#'.repeat(n)}${'.'.repeat(w - n)}] ${finished}/${s.usersTotal} users, ${s.counters.objects} objects, ${formatBytes(s.counters.bytes)}`;
 }
 
+/**
+ * The migration's status, waiting out a time without a worker (one killed and not yet replaced, or none
+ * started yet): says once what it waits for, then carries on when a worker answers.
+ */
+export async function statusRidingOut(client: Client, migrationId: string, say: (line: string) => void = out): Promise<MigrationStatus> {
+  let told = false;
+  for (;;) {
+    try {
+      const s = await migrationStatus(client, migrationId);
+      if (told) say('a worker answered again; carrying on');
+      return s;
+    } catch (err) {
+      if (!(err instanceof NoWorkerError)) throw err;
+      if (!told) say(`waiting for a worker: ${err.message}`);
+      told = true;
+    }
+  }
+}
+
 /** Prints progress until the migration finishes; returns its final status. */
 export async function watch(client: Client, migrationId: string, intervalMs = 1000): Promise<MigrationStatus> {
   const tty = process.stdout.isTTY;
   let last = '';
   for (;;) {
-    const s = await migrationStatus(client, migrationId);
+    const s = await statusRidingOut(client, migrationId, (l) => out(tty ? `\n${l}` : l));
     const allMigrated = s.usersInFlight === 0 && s.usersDone + s.usersFailed + s.usersAlreadyDone + s.usersCancelled >= s.usersTotal;
     // With delete-after-verify the migration runs on through the grace period; the move itself is done here.
     if ((s.phase !== 'running' && s.phase !== 'paused') || (allMigrated && s.usersAwaitingDisposal > 0)) {

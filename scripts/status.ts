@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { migrationStatus } from '../src/operator/migrations';
 import { connectClient, out } from './common';
-import { summarize } from './progress';
+import { statusRidingOut, summarize } from './progress';
 
 export function registerStatus(program: Command): void {
   program
@@ -15,7 +15,8 @@ export function registerStatus(program: Command): void {
       const { client, close } = await connectClient();
       try {
         for (;;) {
-          const s = await migrationStatus(client, id);
+          // One look exits 3 when no worker answers; --watch waits for one.
+          const s = o.watch ? await statusRidingOut(client, id) : await migrationStatus(client, id);
           if (o.json) out(JSON.stringify(s));
           else {
             if (o.watch && process.stdout.isTTY) process.stdout.write('\x1b[2J\x1b[H');

@@ -90,7 +90,8 @@ async function listMerged(sources: Site[], prefix: string, cursor: string | unde
   let boundary: string | undefined;
   for (const l of lists) {
     if (!l.truncated || l.items.length === 0) continue;
-    const last = l.items[l.items.length - 1].Key!;
+    const last = l.items.at(-1)?.Key;
+    if (last === undefined) continue;
     if (boundary === undefined || compareKeys(last, boundary) < 0) boundary = last;
   }
   const candidates = new Map<string, SourceObject[]>();
@@ -156,7 +157,7 @@ export function createCopyActivities(deps: ActivityDeps) {
             if (m[META.sourceSite] === c.site && m[META.sourceEtag] === c.etag && m[META.sha256]) {
               return {
                 entry: {
-                  key: c.key, size: head.size, sha256: m[META.sha256], sourceSite: c.site, sourceEtag: c.etag,
+                  key: c.key, size: head.size, sha256: m[META.sha256] ?? '', sourceSite: c.site, sourceEtag: c.etag,
                   sourceLastModified: c.lastModified, targetEtag: head.etag, targetChecksum: head.checksumSha256 ?? '',
                   outcome: m[META.migration] === input.migrationId ? 'copied' : 'present',
                 },
@@ -207,8 +208,10 @@ export function createCopyActivities(deps: ActivityDeps) {
       }
 
       async function handleKey(key: string, cands: SourceObject[], out: StagingPage): Promise<void> {
-        if (cands.length === 1) {
-          const r = await place(cands[0]);
+        const [only, ...others] = cands;
+        if (!only) return;
+        if (others.length === 0) {
+          const r = await place(only);
           if (r.entry) out.entries.push(r.entry);
           if (r.foreign) {
             out.conflicts.push(r.foreign);
@@ -218,6 +221,7 @@ export function createCopyActivities(deps: ActivityDeps) {
         }
         // The same key in several sources: newest LastModified wins (ties: the plan's source order).
         const order = [...cands].sort((a, b) => b.lastModified.localeCompare(a.lastModified) || input.sources.indexOf(a.site) - input.sources.indexOf(b.site));
+        const newest = order[0] ?? only;
         const hashes = new Map<string, string>();
         const hashOf = async (c: SourceObject) => {
           if (!hashes.has(c.site)) hashes.set(c.site, (await hashObject(bySite.get(c.site)!, c.key, c.etag, signal, deps)).sha256);
@@ -225,21 +229,21 @@ export function createCopyActivities(deps: ActivityDeps) {
         };
         let entry: StagedEntry | undefined;
         if (input.conflictPolicy === 'newest-wins') {
-          const r = await place(order[0]);
+          const r = await place(newest);
           if (r.foreign) {
             out.conflicts.push(r.foreign);
             block(key, 'the target already holds an object at this key that Clover did not write');
             return;
           }
           entry = r.entry;
-          if (entry) hashes.set(order[0].site, entry.sha256);
+          if (entry) hashes.set(newest.site, entry.sha256);
         }
         const distinct = new Set<string>();
-        for (const c of order) distinct.add(c.size === order[0].size ? await hashOf(c) : `size:${c.size}:${c.site}`);
+        for (const c of order) distinct.add(c.size === newest.size ? await hashOf(c) : `size:${c.size}:${c.site}`);
         if (distinct.size > 1) {
           const resolution = input.conflictPolicy === 'newest-wins' ? 'newest-wins' : 'failed-user';
           out.conflicts.push({
-            key, kind: 'sources-differ', resolution, chosenSite: resolution === 'newest-wins' ? order[0].site : undefined,
+            key, kind: 'sources-differ', resolution, chosenSite: resolution === 'newest-wins' ? newest.site : undefined,
             sites: order.map((c) => ({ site: c.site, etag: c.etag, lastModified: c.lastModified, size: c.size, sha256: hashes.get(c.site) })),
           });
           if (resolution === 'failed-user') {
@@ -247,7 +251,7 @@ export function createCopyActivities(deps: ActivityDeps) {
             return;
           }
         } else if (!entry) {
-          entry = (await place(order[0])).entry;
+          entry = (await place(newest)).entry;
         }
         if (entry) out.entries.push(entry);
       }

@@ -55,8 +55,9 @@ async function listRange(target: Site, prefix: string, startAfter: string | unde
     }
     const items = r.Contents ?? [];
     for (const o of items) if (compareKeys(o.Key!, last) <= 0) found.set(o.Key!, { etag: stripQuotes(o.ETag), size: o.Size ?? 0 });
-    if (!r.IsTruncated || items.length === 0 || compareKeys(items[items.length - 1].Key!, last) >= 0) return found;
-    after = items[items.length - 1].Key!;
+    const end = items.at(-1)?.Key;
+    if (!r.IsTruncated || end === undefined || compareKeys(end, last) >= 0) return found;
+    after = end;
   }
 }
 
@@ -112,11 +113,13 @@ export function createVerifyActivities(deps: ActivityDeps) {
       let progress: VerifyCheckpoint = { pagesDone: resumed?.pagesDone ?? 0, result: { ...result } };
       checkpointWith(() => progress);
       const pages = await listStagingPages(target, input.migrationId, input.userId, signal);
-      for (let i = resumed?.pagesDone ?? 0; i < pages.length; i++) {
-        const staging = await readStaging(target, pages[i], signal);
+      for (const [i, pageKey] of pages.entries()) {
+        if (i < (resumed?.pagesDone ?? 0)) continue;
+        const staging = await readStaging(target, pageKey, signal);
+        const lastKey = staging.entries.at(-1)?.key;
         listed =
-          input.mode === 'checksum' && input.prefix !== undefined && staging.entries.length > 0
-            ? await listRange(target, input.prefix, staging.cursor, staging.entries[staging.entries.length - 1].key, signal)
+          input.mode === 'checksum' && input.prefix !== undefined && lastKey !== undefined
+            ? await listRange(target, input.prefix, staging.cursor, lastKey, signal)
             : undefined;
         // A retried attempt redoes this whole page, so heartbeats carry the totals as of its start.
         const atPageStart = { ...result };

@@ -45,3 +45,8 @@ export function formatPath(path: ReadonlyArray<PropertyKey>): string {
   }
   return out || '(top level)';
 }
+
+/** The first problem zod found (a failed parse always has one), as the one line an operator reads. */
+export function firstIssue(error: { issues: ReadonlyArray<{ path: ReadonlyArray<PropertyKey>; message: string }> }): { path: ReadonlyArray<PropertyKey>; message: string } {
+  return error.issues[0] ?? { path: [], message: 'invalid' };
+}

@@ -6,7 +6,7 @@ import { isEea } from '../domain/eea';
 import { CONTROL_ROOT } from '../domain/layout';
 import type { UserRow } from '../domain/routing';
 import { routingTargets } from '../domain/routing';
-import { InputError, formatPath } from './errors';
+import { InputError, firstIssue, formatPath } from './errors';
 import type { Sites } from './sites';
 
 export const USER_ID = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$/;
@@ -78,7 +78,7 @@ export async function loadPlan(planPath: string, sites: Sites): Promise<LoadedPl
   }
   const parsed = planSchema.safeParse(raw);
   if (!parsed.success) {
-    const issue = parsed.error.issues[0];
+    const issue = firstIssue(parsed.error);
     throw new InputError(`plan ${planPath}: field ${formatPath(issue.path)}: ${issue.message}`);
   }
   const { users: inline, usersFile, ...settings } = parsed.data;
@@ -160,7 +160,7 @@ export async function readUsersFile(file: string): Promise<UserRow[]> {
     }
     const r = userRowSchema.safeParse(raw);
     if (!r.success) {
-      const issue = r.error.issues[0];
+      const issue = firstIssue(r.error);
       throw new InputError(`users file ${file}, line ${lineNo}: field ${formatPath(issue.path)}: ${issue.message}`);
     }
     const first = seen.get(r.data.userId);

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { InputError, formatPath } from './errors';
+import { InputError, firstIssue, formatPath } from './errors';
 
 const siteName = /^[a-z0-9][a-z0-9-]{0,62}$/;
 
@@ -40,7 +40,7 @@ export type Sites = Readonly<Record<string, Readonly<SiteConfig>>>;
 export function parseSites(raw: unknown, source = 'sites file'): Sites {
   const result = sitesFileSchema.safeParse(raw);
   if (!result.success) {
-    const issue = result.error.issues[0];
+    const issue = firstIssue(result.error);
     const path = issue.path;
     if (path[0] === 'sites' && path.length >= 2) {
       const field = path.length > 2 ? formatPath(path.slice(2)) : '(the site itself)';

@@ -41,9 +41,12 @@ export interface SeedObject {
   contentEncoding?: string;
 }
 
-const COUNTRIES = ['DE', 'FR', 'NL', 'IE', 'ES', 'IT', 'PL', 'NO', 'SE', 'DK', 'FI', 'IS', 'AT', 'BE', 'PT'];
-const NAMES = ['photo.jpg', 'notes/today.md', 'docs/2024/report.pdf', 'settings.json', 'inbox/msg-1.eml', 'avatars/small.png'];
-const SPECIAL = ['summer 2024/beach photo.jpg', 'résumé ü.txt', 'a+b%20c.txt', 'notes/日本語.md', 'deep/a/b/c/d/e/f.txt'];
+/** A non-empty list to pick from. */
+type Pick = readonly [string, ...string[]];
+const pick = (xs: Pick, r: number): string => xs[Math.floor(r * xs.length)] ?? xs[0];
+const COUNTRIES: Pick = ['DE', 'FR', 'NL', 'IE', 'ES', 'IT', 'PL', 'NO', 'SE', 'DK', 'FI', 'IS', 'AT', 'BE', 'PT'];
+const NAMES: Pick = ['photo.jpg', 'notes/today.md', 'docs/2024/report.pdf', 'settings.json', 'inbox/msg-1.eml', 'avatars/small.png'];
+const SPECIAL: Pick = ['summer 2024/beach photo.jpg', 'résumé ü.txt', 'a+b%20c.txt', 'notes/日本語.md', 'deep/a/b/c/d/e/f.txt'];
 
 /** The demo's data set: ~200 users over sg and us, with every kind of key and size the engine must handle. */
 export function demoDataSet(userCount = 200, seed = 20261127, multipartBytes = 20 * 1024 * 1024): { users: UserRow[]; objects: SeedObject[]; later: SeedObject[] } {
@@ -52,21 +55,21 @@ export function demoDataSet(userCount = 200, seed = 20261127, multipartBytes = 2
   const objects: SeedObject[] = [];
   for (let i = 1; i <= userCount; i++) {
     const userId = `u-${String(i).padStart(4, '0')}`;
-    users.push({ userId, country: COUNTRIES[Math.floor(rnd() * COUNTRIES.length)] });
+    users.push({ userId, country: pick(COUNTRIES, rnd()) });
     const placement = rnd();
-    const sitesOf = placement < 0.45 ? ['sg'] : placement < 0.9 ? ['us'] : ['sg', 'us'];
+    const sitesOf: Pick = placement < 0.45 ? ['sg'] : placement < 0.9 ? ['us'] : ['sg', 'us'];
     if (i === 7) continue; // a user with no objects at all
     for (const site of sitesOf) {
       const n = 1 + Math.floor(rnd() * 5);
       for (let j = 0; j < n; j++) {
-        const name = `${site}-${NAMES[Math.floor(rnd() * NAMES.length)].replace(/(\.[a-z]+)$/, `-${j}$1`)}`;
+        const name = `${site}-${pick(NAMES, rnd()).replace(/(\.[a-z]+)$/, `-${j}$1`)}`;
         const size = j === 0 && i % 10 === 0 ? 0 : Math.floor(rnd() * rnd() * 256 * 1024);
         const key = `users/${userId}/${name}`;
         objects.push({ site, key, body: bytesFor(key, size), contentType: name.endsWith('.json') ? 'application/json' : 'application/octet-stream', metadata: { origin: site, 'user-id': userId } });
       }
     }
     if (i % 20 === 3) {
-      const key = `users/${userId}/${SPECIAL[i % SPECIAL.length]}`;
+      const key = `users/${userId}/${pick(SPECIAL, (i % SPECIAL.length) / SPECIAL.length)}`;
       objects.push({ site: sitesOf[0], key, body: bytesFor(key, 1000 + i), contentType: 'text/plain; charset=utf-8', cacheControl: 'max-age=60', contentDisposition: 'attachment; filename="x.txt"' });
     }
   }

@@ -70,8 +70,9 @@ export async function cutover(client: Client, migrationId: string, userId?: stri
   await migrationInput(client, migrationId);
   const ids = userId ? [userWorkflowId(migrationId, userId)] : await runningUsers(client, migrationId, ['grace', 'awaiting-operator']);
   if (userId) {
-    const d = await client.workflow.getHandle(ids[0]).describe().catch(() => undefined);
-    if (!d || d.status.name !== 'RUNNING') throw new InputError(`user ${userId} of migration ${migrationId} is not waiting for a cutover (no running workflow ${ids[0]})`);
+    const id = userWorkflowId(migrationId, userId);
+    const d = await client.workflow.getHandle(id).describe().catch(() => undefined);
+    if (!d || d.status.name !== 'RUNNING') throw new InputError(`user ${userId} of migration ${migrationId} is not waiting for a cutover (no running workflow ${id})`);
   }
   for (const id of ids) await client.workflow.getHandle(id).signal(cutoverSignal);
   return ids.length;

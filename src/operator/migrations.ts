@@ -97,7 +97,25 @@ export async function startMigration(client: Client, sites: Sites, plan: LoadedP
   }
 }
 
-/** The migration's status from its query (works on running and finished migrations while a worker runs). */
+/** How long a status query may wait for a worker to answer it. */
+export const STATUS_QUERY_TIMEOUT_MS = 10_000;
+
+/** No worker answered the migration's status query in time (none running, or all busy or just killed). */
+export class NoWorkerError extends UnreachableError {
+  constructor(migrationId: string, taskQueue: string, cause: string) {
+    super(
+      `no worker answered the status query of migration ${migrationId} within ${STATUS_QUERY_TIMEOUT_MS / 1000}s ` +
+        `(${cause}); start one with \`clover worker\` on task queue ${taskQueue}`,
+    );
+    this.name = 'NoWorkerError';
+  }
+}
+
+/**
+ * The migration's status. A finished migration's comes from its result; a running one's from its
+ * status query, which only a worker can answer: when none does within STATUS_QUERY_TIMEOUT_MS, a
+ * NoWorkerError (exit 3) says so, and watchers wait for a worker instead of failing.
+ */
 export async function migrationStatus(client: Client, migrationId: string): Promise<MigrationStatus> {
   const handle = client.workflow.getHandle<typeof migrationWorkflow>(migrationWorkflowId(migrationId));
   try {
@@ -107,10 +125,12 @@ export async function migrationStatus(client: Client, migrationId: string): Prom
       throw new CloverError(`migration ${migrationId} ended as ${d.status.name.toLowerCase()}`, ExitCode.failures);
     }
     try {
-      return await handle.query(statusQuery);
+      return await client.withDeadline(Date.now() + STATUS_QUERY_TIMEOUT_MS, () => handle.query(statusQuery));
     } catch (err) {
       // It may have finished between describe and query.
-      if ((await handle.describe()).status.name === 'COMPLETED') return await handle.result();
+      const now = await handle.describe();
+      if (now.status.name === 'COMPLETED') return await handle.result();
+      if (now.status.name === 'RUNNING') throw new NoWorkerError(migrationId, now.taskQueue, (err as Error).message ?? String(err));
       throw err;
     }
   } catch (err) {
@@ -130,8 +150,9 @@ export async function migrationInput(client: Client, migrationId: string): Promi
     throw err;
   }
   const history = await handle.fetchHistory();
-  const started = history.events?.[0]?.workflowExecutionStartedEventAttributes;
-  const prev = defaultPayloadConverter.fromPayload<MigrationInput>(started!.input!.payloads![0]);
+  const payload = history.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
+  if (!payload) throw new Error(`workflow ${migrationWorkflowId(migrationId)} has no recorded input in its first history event`);
+  const prev = defaultPayloadConverter.fromPayload<MigrationInput>(payload);
   return { input: { settings: prev.settings, usersSite: prev.usersSite, usersTotal: prev.usersTotal, mode: prev.mode }, handle, status: d.status.name, taskQueue: d.taskQueue, memo: d.memo };
 }
 

@@ -240,12 +240,13 @@ export async function startStack(opts: StartOptions): Promise<StackState> {
   const t = await launch('temporal', ports.temporal, tools.temporal, temporalArgs, [ports.ui]);
   if (t.fresh) say(`starting Temporal dev server on 127.0.0.1:${ports.temporal}`);
 
-  const siteProcs: { name: string; pid: number }[] = [];
+  const siteProcs: { name: string; pid: number; port: number; config: SiteConfig }[] = [];
   for (const s of LOCAL_SITES) {
     const port = ports.sites[s.name];
+    const c = creds[s.name];
+    if (port === undefined || c === undefined) throw new CloverError(`the local stack has no port or credentials for site ${s.name}`, ExitCode.badInput);
     const dataDir = join(dir, 'sites', s.name);
     mkdirSync(dataDir, { recursive: true });
-    const c = creds[s.name];
     // Keys go through the environment, not argv, so `ps` does not show them.
     const r = await launch(
       `site-${s.name}`, port, tools.versitygw,
@@ -255,28 +256,24 @@ export async function startStack(opts: StartOptions): Promise<StackState> {
       { ROOT_ACCESS_KEY_ID: c.accessKeyId, ROOT_SECRET_ACCESS_KEY: c.secretAccessKey },
     );
     if (r.fresh) say(`starting S3 site ${s.name} (versitygw) on 127.0.0.1:${port}`);
-    siteProcs.push({ name: s.name, pid: r.rec.pid });
-  }
-
-  const sites: Record<string, SiteConfig> = {};
-  for (const s of LOCAL_SITES) {
-    sites[s.name] = {
-      endpoint: `http://127.0.0.1:${ports.sites[s.name]}`,
+    const config: SiteConfig = {
+      endpoint: `http://127.0.0.1:${port}`,
       region: s.region,
       bucket: `clover-${s.name}`,
       jurisdiction: s.jurisdiction,
       forcePathStyle: true,
-      credentials: creds[s.name],
+      credentials: c,
     };
+    siteProcs.push({ name: s.name, pid: r.rec.pid, port, config });
   }
+  const sites: Record<string, SiteConfig> = Object.fromEntries(siteProcs.map((p) => [p.name, p.config]));
 
   await waitFor('Temporal dev server', join(logDir, 'temporal.log'), t.rec.pid, () => temporalReady(ports.temporal), 90_000);
   await waitFor('Temporal web UI', join(logDir, 'temporal.log'), t.rec.pid, () => httpOk(`http://127.0.0.1:${ports.ui}/`), 60_000);
   for (const p of siteProcs) {
-    const site = sites[p.name];
     const logFile = join(logDir, `site-${p.name}.log`);
-    await waitFor(`S3 site ${p.name}`, logFile, p.pid, () => portAnswers(ports.sites[p.name]), 30_000);
-    await ensureBucket(site);
+    await waitFor(`S3 site ${p.name}`, logFile, p.pid, () => portAnswers(p.port), 30_000);
+    await ensureBucket(p.config);
   }
   writeFileSync(sitesFile, JSON.stringify({ sites }, null, 2) + '\n', { mode: 0o600 });
   writeState();

@@ -20,8 +20,8 @@ export class ByteBudget {
 
   release(n: number): void {
     this.used -= n;
-    while (this.waiters.length > 0 && this.used + this.waiters[0].n <= this.limit) {
-      const w = this.waiters.shift()!;
+    for (let w = this.waiters[0]; w && this.used + w.n <= this.limit; w = this.waiters[0]) {
+      this.waiters.shift();
       this.used += w.n;
       w.resolve();
     }

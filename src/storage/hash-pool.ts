@@ -191,9 +191,16 @@ export class HashPool implements Hasher {
     return this.nextThread;
   }
 
+  /** Thread `i` of the pool (indices come from `pick`, so it always exists). */
+  private thread(i: number): { worker: Worker; pending: Map<number, Pending> } {
+    const t = this.threads[i];
+    if (!t) throw new Error(`hash pool has no thread ${i}`);
+    return t;
+  }
+
   private call(thread: number, msg: Record<string, unknown>, buf?: Buffer): Promise<Reply> {
     if (this.closed) return Promise.reject(new Error('hash pool is closed'));
-    const t = this.threads[thread];
+    const t = this.thread(thread);
     const id = this.nextId++;
     return new Promise<Reply>((resolve, reject) => {
       t.pending.set(id, { resolve, reject });
@@ -210,11 +217,11 @@ export class HashPool implements Hasher {
   stream(md5: boolean): StreamHasher {
     const thread = this.pick();
     const stream = this.nextId++;
-    const worker = this.threads[thread].worker;
+    const worker = this.thread(thread).worker;
     worker.postMessage({ op: 'begin', stream, md5 });
     const send = (op: string, buf?: Buffer) => {
       // A replaced thread no longer holds this stream's state: fail rather than hash half an object.
-      if (this.threads[thread].worker !== worker) return Promise.reject(new Error('hash thread was replaced mid-object'));
+      if (this.threads[thread]?.worker !== worker) return Promise.reject(new Error('hash thread was replaced mid-object'));
       let shared = buf;
       if (buf && !isShared(buf)) {
         shared = sharedBuffer(buf.length);
@@ -230,7 +237,7 @@ export class HashPool implements Hasher {
         return { sha256: Buffer.from(r.sha256!), md5: r.md5 };
       },
       drop: () => {
-        if (this.threads[thread].worker === worker && !this.closed) worker.postMessage({ op: 'drop', stream });
+        if (this.threads[thread]?.worker === worker && !this.closed) worker.postMessage({ op: 'drop', stream });
       },
     };
   }

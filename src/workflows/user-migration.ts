@@ -95,7 +95,7 @@ export async function userMigrationWorkflow(input: UserMigrationInput, resume?: 
         throw ApplicationFailure.create({
           type: 'SourcesConflict',
           nonRetryable: true,
-          message: `${r.blockedCount} key(s) could not be migrated; first ${JSON.stringify(r.blocked[0].key)}: ${r.blocked[0].reason}`,
+          message: `${r.blockedCount} key(s) could not be migrated; first ${JSON.stringify(r.blocked[0]?.key)}: ${r.blocked[0]?.reason}`,
         });
       }
       if (r.done) break;
