@@ -13,6 +13,15 @@ export default tseslint.config(
     },
   },
   {
+    // Type-aware rules: a promise nobody awaits is an activity that outlives its heartbeat, or a failure nobody sees.
+    files: ['**/*.ts'],
+    languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
+    rules: {
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/no-misused-promises': ['error', { checksVoidReturn: { arguments: false } }],
+    },
+  },
+  {
     // Workflow code is replayed deterministically in Temporal's sandbox: no I/O, no Node built-ins, no data-plane libraries.
     files: ['src/workflows/**/*.ts'],
     rules: {
