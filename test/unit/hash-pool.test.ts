@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { HashPool, inlineHasher, sharedBuffer } from '../src/storage/hash-pool';
+import { HashPool, inlineHasher, sharedBuffer } from '../../src/storage/hash-pool';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const md5 = (b: Buffer) => createHash('md5').update(b).digest('hex');
