@@ -1,7 +1,7 @@
 import { S3ServiceException } from '@aws-sdk/client-s3';
 import { ByteBudget } from '../../src/storage/byte-budget';
 import { StorageError, describeS3Error, isNotFound, isPreconditionFailed, s3Code, s3Status } from '../../src/storage/errors';
-import { partSizeFor } from '../../src/storage/object-copy';
+import { partSizeFor } from '../../src/storage/put-multipart';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
