@@ -1,14 +1,14 @@
 import {
-  ApplicationFailure, CancellationScope, ActivityCancellationType, condition, continueAsNew, getExternalWorkflowHandle,
-  isCancellation, log, proxyActivities, setHandler, upsertSearchAttributes, workflowInfo,
+  ApplicationFailure, CancellationScope, ActivityCancellationType, continueAsNew, getExternalWorkflowHandle,
+  isCancellation, log, proxyActivities, upsertSearchAttributes, workflowInfo,
 } from '@temporalio/workflow';
 import type { CloverActivities } from '../activities';
 import type { Transferred } from '../activities/copy';
 import { userPrefixFor } from '../domain/layout';
 import {
-  ACTIVITY_RETRY, SA, addCounters, cutoverSignal, userDisposedSignal, userFinishedSignal, userPauseSignal, zeroCounters,
-  type UserMigrationInput, type UserOutcome,
+  ACTIVITY_RETRY, SA, addCounters, userDisposedSignal, userFinishedSignal, zeroCounters, type UserMigrationInput, type UserOutcome,
 } from './definitions';
+import { UserControls } from './user-controls';
 
 
 const { copyUserObjects, verifyUserObjects, disposeSources } = proxyActivities<CloverActivities>({
@@ -49,60 +49,14 @@ export async function userMigrationWorkflow(input: UserMigrationInput, resume?: 
   const prefix = userPrefixFor(settings.userPrefix, userId);
   const parent = getExternalWorkflowHandle(input.parentWorkflowId);
 
-  let paused = false;
-  let cutover = false;
-  let running: CancellationScope | undefined;
-  setHandler(userPauseSignal, (p) => {
-    paused = p;
-    if (p) running?.cancel();
-  });
-  setHandler(cutoverSignal, () => {
-    cutover = true;
-  });
-
-  /** Runs one activity call; a pause cancels it (it stops at a checkpoint) and it runs again on resume. */
-  async function pausable<T>(fn: () => Promise<T>): Promise<T> {
-    for (;;) {
-      await condition(() => !paused);
-      const scope = new CancellationScope();
-      running = scope;
-      try {
-        return await scope.run(fn);
-      } catch (err) {
-        if (isCancellation(err) && paused && !CancellationScope.current().consideredCancelled) continue;
-        throw err;
-      } finally {
-        running = undefined;
-      }
-    }
-  }
+  const controls = new UserControls();
+  controls.installHandlers();
+  const pausable = <T>(fn: () => Promise<T>) => controls.pausable(fn);
 
   let outcome: UserOutcome | undefined;
   try {
     setPhase('copy');
-    let page = resume?.page ?? 0;
-    let cursor = resume?.cursor;
-    let transferred: Transferred = resume?.transferred ?? { objects: 0, bytes: 0 };
-    for (;;) {
-      const r = await pausable(() => copyUserObjects({
-        migrationId, userId, sources: settings.sources, targetSite, prefix, conflictPolicy: settings.conflictPolicy,
-        objectsPerUser: settings.concurrency.objectsPerUser, page, cursor, transferred,
-      }));
-      page = r.page;
-      cursor = r.cursor;
-      transferred = r.transferred;
-      if (r.blockedCount > 0) {
-        throw ApplicationFailure.create({
-          type: 'SourcesConflict',
-          nonRetryable: true,
-          message: `${r.blockedCount} key(s) could not be migrated; first ${JSON.stringify(r.blocked[0]?.key)}: ${r.blocked[0]?.reason}`,
-        });
-      }
-      if (r.done) break;
-      if (workflowInfo().continueAsNewSuggested) {
-        await continueAsNew<typeof userMigrationWorkflow>(input, { page, cursor, transferred });
-      }
-    }
+    const transferred = await copyAll();
     setPhase('verify');
     const v = await pausable(() => verifyUserObjects({ migrationId, userId, targetSite, prefix, mode: settings.verify, objectsPerUser: settings.concurrency.objectsPerUser }));
     setPhase('commit');
@@ -144,14 +98,41 @@ export async function userMigrationWorkflow(input: UserMigrationInput, resume?: 
     return failed;
   }
 
+  /** Copies every page of the user (a batch of pages per activity call), continuing-as-new when history grows. */
+  async function copyAll(): Promise<Transferred> {
+    let page = resume?.page ?? 0;
+    let cursor = resume?.cursor;
+    let transferred: Transferred = resume?.transferred ?? { objects: 0, bytes: 0 };
+    for (;;) {
+      const r = await pausable(() => copyUserObjects({
+        migrationId, userId, sources: settings.sources, targetSite, prefix, conflictPolicy: settings.conflictPolicy,
+        objectsPerUser: settings.concurrency.objectsPerUser, page, cursor, transferred,
+      }));
+      page = r.page;
+      cursor = r.cursor;
+      transferred = r.transferred;
+      if (r.blockedCount > 0) {
+        throw ApplicationFailure.create({
+          type: 'SourcesConflict',
+          nonRetryable: true,
+          message: `${r.blockedCount} key(s) could not be migrated; first ${JSON.stringify(r.blocked[0]?.key)}: ${r.blocked[0]?.reason}`,
+        });
+      }
+      if (r.done) return transferred;
+      if (workflowInfo().continueAsNewSuggested) {
+        await continueAsNew<typeof userMigrationWorkflow>(input, { page, cursor, transferred });
+      }
+    }
+  }
+
   async function disposeAfterGrace(objects: number): Promise<void> {
     // A durable timer: it survives worker and server restarts. `clover cutover` ends it early.
-    await condition(() => cutover, settings.gracePeriod as `${number}d`);
+    await controls.cutoverRequested(settings.gracePeriod);
     if (settings.maxDeletes !== undefined && objects > settings.maxDeletes) {
       setPhase('awaiting-operator');
       log.warn('deletion above maxDeletes: waiting for `clover cutover --user`', { userId, objects, maxDeletes: settings.maxDeletes });
-      cutover = false;
-      await condition(() => cutover);
+      controls.consumeCutover();
+      await controls.cutoverRequested();
     }
     setPhase('delete');
     const d = await pausable(() => disposeSources({ migrationId, userId, targetSite, objectsPerUser: settings.concurrency.objectsPerUser }));
