@@ -74,7 +74,7 @@ describe('test-run teardown', () => {
 
   it('a jest process killed with SIGKILL: the watchdog stops its worker and stack and removes the folder', async () => {
     const run = runNested({ CLOVER_FIXTURE_TIMEOUT_MS: '600000' });
-    const worker = await waitUntil('the fixture worker is recorded and running', () => [...run.seen.values()].find((r) => r.name === 'worker fixture-worker'), (w) => w !== undefined && stillRunning([w]).length === 1, { timeoutMs: 150_000 });
+    await waitUntil('the fixture worker is recorded and running', () => [...run.seen.values()].find((r) => r.name === 'worker fixture-worker'), (w) => w !== undefined && stillRunning([w]).length === 1, { timeoutMs: 150_000 });
     const dir = run.stackDir()!;
     run.child.kill('SIGKILL');
     await run.exited;
