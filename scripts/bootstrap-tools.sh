@@ -2,9 +2,10 @@
 # Makes the external servers Clover's local stack runs available, and prints where they are:
 #   CLOVER_TEMPORAL_BIN=/path/to/temporal
 #   CLOVER_VERSITYGW_BIN=/path/to/versitygw
+#   CLOVER_TOXIPROXY_BIN=/path/to/toxiproxy-server   (the tests' fault-injection proxy)
 # Order of preference for each tool:
-#   1. the path in CLOVER_TEMPORAL_BIN / CLOVER_VERSITYGW_BIN, when its version fits;
-#   2. `temporal` / `versitygw` on PATH, when its version fits;
+#   1. the path in CLOVER_TEMPORAL_BIN / CLOVER_VERSITYGW_BIN / CLOVER_TOXIPROXY_BIN, when its version fits;
+#   2. `temporal` / `versitygw` / `toxiproxy-server` on PATH, when its version fits;
 #   3. a build cached earlier in $CLOVER_TOOLS_DIR (default: ${XDG_CACHE_HOME:-~/.cache}/clover/tools);
 #   4. a fresh `go install` into that cache (a few minutes the first time; progress is shown on stderr).
 # Everything but the final KEY=path lines goes to stderr, so callers can `eval` stdout.
@@ -12,6 +13,7 @@ set -euo pipefail
 
 TEMPORAL_VERSION=1.5.1
 VERSITYGW_VERSION=1.7.0
+TOXIPROXY_VERSION=2.5.0
 TOOLS_DIR=${CLOVER_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/clover/tools}
 
 say() { printf 'clover tools: %s\n' "$*" >&2; }
@@ -37,12 +39,13 @@ fits() { # binary wanted-version
 }
 temporal_fits() { fits "$1" "$TEMPORAL_VERSION"; }
 versitygw_fits() { fits "$1" "$VERSITYGW_VERSION"; }
+toxiproxy_fits() { fits "$1" "$TOXIPROXY_VERSION"; }
 
-build() { # name module version check-fn
-  local name=$1 module=$2 version=$3 fits=$4
+build() { # name module version check-fn env-var binary-name
+  local name=$1 module=$2 version=$3 fits=$4 bin=$6
   local dest="$TOOLS_DIR/$name-$version/bin"
-  if "$fits" "$dest/$name"; then
-    echo "$dest/$name"; return 0
+  if "$fits" "$dest/$bin"; then
+    echo "$dest/$bin"; return 0
   fi
   if ! command -v go >/dev/null 2>&1; then
     say "Go is not installed, so $name $version cannot be built; install Go (https://go.dev/dl) or point ${5} at a $name $version binary"
@@ -57,25 +60,30 @@ build() { # name module version check-fn
     exit 1
   fi
   wait
-  "$fits" "$dest/$name" || { say "built $dest/$name but its version does not check out; see $log"; exit 1; }
+  "$fits" "$dest/$bin" || { say "built $dest/$bin but its version does not check out; see $log"; exit 1; }
   say "$name $version ready"
-  echo "$dest/$name"
+  echo "$dest/$bin"
 }
 
-resolve() { # name module version check-fn env-var
-  local name=$1 module=$2 version=$3 fits=$4 var=$5
+# binary-name: what `go install` names the binary (the last element of the module path); path-name: what
+# to look for on PATH. Both default to name.
+resolve() { # name module version check-fn env-var [binary-name] [path-name]
+  local name=$1 module=$2 version=$3 fits=$4 var=$5 bin=${6:-$1} pathname=${7:-$1}
   local given=${!var:-}
   if [ -n "$given" ]; then
     if "$fits" "$given"; then echo "$given"; return 0; fi
     say "$var=$given is not a usable $name $version; falling back to PATH or the cache"
   fi
   local onpath
-  onpath=$(command -v "$name" 2>/dev/null || true)
+  onpath=$(command -v "$pathname" 2>/dev/null || true)
   if [ -n "$onpath" ] && "$fits" "$onpath"; then echo "$onpath"; return 0; fi
-  build "$name" "$module" "$version" "$fits" "$var"
+  build "$name" "$module" "$version" "$fits" "$var" "$bin"
 }
 
 temporal=$(resolve temporal github.com/temporalio/cli/cmd/temporal "$TEMPORAL_VERSION" temporal_fits CLOVER_TEMPORAL_BIN)
 versitygw=$(resolve versitygw github.com/versity/versitygw/cmd/versitygw "$VERSITYGW_VERSION" versitygw_fits CLOVER_VERSITYGW_BIN)
+# Toxiproxy's server command is the module's cmd/server, so go install names the binary `server`.
+toxiproxy=$(resolve toxiproxy github.com/Shopify/toxiproxy/v2/cmd/server "$TOXIPROXY_VERSION" toxiproxy_fits CLOVER_TOXIPROXY_BIN server toxiproxy-server)
 echo "CLOVER_TEMPORAL_BIN=$temporal"
 echo "CLOVER_VERSITYGW_BIN=$versitygw"
+echo "CLOVER_TOXIPROXY_BIN=$toxiproxy"

@@ -6,6 +6,7 @@ import { GetObjectCommand, HeadObjectCommand, PutObjectCommand } from '@aws-sdk/
 import { loadSitesFile, type Sites } from '../src/config/sites';
 import { createSiteClients, type SiteClients } from '../src/storage/clients';
 import { listAllKeys } from '../src/storage/listing';
+import { recordProcess } from './support/processes';
 
 export const ROOT = resolve(__dirname, '..');
 
@@ -69,9 +70,18 @@ export interface CliResult {
  */
 export const TASK_QUEUE = `clover-test-${randomBytes(4).toString('hex')}`;
 
+const CLOVER_JS = join(ROOT, 'bin', 'clover.js');
+
+/** Records a process this test file started, so global teardown (or the watchdog) stops it if the test does not. */
+function record(name: string, child: ChildProcess): void {
+  const dir = process.env.CLOVER_TEST_STACK_DIR;
+  if (dir && child.pid) recordProcess(dir, { name, pid: child.pid, binary: CLOVER_JS, stop: 'SIGKILL' });
+}
+
 export function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
   return new Promise((ok) => {
-    const child = spawn(process.execPath, [join(ROOT, 'bin', 'clover.js'), ...args], { env: { ...process.env, CLOVER_TASK_QUEUE: TASK_QUEUE, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLOVER_JS, ...args], { env: { ...process.env, CLOVER_TASK_QUEUE: TASK_QUEUE, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    record(`cli ${args[0] ?? ''}`, child);
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
@@ -80,13 +90,18 @@ export function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Cli
   });
 }
 
-/** Starts a real worker process (`clover worker`), logging to the test stack's folder. */
-export function startWorkerProcess(name: string, args: string[] = []): ChildProcess {
+/**
+ * Starts a real worker process (`clover worker`), logging to the test stack's folder; `env` is added to
+ * the test's environment (e.g. `CLOVER_SITES` naming a proxied sites file). The process is recorded:
+ * global teardown kills it if the test does not stop it (a timeout, a failed assertion).
+ */
+export function startWorkerProcess(name: string, args: string[] = [], env: NodeJS.ProcessEnv = {}): ChildProcess {
   const logDir = join(process.env.CLOVER_TEST_STACK_DIR!, 'logs');
   mkdirSync(logDir, { recursive: true });
   const fd = openSync(join(logDir, `${name}.log`), 'a');
-  const child = spawn(join(ROOT, 'bin', 'clover.js'), ['worker', ...args], { stdio: ['ignore', fd, fd], env: { ...process.env, CLOVER_TASK_QUEUE: TASK_QUEUE } });
+  const child = spawn(CLOVER_JS, ['worker', ...args], { stdio: ['ignore', fd, fd], env: { ...process.env, CLOVER_TASK_QUEUE: TASK_QUEUE, ...env } });
   closeSync(fd);
+  record(`worker ${name}`, child);
   return child;
 }
 

@@ -31,6 +31,8 @@ export interface ServiceRecord {
   pid: number;
   port: number;
   binary: string;
+  /** Its arguments (no secrets: those go through the environment); lets `restartTemporal` start it again. */
+  args?: string[];
 }
 
 export interface StackState {
@@ -208,7 +210,7 @@ export async function startStack(opts: StartOptions): Promise<StackState> {
     const child = spawn(binary, args, { detached: true, stdio: ['ignore', fd, fd], env: { ...process.env, ...env } });
     closeSync(fd);
     child.unref();
-    const rec = { name, pid: child.pid!, port, binary };
+    const rec = { name, pid: child.pid!, port, binary, args };
     services.push(rec);
     // Record as we go, so `down` can stop what started even if a later service fails.
     writeState();
@@ -351,6 +353,29 @@ export async function stopStack(dir: string, opts: { wipe?: boolean; say?: (l: s
     say(`wiped the stack's data under ${dir}`);
   }
   return stopped;
+}
+
+/**
+ * Kills the stack's Temporal server without warning (SIGKILL) and starts it again with the same command
+ * line and database, then waits until it answers; for crash tests. Returns the new record.
+ */
+export async function restartTemporal(dir: string): Promise<ServiceRecord> {
+  const state = readStackState(dir);
+  const old = state?.services.find((s) => s.name === 'temporal');
+  if (!state || !old?.args) throw new CloverError(`no restartable Temporal server recorded in ${stateFile(dir)}`, ExitCode.badInput);
+  if (isOurs(old)) {
+    process.kill(old.pid, 'SIGKILL');
+    while (isOurs(old)) await sleep(50); // a killed child not yet reaped shows an empty cmdline
+  }
+  const logFile = join(dir, 'logs', 'temporal.log');
+  const fd = openSync(logFile, 'a');
+  const child = spawn(old.binary, old.args, { detached: true, stdio: ['ignore', fd, fd], env: process.env });
+  closeSync(fd);
+  child.unref();
+  const rec: ServiceRecord = { ...old, pid: child.pid! };
+  writeFileSync(stateFile(dir), JSON.stringify({ ...state, services: state.services.map((s) => (s.name === 'temporal' ? rec : s)) }, null, 2));
+  await waitFor('Temporal dev server', logFile, rec.pid, () => temporalReady(rec.port), 90_000);
+  return rec;
 }
 
 export interface ServiceStatus extends ServiceRecord {

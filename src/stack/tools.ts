@@ -5,10 +5,12 @@ import { CloverError, ExitCode } from '../config/errors';
 export interface ToolPaths {
   temporal: string;
   versitygw: string;
+  /** Toxiproxy's server (the tests inject network faults with it; the stack itself does not run it). */
+  toxiproxy: string;
 }
 
 /**
- * Runs scripts/bootstrap-tools.sh, which finds or builds the `temporal` and `versitygw` binaries
+ * Runs scripts/bootstrap-tools.sh, which finds or builds the `temporal`, `versitygw` and toxiproxy binaries
  * (see README "Tools"). Its progress goes to our stderr; its stdout names the binaries.
  */
 export async function ensureTools(): Promise<ToolPaths> {
@@ -27,8 +29,8 @@ export async function ensureTools(): Promise<ToolPaths> {
       .filter((l) => l.includes('='))
       .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
   );
-  if (code !== 0 || !vars.CLOVER_TEMPORAL_BIN || !vars.CLOVER_VERSITYGW_BIN) {
-    throw new CloverError('the temporal and versitygw tools are not available (see the line above for why)', ExitCode.unreachable);
+  if (code !== 0 || !vars.CLOVER_TEMPORAL_BIN || !vars.CLOVER_VERSITYGW_BIN || !vars.CLOVER_TOXIPROXY_BIN) {
+    throw new CloverError('the temporal, versitygw and toxiproxy tools are not available (see the line above for why)', ExitCode.unreachable);
   }
-  return { temporal: vars.CLOVER_TEMPORAL_BIN, versitygw: vars.CLOVER_VERSITYGW_BIN };
+  return { temporal: vars.CLOVER_TEMPORAL_BIN, versitygw: vars.CLOVER_VERSITYGW_BIN, toxiproxy: vars.CLOVER_TOXIPROXY_BIN };
 }
