@@ -1,34 +1,39 @@
 import type { ChildProcess } from 'node:child_process';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Client, Connection } from '@temporalio/client';
-import { defaultPayloadConverter } from '@temporalio/common';
 import pLimit from 'p-limit';
-import type { CopyCheckpoint } from '../src/activities/copy';
 import { destroySiteClients } from '../src/storage/clients';
 import { migrationWorkflowId, userWorkflowId, type MigrationResult } from '../src/workflows/definitions';
-import { clients, get, put, runCli, sha256, startWorkerProcess, stopProcess, tmpPlanDir, uniqueId, writePlan } from './helpers';
+import { clients, copyCheckpoint, get, put, runCli, sha256, startCli, startWorkerProcess, stopProcess, tmpPlanDir, uniqueId, writePlan } from './helpers';
+import { proxiedSites, type ProxiedSites } from './support/proxy';
+import { waitUntil } from './support/wait';
 
 /**
  * The worker process is SIGKILLed in the middle of a user's copy; a new worker finishes the migration.
  * Every object verifies, and the PUTs counted over both attempts exceed the object count by at most the
  * objects that were in flight at the kill (a retried attempt skips whatever is already in the target).
+ * The copy is held (the source behind a stalled proxy) from the moment the checkpoint shows progress
+ * until the new worker runs, so the kill always lands mid-copy however fast copies get. Meanwhile
+ * `clover start --wait` rides out the time without a worker, and `clover status` says there is none.
  */
 describe('a worker killed mid-copy', () => {
   const c = clients();
   const workers: ChildProcess[] = [];
   let connection: Connection;
+  let proxy: ProxiedSites;
+  beforeAll(async () => {
+    proxy = await proxiedSites(['sg']);
+  });
   afterAll(async () => {
     for (const w of workers) await stopProcess(w, 'SIGKILL');
     destroySiteClients(c);
+    await proxy?.close().catch(() => undefined);
     await connection?.close();
   });
 
-  it('resumes on a new worker and finishes with every object verified', async () => {
+  it('resumes on a new worker and finishes with every object verified; start --wait waits for the new worker', async () => {
     const migrationId = uniqueId('crash');
     const userId = `${migrationId}-u`;
-    // Enough objects that the copy outlasts the 2 s heartbeat throttle by far: the checkpoint must show
-    // progress while the copy still runs.
-    const n = 3000;
+    const n = 600;
     const body = (i: number) => Buffer.alloc(8 * 1024, i % 251);
     const limit = pLimit(32);
     await Promise.all(Array.from({ length: n }, (_, i) => limit(() => put(c, 'sg', `users/${userId}/obj-${String(i).padStart(4, '0')}`, body(i)))));
@@ -39,25 +44,30 @@ describe('a worker killed mid-copy', () => {
     });
     connection = await Connection.connect({ address: process.env.TEMPORAL_ADDRESS! });
     const client = new Client({ connection });
+    const workerEnv = { CLOVER_SITES: proxy.sitesFile };
 
-    workers.push(startWorkerProcess(`${migrationId}-a`));
-    expect((await runCli(['start', '--plan', plan])).code).toBe(0);
+    workers.push(startWorkerProcess(`${migrationId}-a`, [], workerEnv));
+    const start = startCli(['start', '--plan', plan, '--wait']);
 
-    // Wait until the copy's checkpoint shows real progress, then kill the worker without warning.
-    const child = client.workflow.getHandle(userWorkflowId(migrationId, userId));
-    let seen = 0;
-    for (let i = 0; i < 600 && seen < 100; i++) {
-      await sleep(100);
-      const d = await child.describe().catch(() => undefined);
-      const pending = d?.raw.pendingActivities?.find((a) => a.activityType?.name === 'copyUserObjects');
-      const details = pending?.heartbeatDetails?.payloads?.[0];
-      if (details) seen = defaultPayloadConverter.fromPayload<CopyCheckpoint>(details).transferred.objects;
-    }
-    expect(seen).toBeGreaterThanOrEqual(100);
-    expect(seen).toBeLessThan(n);
-    await stopProcess(workers[0], 'SIGKILL');
+    // Wait until the copy's checkpoint shows real progress, hold the source, then kill the worker.
+    const seen = (await waitUntil('the copy checkpoint shows 50 objects sent', () => copyCheckpoint(client, migrationId, userId), (cp) => (cp?.transferred.objects ?? 0) >= 50))!.transferred.objects;
+    await proxy.hold('sg');
+    await stopProcess(workers[0]!, 'SIGKILL');
 
+    // No worker now: `status` says so (exit 3), and `start --wait` says it waits instead of failing.
+    const st = await runCli(['status', migrationId]);
+    expect(st.code).toBe(3);
+    expect(st.stderr).toMatch(/no worker answered the status query of migration .* start one with `clover worker`/);
+    await waitUntil('start --wait says it waits for a worker', () => start.output().stdout, (out) => /waiting for a worker/.test(out));
+    expect(start.output().code).toBe(-1); // still running
+
+    // The new worker reaches the source directly: the held proxy keeps the dead worker's connections, and
+    // toxiproxy cannot drop a hold while those still have bytes in it.
     workers.push(startWorkerProcess(`${migrationId}-b`));
+    const waited = await start.done;
+    expect(waited.code).toBe(0);
+    expect(waited.stdout).toMatch(/a worker answered again; carrying on/);
+
     const result = (await client.workflow.getHandle(migrationWorkflowId(migrationId)).result()) as MigrationResult;
     expect(result).toMatchObject({ phase: 'completed', usersDone: 1, usersFailed: 0 });
     expect(result.counters).toMatchObject({ objects: n, verified: n, recopied: 0 });
@@ -65,7 +75,7 @@ describe('a worker killed mid-copy', () => {
     expect(result.counters.transferredObjects).toBeLessThanOrEqual(n + objectsPerUser);
 
     // The copy activity really was retried (the crash hit it), and every byte arrived.
-    const history = await child.fetchHistory();
+    const history = await client.workflow.getHandle(userWorkflowId(migrationId, userId)).fetchHistory();
     const attempts = (history.events ?? []).flatMap((e) => (e.activityTaskStartedEventAttributes ? [e.activityTaskStartedEventAttributes.attempt ?? 1] : []));
     expect(Math.max(...attempts)).toBeGreaterThanOrEqual(2);
     await Promise.all(Array.from({ length: n }, (_, i) => limit(async () => {

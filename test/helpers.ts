@@ -6,6 +6,10 @@ import { GetObjectCommand, HeadObjectCommand, PutObjectCommand } from '@aws-sdk/
 import { loadSitesFile, type Sites } from '../src/config/sites';
 import { createSiteClients, type SiteClients } from '../src/storage/clients';
 import { listAllKeys } from '../src/storage/listing';
+import type { Client } from '@temporalio/client';
+import { defaultPayloadConverter } from '@temporalio/common';
+import type { CopyCheckpoint } from '../src/activities/copy';
+import { userWorkflowId } from '../src/workflows/definitions';
 import { recordProcess } from './support/processes';
 
 export const ROOT = resolve(__dirname, '..');
@@ -63,7 +67,6 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Runs the real CLI (`bin/clover.js`) as operators do. */
 /**
  * The task queue of this test file: test files run in parallel on one Temporal server, and a worker
  * of one file must never pick up another file's work (a SIGKILL test would kill the wrong worker).
@@ -78,16 +81,39 @@ function record(name: string, child: ChildProcess): void {
   if (dir && child.pid) recordProcess(dir, { name, pid: child.pid, binary: CLOVER_JS, stop: 'SIGKILL' });
 }
 
+/** A CLI run in progress: what it printed so far, and its result once it exits. */
+export interface RunningCli {
+  output(): CliResult;
+  done: Promise<CliResult>;
+}
+
+/** Starts the real CLI (`bin/clover.js`) as operators do, without waiting for it (e.g. `start --wait`). */
+export function startCli(args: string[], env: NodeJS.ProcessEnv = {}): RunningCli {
+  const child = spawn(process.execPath, [CLOVER_JS, ...args], { env: { ...process.env, CLOVER_TASK_QUEUE: TASK_QUEUE, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  record(`cli ${args[0] ?? ''}`, child);
+  const seen = { code: -1, stdout: '', stderr: '' };
+  child.stdout.on('data', (d) => (seen.stdout += d));
+  child.stderr.on('data', (d) => (seen.stderr += d));
+  const done = new Promise<CliResult>((ok) => child.on('close', (code) => ok({ ...seen, code: code ?? -1 })));
+  return { output: () => ({ ...seen }), done };
+}
+
+/** Runs the real CLI (`bin/clover.js`) as operators do, and returns once it exits. */
 export function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
-  return new Promise((ok) => {
-    const child = spawn(process.execPath, [CLOVER_JS, ...args], { env: { ...process.env, CLOVER_TASK_QUEUE: TASK_QUEUE, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    record(`cli ${args[0] ?? ''}`, child);
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('close', (code) => ok({ code: code ?? -1, stdout, stderr }));
-  });
+  return startCli(args, env).done;
+}
+
+/** The heartbeat checkpoint of a user's running copy activity, or undefined while none is pending. */
+export async function copyCheckpoint(client: Client, migrationId: string, userId: string): Promise<CopyCheckpoint | undefined> {
+  const d = await client.workflow.getHandle(userWorkflowId(migrationId, userId)).describe();
+  const details = d.raw.pendingActivities?.find((a) => a.activityType?.name === 'copyUserObjects')?.heartbeatDetails?.payloads?.[0];
+  return details ? defaultPayloadConverter.fromPayload<CopyCheckpoint>(details) : undefined;
+}
+
+/** True while the user's workflow has an activity pending (running, or scheduled for a retry). */
+export async function hasPendingActivity(client: Client, workflowId: string): Promise<boolean> {
+  const d = await client.workflow.getHandle(workflowId).describe();
+  return (d.raw.pendingActivities?.length ?? 0) > 0;
 }
 
 /**
@@ -124,3 +150,10 @@ export const tmpPlanDir = () => {
   mkdirSync(dir, { recursive: true });
   return dir;
 };
+
+/** Element `i` of `xs`; a test that asks for one that is not there fails saying so. */
+export function at<T>(xs: readonly T[], i: number): T {
+  const x = xs[i];
+  if (x === undefined) throw new Error(`expected at least ${i + 1} element(s), got ${xs.length}`);
+  return x;
+}

@@ -1,14 +1,13 @@
 import type { ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { GetObjectCommand, ListMultipartUploadsCommand, ListPartsCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { Client, Connection } from '@temporalio/client';
-import { defaultPayloadConverter } from '@temporalio/common';
-import type { CopyCheckpoint } from '../src/activities/copy';
 import { destroySiteClients } from '../src/storage/clients';
-import { migrationWorkflowId, userWorkflowId, type MigrationResult } from '../src/workflows/definitions';
-import { clients, runCli, startWorkerProcess, stopProcess, tmpPlanDir, uniqueId, writePlan } from './helpers';
+import { migrationWorkflowId, type MigrationResult } from '../src/workflows/definitions';
+import { at, clients, copyCheckpoint, runCli, startWorkerProcess, stopProcess, tmpPlanDir, uniqueId, writePlan } from './helpers';
+import { proxiedSites, type ProxiedSites } from './support/proxy';
+import { waitUntil } from './support/wait';
 
 const GiB = 1024 * 1024 * 1024;
 const CHUNK = 1024 * 1024;
@@ -41,9 +40,14 @@ describe('part-level resume of a large object', () => {
   const c = clients();
   const workers: ChildProcess[] = [];
   let connection: Connection;
+  let proxy: ProxiedSites;
+  beforeAll(async () => {
+    proxy = await proxiedSites(['sg']);
+  });
   afterAll(async () => {
     for (const w of workers) await stopProcess(w, 'SIGKILL');
     destroySiteClients(c);
+    await proxy?.close().catch(() => undefined);
     await connection?.close();
   });
 
@@ -58,29 +62,28 @@ describe('part-level resume of a large object', () => {
 
     connection = await Connection.connect({ address: process.env.TEMPORAL_ADDRESS! });
     const client = new Client({ connection });
-    workers.push(startWorkerProcess(`${migrationId}-a`));
+    const env = { CLOVER_SITES: proxy.sitesFile };
+    workers.push(startWorkerProcess(`${migrationId}-a`, [], env));
     const plan = writePlan(tmpPlanDir(), { migrationId, sources: ['sg', 'us'], routing: { default: 'eu-ie' }, users: [{ userId, country: 'DE' }], verify: 'full' });
     expect((await runCli(['start', '--plan', plan])).code).toBe(0);
 
     const target = c.get('eu-ie')!;
-    const child = client.workflow.getHandle(userWorkflowId(migrationId, userId));
-    let partsAtKill = 0;
-    let uploadId: string | undefined;
-    for (let i = 0; i < 1200 && partsAtKill < totalParts / 4; i++) {
-      await sleep(100);
-      const d = await child.describe().catch(() => undefined);
-      const details = d?.raw.pendingActivities?.find((a) => a.activityType?.name === 'copyUserObjects')?.heartbeatDetails?.payloads?.[0];
-      uploadId = details && defaultPayloadConverter.fromPayload<CopyCheckpoint>(details).uploads?.[key]?.uploadId;
-      if (!uploadId) continue;
-      const l = await target.s3.send(new ListPartsCommand({ Bucket: target.bucket, Key: key, UploadId: uploadId }));
-      partsAtKill = l.Parts?.length ?? 0;
-    }
-    await stopProcess(workers[0], 'SIGKILL');
+    const parts = async () => {
+      const uploadId = (await copyCheckpoint(client, migrationId, userId))?.uploads?.[key]?.uploadId;
+      if (!uploadId) return { uploadId, parts: 0 };
+      return { uploadId, parts: (await target.s3.send(new ListPartsCommand({ Bucket: target.bucket, Key: key, UploadId: uploadId }))).Parts?.length ?? 0 };
+    };
+    const { uploadId } = await waitUntil('a quarter of the parts are uploaded', parts, (p) => p.parts >= totalParts / 4, { timeoutMs: 120_000 });
+    // The source is held, so the copy is still mid-object when the worker dies, however fast it is.
+    await proxy.hold('sg');
+    await stopProcess(at(workers, 0), 'SIGKILL');
     // The target's own part list after the kill: what the next attempt must not send again.
-    partsAtKill = (await target.s3.send(new ListPartsCommand({ Bucket: target.bucket, Key: key, UploadId: uploadId! }))).Parts!.length;
+    const partsAtKill = (await target.s3.send(new ListPartsCommand({ Bucket: target.bucket, Key: key, UploadId: uploadId }))).Parts?.length ?? 0;
     expect(partsAtKill).toBeGreaterThanOrEqual(totalParts / 4);
     expect(partsAtKill).toBeLessThan(totalParts);
 
+    // The new worker reaches the source directly: the held proxy keeps the dead worker's connections, and
+    // toxiproxy cannot drop a hold while those still have bytes in it.
     workers.push(startWorkerProcess(`${migrationId}-b`));
     const r = (await client.workflow.getHandle(migrationWorkflowId(migrationId)).result()) as MigrationResult;
     expect(r).toMatchObject({ phase: 'completed', usersDone: 1 });

@@ -6,25 +6,43 @@ import pLimit from 'p-limit';
 import { manifestKey } from '../src/domain/layout';
 import type { Manifest } from '../src/domain/manifest';
 import { destroySiteClients } from '../src/storage/clients';
-import { SA, migrationWorkflowId, rollbackWorkflowId, type MigrationResult, type RollbackResult } from '../src/workflows/definitions';
-import { clients, exists, get, listKeys, put, runCli, sha256, startWorkerProcess, stopProcess, tmpPlanDir, uniqueId, writePlan } from './helpers';
+import { SA, migrationWorkflowId, rollbackWorkflowId, userWorkflowId, type MigrationResult, type RollbackResult } from '../src/workflows/definitions';
+import { at, clients, exists, get, hasPendingActivity, listKeys, put, runCli, sha256, startWorkerProcess, stopProcess, tmpPlanDir, uniqueId, writePlan } from './helpers';
+import { proxiedSites, type ProxiedSites } from './support/proxy';
+import { waitUntil } from './support/wait';
 
-/** Operator control on the real stack: pause, cancel, source deletion, rollback; each checked in storage. */
+/**
+ * Operator control on the real stack: pause, cancel, source deletion, rollback; each checked in storage.
+ * The worker reaches the sources through this file's own proxies: a test that needs a copy or a restore
+ * to be still running when an operator command lands slows or holds a source there, never racing the
+ * copy's speed. A toxic is never removed once connections in it were cut (a kill, a cancel, a pause):
+ * toxiproxy cannot drop a toxic while a dead connection still has bytes in it, so it stays until the
+ * test ends and its proxies go.
+ */
 describe('migration lifecycle', () => {
   const c = clients();
   const limit = pLimit(32);
   let worker: ChildProcess;
   let connection: Connection;
   let client: Client;
+  let proxy: ProxiedSites;
+  const startWorker = (name: string) => startWorkerProcess(name, [], { CLOVER_SITES: proxy.sitesFile });
   const result = (id: string) => client.workflow.getHandle(migrationWorkflowId(id)).result() as Promise<MigrationResult>;
 
+  // Each test gets its own proxies and worker, so what one test does to a proxy never slows the next.
+  beforeEach(async () => {
+    proxy = await proxiedSites(['sg', 'us']);
+    worker = startWorker(uniqueId('lifecycle-worker'));
+  });
+  afterEach(async () => {
+    await stopProcess(worker, 'SIGKILL');
+    await proxy.close().catch(() => undefined);
+  });
   beforeAll(async () => {
-    worker = startWorkerProcess(uniqueId('lifecycle-worker'));
     connection = await Connection.connect({ address: process.env.TEMPORAL_ADDRESS! });
     client = new Client({ connection });
   });
   afterAll(async () => {
-    await stopProcess(worker);
     await connection?.close();
     destroySiteClients(c);
   });
@@ -52,22 +70,24 @@ describe('migration lifecycle', () => {
   it('pause holds (nothing is copied while paused), resume finishes', async () => {
     const id = uniqueId('pause');
     const users = [`${id}-a`, `${id}-b`];
-    // Enough objects that the copy is still running when the pause lands (one object at a time per user).
-    const perUser = 1000;
+    const perUser = 200;
     for (const u of users) await seed('sg', u, perUser, 4 * 1024);
+    // At 64 KB/s the 1.6 MB of this test take 25 s or more: the copy is still running when the pause lands.
+    await proxy.addToxic('sg', { type: 'bandwidth', attributes: { rate: 64 } });
     expect((await runCli(['start', '--plan', plan(id, users, { concurrency: { users: 2, objectsPerUser: 1 } })])).code).toBe(0);
     const copied = async () => (await Promise.all(users.map((u) => listKeys(c, 'eu-ie', `users/${u}/`)))).flat().length;
-    for (let i = 0; i < 300 && (await copied()) < 40; i++) await sleep(100);
+    await waitUntil('20 objects are copied', copied, (n) => n >= 20);
 
     const p = await runCli(['pause', id]);
     expect(p.stderr).toBe('');
     expect(p.code).toBe(0);
     expect((await runCli(['pause', id])).code).toBe(2); // already paused
-    await sleep(3000); // running copies reach their checkpoint and stop
+    // Running copies stop at their checkpoint: no activity of either user is pending any more.
+    for (const u of users) await waitUntil(`the copy of ${u} has stopped`, () => hasPendingActivity(client, userWorkflowId(id, u)), (p) => !p);
     const held = await copied();
-    await sleep(4000);
-    expect(await copied()).toBe(held);
     expect(held).toBeLessThan(2 * perUser);
+    await sleep(3000); // nothing may happen while paused: a quiet window is the only way to see that
+    expect(await copied()).toBe(held);
     const st = JSON.parse((await runCli(['status', id, '--json'])).stdout);
     expect(st.phase).toBe('paused');
     expect(Date.parse(st.pausedAt)).toBeGreaterThan(0);
@@ -85,11 +105,13 @@ describe('migration lifecycle', () => {
     const id = uniqueId('cancel');
     const userId = `${id}-u`;
     const sources = await seed('us', userId, 6, 40 * 1024 * 1024); // multipart (16 MiB parts)
+    // The source is held from the start (and stays held; the rollback below does not read it): uploads
+    // get created, their bytes crawl, the copy is mid-way when cancel lands.
+    await proxy.hold('us');
     expect((await runCli(['start', '--plan', plan(id, [userId], { concurrency: { users: 1, objectsPerUser: 2 } })])).code).toBe(0);
     const target = c.get('eu-ie')!;
     const uploads = async () => (await target.s3.send(new ListMultipartUploadsCommand({ Bucket: target.bucket, Prefix: `users/${userId}/` }))).Uploads ?? [];
-    for (let i = 0; i < 600 && (await uploads()).length === 0; i++) await sleep(50);
-    expect((await uploads()).length).toBeGreaterThan(0);
+    await waitUntil('a multipart upload is in progress', uploads, (u) => u.length > 0);
 
     const r = await runCli(['cancel', id]);
     expect(r.stderr).toBe('');
@@ -115,7 +137,7 @@ describe('migration lifecycle', () => {
     expect(start.code).toBe(0);
     // Verified and committed, still in its grace period: every source object is still there.
     for (const key of bodies.keys()) expect(await exists(c, 'sg', key)).toBe(true);
-    const rewritten = [...bodies.keys()][1];
+    const rewritten = at([...bodies.keys()], 1);
     await put(c, 'sg', rewritten, 'changed during the grace period');
 
     const r = await result(id);
@@ -156,7 +178,7 @@ describe('migration lifecycle', () => {
     const userId = `${id}-u`;
     const bodies = await seed('sg', userId, 4, 2000);
     expect((await runCli(['start', '--plan', plan(id, [userId]), '--wait'])).code).toBe(0);
-    const modified = [...bodies.keys()][2];
+    const modified = at([...bodies.keys()], 2);
     await put(c, 'eu-ie', modified, 'edited in the EU after the migration');
 
     const rb = await runCli(['rollback', id, '--wait']);
@@ -178,14 +200,14 @@ describe('migration lifecycle', () => {
     expect(await listKeys(c, 'sg', `users/${userId}/`)).toEqual([]);
 
     await stopProcess(worker, 'SIGKILL');
-    const a = startWorkerProcess(`${id}-a`);
+    const a = startWorker(`${id}-a`);
     expect((await runCli(['rollback', id])).code).toBe(0);
-    for (let i = 0; i < 600 && (await listKeys(c, 'sg', `users/${userId}/`)).length < 60; i++) await sleep(100);
+    await waitUntil('60 sources are restored', async () => (await listKeys(c, 'sg', `users/${userId}/`)).length, (n) => n >= 60);
+    await proxy.hold('sg'); // the rollback is still restoring when its worker dies
     const before = (await listKeys(c, 'sg', `users/${userId}/`)).length;
-    expect(before).toBeGreaterThanOrEqual(60);
     expect(before).toBeLessThan(400);
     await stopProcess(a, 'SIGKILL');
-    worker = startWorkerProcess(`${id}-b`);
+    worker = startWorkerProcess(`${id}-b`); // reaches the sources directly from here on
 
     const r = (await client.workflow.getHandle(rollbackWorkflowId(id)).result()) as RollbackResult;
     expect(r).toMatchObject({ phase: 'rolled-back', problems: [] });
@@ -210,13 +232,11 @@ describe('migration lifecycle', () => {
     const cut = await runCli(['cutover', id]);
     expect(cut.code).toBe(0);
     expect(cut.stdout).toMatch(/cutover sent to 2 user\(s\)/);
-    for (let i = 0; i < 100 && (await exists(c, 'sg', [...smallBodies.keys()][0])); i++) await sleep(100);
-    expect(await exists(c, 'sg', [...smallBodies.keys()][0])).toBe(false);
+    const smallKey = at([...smallBodies.keys()], 0);
+    await waitUntil('the small user\'s source is deleted', () => exists(c, 'sg', smallKey), (e) => !e);
 
     // Three objects > maxDeletes 2: held for an operator, sources untouched.
-    for (let i = 0; i < 100 && (await phase(big)) !== 'awaiting-operator'; i++) await sleep(100);
-    expect(await phase(big)).toBe('awaiting-operator');
-    await sleep(1500);
+    await waitUntil('the big user awaits an operator', () => phase(big), (p) => p === 'awaiting-operator');
     for (const key of bigBodies.keys()) expect(await exists(c, 'sg', key)).toBe(true);
     expect((await runCli(['cutover', id, '--user', big])).code).toBe(0);
     const r = await result(id);
