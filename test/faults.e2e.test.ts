@@ -6,9 +6,11 @@ import { ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
 import { Client, Connection } from '@temporalio/client';
 import pLimit from 'p-limit';
 import { restartTemporal } from '../src/stack/local-stack';
-import { destroySiteClients } from '../src/storage/clients';
+import { loadSitesFile } from '../src/config/sites';
+import { createSiteClients, destroySiteClients, type SiteClients } from '../src/storage/clients';
 import { migrationWorkflowId, type MigrationResult } from '../src/workflows/definitions';
-import { clients, get, listKeys, put, runCli, sha256, startWorkerProcess, stopProcess, tmpPlanDir, uniqueId, writePlan } from './helpers';
+import { at, get, listKeys, put, runCli, sha256, startWorkerProcess, stopProcess, tmpPlanDir, uniqueId, writePlan } from './helpers';
+import { startPrivateStack, type PrivateStack } from './support/private-stack';
 import { recordProcess } from './support/processes';
 import { proxiedSites, type ProxiedSites } from './support/proxy';
 import { waitUntil } from './support/wait';
@@ -17,19 +19,26 @@ import { waitUntil } from './support/wait';
  * A migration under real network faults (toxiproxy between the worker and the sites sg and eu-ie), a
  * worker SIGKILLed mid-copy and the Temporal server SIGKILLed and restarted. Everything is asserted from
  * storage: every object arrived byte-identical, no upload is left incomplete, `clover verify` passes, and
- * it fails naming each object whose stored bytes are then flipped on disk.
+ * it fails naming each object whose stored bytes are then flipped on disk. It runs on a stack of its
+ * own, so the Temporal restart never touches the stack the other test files share.
  */
 describe('faults: network faults, a killed worker and a restarted Temporal server', () => {
-  const c = clients();
   const limit = pLimit(16);
   const workers: ChildProcess[] = [];
+  let stack: PrivateStack;
+  let c: SiteClients;
   let proxies: ProxiedSites | undefined;
   let connection: Connection | undefined;
+  beforeAll(async () => {
+    stack = await startPrivateStack('faults');
+    c = createSiteClients(loadSitesFile(stack.sitesFile), { maxSockets: 32 });
+  });
   afterAll(async () => {
     for (const w of workers) await stopProcess(w, 'SIGKILL');
-    await proxies?.close();
+    await proxies?.close().catch(() => undefined);
     await connection?.close();
-    destroySiteClients(c);
+    if (c) destroySiteClients(c);
+    await stack?.stop();
   });
 
   it('every object arrives intact and verify proves it; flipped bytes are named', async () => {
@@ -50,8 +59,8 @@ describe('faults: network faults, a killed worker and a restarted Temporal serve
       await put(c, o.source, o.key, body);
     })));
 
-    proxies = await proxiedSites(['sg', 'eu-ie']);
-    const viaProxies = { CLOVER_SITES: proxies.sitesFile };
+    proxies = await proxiedSites(['sg', 'eu-ie'], stack.sitesFile);
+    const viaProxies = { ...stack.env, CLOVER_SITES: proxies.sitesFile };
     const plan = writePlan(tmpPlanDir(), {
       migrationId: id, sources: ['sg', 'us'], routing: { default: 'eu-ie', byCountry: { NO: 'eu-no' } },
       users: users.map(({ userId, country }) => ({ userId, country })), verify: 'full', concurrency: { users: 3, objectsPerUser: 3 },
@@ -111,21 +120,20 @@ describe('faults: network faults, a killed worker and a restarted Temporal serve
     // A worker killed without warning mid-copy; a new one takes over (after the heartbeat timeout).
     await phase('worker SIGKILL', async () => {
       await progress('before the kill', 5);
-      await stopProcess(workers[0], 'SIGKILL');
+      await stopProcess(at(workers, 0), 'SIGKILL');
       workers.push(startWorkerProcess(`${id}-b`, workerArgs, viaProxies));
       await progress('on the new worker', 30);
     });
 
     // The Temporal server killed without warning and started again on the same database.
     await phase('Temporal restart', async () => {
-      const dir = process.env.CLOVER_TEST_STACK_DIR!;
-      const t = await restartTemporal(dir);
-      recordProcess(dir, { name: 'temporal (restarted)', pid: t.pid, binary: t.binary });
+      const t = await restartTemporal(stack.dir);
+      recordProcess(process.env.CLOVER_TEST_STACK_DIR!, { name: 'faults temporal (restarted)', pid: t.pid, binary: t.binary });
       await progress('after the restart', 30);
     });
     await proxies.clear();
 
-    connection = await Connection.connect({ address: process.env.TEMPORAL_ADDRESS! });
+    connection = await Connection.connect({ address: stack.temporalAddress });
     const result = (await new Client({ connection }).workflow.getHandle(migrationWorkflowId(id)).result()) as MigrationResult;
     console.log(`fault phases:\n  ${phases.join('\n  ')}\ncounters: ${JSON.stringify(result.counters)}`);
     expect(result).toMatchObject({ phase: 'completed', usersDone: users.length, usersFailed: 0 });
@@ -143,7 +151,7 @@ describe('faults: network faults, a killed worker and a restarted Temporal serve
       const r = await s.s3.send(new ListMultipartUploadsCommand({ Bucket: s.bucket, Prefix: `users/${id}-` }));
       expect({ site: t, uploads: (r.Uploads ?? []).map((u) => u.Key) }).toEqual({ site: t, uploads: [] });
     }
-    const ok = await runCli(['verify', id]);
+    const ok = await runCli(['verify', id], stack.env);
     expect(ok.stdout).toMatch(/^OK/m);
     expect(ok.code).toBe(0);
 
@@ -151,12 +159,12 @@ describe('faults: network faults, a killed worker and a restarted Temporal serve
     const victims = objects.filter((o) => o.target === 'eu-ie' && o.size < MiB).filter((_, i) => i % 97 === 5).slice(0, 5);
     expect(victims).toHaveLength(5);
     for (const v of victims) {
-      const file = join(process.env.CLOVER_TEST_STACK_DIR!, 'sites', 'eu-ie', c.get('eu-ie')!.bucket, v.key);
+      const file = join(stack.dir, 'sites', 'eu-ie', c.get('eu-ie')!.bucket, v.key);
       const fd = openSync(file, 'r+');
       writeSync(fd, Buffer.from('FLIPPED'), 0, 7, 1000);
       closeSync(fd);
     }
-    const bad = await runCli(['verify', id]);
+    const bad = await runCli(['verify', id], stack.env);
     expect(bad.code).toBe(1);
     for (const v of victims) expect(bad.stdout).toContain(`key ${JSON.stringify(v.key)}`);
     expect(bad.stdout.match(/^MISMATCH/gm)).toHaveLength(5);

@@ -43,8 +43,9 @@ async function api<T = unknown>(method: string, path: string, body?: unknown, ok
   return text && res.ok ? (JSON.parse(text) as T) : undefined;
 }
 
-export async function proxiedSites(sites: string[]): Promise<ProxiedSites> {
-  const base = JSON.parse(readFileSync(process.env.CLOVER_SITES!, 'utf8')) as SitesJson;
+/** Proxies for `sites` of `baseSitesFile` (default: the run's CLOVER_SITES). */
+export async function proxiedSites(sites: string[], baseSitesFile = process.env.CLOVER_SITES!): Promise<ProxiedSites> {
+  const base = JSON.parse(readFileSync(baseSitesFile, 'utf8')) as SitesJson;
   const tag = randomBytes(4).toString('hex');
   const proxies = new Map<string, string>(); // site -> proxy name
   const out: SitesJson = JSON.parse(JSON.stringify(base)) as SitesJson;
@@ -52,7 +53,7 @@ export async function proxiedSites(sites: string[]): Promise<ProxiedSites> {
   try {
     for (const site of sites) {
       const cfg = base.sites[site];
-      if (!cfg) throw new Error(`site ${site} is not in ${process.env.CLOVER_SITES}`);
+      if (!cfg) throw new Error(`site ${site} is not in ${baseSitesFile}`);
       const upstream = new URL(cfg.endpoint);
       const name = `clover-${tag}-${site}`;
       // Port 0: toxiproxy binds a port the OS picks and reports it, so no two proxies can race for one.
