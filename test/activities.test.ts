@@ -7,7 +7,7 @@ import { destroySiteClients } from '../src/storage/clients';
 import { testDeps } from './deps';
 import { manifestKey, stagingPrefix } from '../src/domain/layout';
 import type { Manifest } from '../src/domain/manifest';
-import { get, listKeys, put, sha256, uniqueId } from './helpers';
+import { at, get, listKeys, put, sha256, uniqueId } from './helpers';
 
 /** Activities run directly (MockActivityEnvironment) against the real S3 sites; the fault is real too. */
 describe('activities against the real sites', () => {
@@ -97,7 +97,7 @@ describe('activities against the real sites', () => {
     });
     expect(r.blockedCount).toBe(1);
     expect(r.blocked[0]).toMatchObject({ key: `users/${userId}/clash.txt` });
-    expect(r.blocked[0].reason).toMatch(/sources sg and us hold different bytes/);
+    expect(at(r.blocked, 0).reason).toMatch(/sources sg and us hold different bytes/);
     expect(await get(deps.clients, 'eu-ie', `users/${userId}/clash.txt`)).toBeUndefined();
     // Identical bytes in both sources are not a conflict: copied once.
     expect((await get(deps.clients, 'eu-ie', `users/${userId}/same.txt`))!.body.toString()).toBe('identical');

@@ -1,6 +1,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runCli, tmpPlanDir, uniqueId, writePlan } from './helpers';
+import { entry } from './support/at';
 
 /** Bad credentials, a missing bucket and unreachable services: one clear line and the documented exit code. */
 describe('operator errors', () => {
@@ -17,7 +18,7 @@ describe('operator errors', () => {
   });
 
   it('wrong credentials for a site: exit 2, naming the site and bucket', async () => {
-    const f = sitesWith((s) => ((s.sg.credentials as Record<string, string>).secretAccessKey = 'wrong-secret'));
+    const f = sitesWith((s) => ((entry(s, 'sg').credentials as Record<string, string>).secretAccessKey = 'wrong-secret'));
     const r = await runCli(['start', '--plan', plan(), '--sites', f]);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/site sg: .*bucket clover-sg.*(secret key does not match|access denied)/);
@@ -25,14 +26,14 @@ describe('operator errors', () => {
   });
 
   it('a missing bucket: exit 2', async () => {
-    const f = sitesWith((s) => (s['eu-ie'].bucket = 'no-such-bucket'));
+    const f = sitesWith((s) => (entry(s, 'eu-ie').bucket = 'no-such-bucket'));
     const r = await runCli(['start', '--plan', plan(), '--sites', f]);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/site eu-ie: bucket no-such-bucket does not exist/);
   });
 
   it('an unreachable site: exit 3', async () => {
-    const f = sitesWith((s) => (s.us.endpoint = 'http://127.0.0.1:1'));
+    const f = sitesWith((s) => (entry(s, 'us').endpoint = 'http://127.0.0.1:1'));
     const r = await runCli(['start', '--plan', plan(), '--sites', f]);
     expect(r.code).toBe(3);
     expect(r.stderr).toMatch(/cannot reach site us at http:\/\/127.0.0.1:1/);

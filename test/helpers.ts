@@ -12,6 +12,8 @@ import type { CopyCheckpoint } from '../src/activities/copy';
 import { userWorkflowId } from '../src/workflows/definitions';
 import { recordProcess } from './support/processes';
 
+export { at } from './support/at';
+
 export const ROOT = resolve(__dirname, '..');
 
 export function testSites(): Sites {
@@ -151,9 +153,3 @@ export const tmpPlanDir = () => {
   return dir;
 };
 
-/** Element `i` of `xs`; a test that asks for one that is not there fails saying so. */
-export function at<T>(xs: readonly T[], i: number): T {
-  const x = xs[i];
-  if (x === undefined) throw new Error(`expected at least ${i + 1} element(s), got ${xs.length}`);
-  return x;
-}

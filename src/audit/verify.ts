@@ -1,9 +1,9 @@
-import { GetObjectCommand } from '@aws-sdk/client-s3';
 import pLimit from 'p-limit';
 import type { Sites } from '../config/sites';
 import { manifestsPrefix } from '../domain/layout';
 import { manifestDigest, type Manifest } from '../domain/manifest';
 import { createSiteClients, destroySiteClients } from '../storage/clients';
+import { getJson } from '../storage/json-records';
 import { listAllKeys } from '../storage/listing';
 import { hashObject } from '../storage/pinned-read';
 
@@ -40,12 +40,15 @@ export async function auditMigration(sites: Sites, migrationId: string, opts: { 
     for (const s of clients.values()) {
       for (const key of await listAllKeys(s, manifestsPrefix(migrationId), 'listing manifests')) {
         report.manifests++;
-        let m: Manifest;
+        let m: Manifest | undefined;
         try {
-          const r = await s.s3.send(new GetObjectCommand({ Bucket: s.bucket, Key: key }));
-          m = JSON.parse(await r.Body!.transformToString('utf8')) as Manifest;
+          m = await getJson<Manifest>(s, key, 'a manifest');
         } catch (err) {
           report.problems.push({ site: s.name, manifest: key, problem: `unreadable: ${(err as Error).message}` });
+          continue;
+        }
+        if (!m) {
+          report.problems.push({ site: s.name, manifest: key, problem: 'listed, then gone before it could be read' });
           continue;
         }
         if (m.format !== 'clover-manifest/1' || manifestDigest(m) !== m.digest) {

@@ -6,7 +6,9 @@
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { stopRecorded } from '../support/processes';
 
-const [dir, parentArg] = process.argv.slice(2);
+const [dirArg, parentArg] = process.argv.slice(2);
+if (!dirArg || !parentArg) throw new Error('usage: watchdog.ts <stack dir> <jest pid>');
+const dir: string = dirArg;
 const parent = Number(parentArg);
 
 /** Our parent's pid, read live: node's process.ppid is fixed at start-up. */

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import {
   amendManifest, buildManifest, canonicalJson, compareKeys, manifestDigest, type Manifest, type ManifestEntry,
 } from '../../src/domain/manifest';
+import { at } from '../support/at';
 
 const entry = (key: string, size = 10, over: Partial<ManifestEntry> = {}): ManifestEntry => ({
   key, size, sha256: createHash('sha256').update(key).digest('hex'), sourceSite: 'sg', sourceEtag: `etag-${key}`,
@@ -89,7 +90,7 @@ describe('manifest', () => {
       const e2 = entries.map((e, i) => (i === 0 ? { ...e, ...change } : e));
       digests.add(buildManifest(fields(e2)).digest);
       // Tampering with a stored manifest is detected too.
-      const tampered = { ...m, entries: m.entries.map((e) => (e.key === entries[0].key ? { ...e, ...change } : e)) };
+      const tampered = { ...m, entries: m.entries.map((e) => (e.key === at(entries, 0).key ? { ...e, ...change } : e)) };
       expect(manifestDigest(tampered)).not.toBe(m.digest);
     }
     expect(digests.size).toBe(changed.length + 1);
@@ -124,7 +125,7 @@ describe('compareKeys: the order S3 lists keys in (UTF-8 bytes)', () => {
   const byCodePoints = (a: string, b: string): number => {
     const x = [...a].map((c) => c.codePointAt(0)!);
     const y = [...b].map((c) => c.codePointAt(0)!);
-    for (let i = 0; i < Math.min(x.length, y.length); i++) if (x[i] !== y[i]) return x[i] - y[i];
+    for (let i = 0; i < Math.min(x.length, y.length); i++) if (x[i] !== y[i]) return (x[i] ?? 0) - (y[i] ?? 0);
     return x.length - y.length;
   };
   const sign = (n: number) => Math.sign(n);
@@ -163,13 +164,13 @@ describe('compareKeys: the order S3 lists keys in (UTF-8 bytes)', () => {
     const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) % n);
     const keys = Array.from({ length: 400 }, () => Array.from({ length: 1 + rnd(4) }, () => alphabet[rnd(alphabet.length)]).join(''));
     for (let i = 0; i < keys.length; i++) {
-      const a = keys[i];
-      const b = keys[(i * 7 + 3) % keys.length];
+      const a = at(keys, i);
+      const b = at(keys, (i * 7 + 3) % keys.length);
       expect(sign(compareKeys(a, b))).toBe(sign(byCodePoints(a, b)));
       expect(sign(compareKeys(b, a)) + sign(compareKeys(a, b))).toBe(0); // antisymmetric
     }
     const sorted = [...keys].sort(compareKeys);
     expect(sorted).toEqual([...keys].sort(byCodePoints));
-    for (let i = 1; i < sorted.length; i++) expect(compareKeys(sorted[i - 1], sorted[i])).toBeLessThanOrEqual(0);
+    for (let i = 1; i < sorted.length; i++) expect(compareKeys(at(sorted, i - 1), at(sorted, i))).toBeLessThanOrEqual(0);
   });
 });

@@ -35,8 +35,8 @@ describe('sites file validation', () => {
   it('accepts a good file and freezes it', () => {
     const s: Sites = parseSites(good);
     expect(Object.keys(s)).toEqual(['sg', 'eu-ie']);
-    expect(s['eu-ie'].forcePathStyle).toBe(false);
-    expect(s.sg.forcePathStyle).toBe(true);
+    expect(s['eu-ie']?.forcePathStyle).toBe(false);
+    expect(s.sg?.forcePathStyle).toBe(true);
     expect(Object.isFrozen(s)).toBe(true);
     expect(Object.isFrozen(s.sg)).toBe(true);
   });
@@ -48,8 +48,8 @@ describe('sites file validation', () => {
         tls: { endpoint: 'https://s3.example.com', region: 'eu-north-1', bucket: 'abc', jurisdiction: 'NO', credentials: { accessKeyId: 'k', secretAccessKey: 's', sessionToken: 't' } },
       },
     });
-    expect(s.aws.endpoint).toBeUndefined();
-    expect(s.tls.credentials).toEqual({ accessKeyId: 'k', secretAccessKey: 's', sessionToken: 't' });
+    expect(s.aws?.endpoint).toBeUndefined();
+    expect(s.tls?.credentials).toEqual({ accessKeyId: 'k', secretAccessKey: 's', sessionToken: 't' });
   });
 
   const cases: [string, (d: any) => void, RegExp][] = [ // eslint-disable-line @typescript-eslint/no-explicit-any
