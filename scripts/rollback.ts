@@ -2,8 +2,11 @@ import type { Command } from 'commander';
 import { ExitCode } from '../src/config/errors';
 import { workflowUiUrl } from '../src/config/temporal';
 import { startRollback } from '../src/operator/lifecycle';
+import { migrationInput, requireConditionalDeletes } from '../src/operator/migrations';
+import { routingTargets } from '../src/domain/routing';
+import { createSiteClients, destroySiteClients } from '../src/storage/clients';
 import type { RollbackResult } from '../src/workflows/definitions';
-import { connectClient, out } from './common';
+import { connectClient, loadSites, out } from './common';
 
 export function printRollback(r: RollbackResult): number {
   const c = r.counters;
@@ -20,9 +23,18 @@ export function registerRollback(program: Command): void {
     .argument('<migrationId>')
     .option('--user <userId...>', 'only these users')
     .option('--wait', 'wait for the rollback and print what it did; exit 0 only if nothing had to be kept')
-    .action(async (id: string, o: { user?: string[]; wait?: boolean }) => {
+    .option('--sites <file>', 'sites file (default: CLOVER_SITES, else the local stack\'s)')
+    .action(async (id: string, o: { user?: string[]; wait?: boolean; sites?: string }) => {
+      const sites = loadSites(o.sites);
       const { client, cfg, close } = await connectClient();
       try {
+        // Rollback deletes EU copies: only where the store is proven to enforce conditional deletes.
+        const clients = createSiteClients(sites, { maxSockets: 4 });
+        try {
+          await requireConditionalDeletes(clients, routingTargets((await migrationInput(client, id)).input.settings.routing));
+        } finally {
+          destroySiteClients(clients);
+        }
         const h = await startRollback(client, id, o.user);
         out(`rollback of ${id} running: ${workflowUiUrl(cfg, h.workflowId)}`);
         if (o.wait) process.exitCode = printRollback(await h.result());

@@ -11,6 +11,7 @@ import { routingTargets } from '../domain/routing';
 import { canonicalJson } from '../domain/manifest';
 import { createSiteClients, destroySiteClients, type SiteClients } from '../storage/clients';
 import { describeS3Error } from '../storage/errors';
+import { probeConditionalDeletes } from '../storage/probe';
 import {
   SA, migrationWorkflowId, statusQuery, type MigrationInput, type MigrationStatus, type MigrationSettings,
 } from '../workflows/definitions';
@@ -34,6 +35,31 @@ export async function checkSites(clients: SiteClients, names: string[]): Promise
       }
     }),
   );
+}
+
+/**
+ * Refuses (exit 2) when a site Clover would delete from does not enforce `If-Match` on DeleteObject:
+ * there, a conditional delete could remove an object that changed since it was verified.
+ */
+export async function requireConditionalDeletes(clients: SiteClients, names: string[]): Promise<void> {
+  for (const name of names) {
+    const s = clients.get(name);
+    if (!s) throw new InputError(`site ${name} is not in the sites file`);
+    let found;
+    try {
+      found = await probeConditionalDeletes(s, AbortSignal.timeout(30_000));
+    } catch (err) {
+      const e = describeS3Error(err, { site: name, bucket: s.bucket, action: 'probing conditional deletes' });
+      if (e.permanent) throw new InputError(`site ${name}: ${e.message}`);
+      throw new UnreachableError(`cannot probe site ${name}: ${e.message}`);
+    }
+    if (found !== 'enforced') {
+      throw new InputError(
+        `site ${name} (bucket ${s.bucket}) ${found === 'ignored' ? 'ignores' : 'does not support'} If-Match on DeleteObject, so Clover cannot delete there safely; ` +
+          'use sourceDisposition "keep", or a store that enforces conditional deletes',
+      );
+    }
+  }
 }
 
 export function planDigest(plan: LoadedPlan): string {
@@ -70,6 +96,7 @@ export async function startMigration(client: Client, sites: Sites, plan: LoadedP
   const clients = createSiteClients(sites, { maxSockets: 16 });
   try {
     await checkSites(clients, [...new Set([...settings.sources, ...routingTargets(settings.routing)])]);
+    if (settings.sourceDisposition === 'delete-after-verify') await requireConditionalDeletes(clients, settings.sources);
     const usersSite = clients.get(settings.routing.default)!;
     const body = Buffer.from(plan.users.map((u) => JSON.stringify({ userId: u.userId, country: u.country })).join('\n') + '\n');
     const key = usersListKey(settings.migrationId);
