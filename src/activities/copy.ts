@@ -260,43 +260,43 @@ export function createCopyActivities(deps: ActivityDeps) {
       const checkpoint = (): CopyCheckpoint => ({
         page, cursor, listed, blocked, blockedCount, uploads,
         transferred: { ...transferred, parts: (transferred.parts ?? 0) + partCounters.sent, partsReused: (transferred.partsReused ?? 0) + partCounters.reused },
-    });
-    checkpointWith(checkpoint);
-    const finish = async (): Promise<CopyUserResult> => {
-      // Uploads abandoned by earlier attempts (a crash before their checkpoint) end here.
-      await abortUploads(target, input.prefix, signal);
-      return { done: true, page, cursor, ...totals, transferred: checkpoint().transferred, blocked, blockedCount };
-    };
-    if (listed) return finish();
-    for (let pages = 0; pages < deps.batch.maxPages && Date.now() - started < deps.batch.maxMillis; pages++) {
-      const [sourcePage, inTarget] = await Promise.all([
-        listMerged(sources, input.prefix, cursor, deps.batch.listPageSize, signal),
-        listMerged([target], input.prefix, cursor, deps.batch.listPageSize, signal),
-      ]);
-      targetKeys = { keys: new Set(inTarget.candidates.keys()), upTo: inTarget.nextCursor };
-      const staging: StagingPage = { page, cursor, nextCursor: sourcePage.nextCursor, entries: [], conflicts: [] };
-      await Promise.all(
-        [...sourcePage.candidates].map(([key, cands]) =>
-          limit(async () => {
-            await handleKey(key, cands, staging);
-            beat();
-          }),
-        ),
-      );
-      if (staging.entries.length > 0 || staging.conflicts.length > 0 || page === 0) {
-        staging.entries.sort((a, b) => compareKeys(a.key, b.key));
-        await writeStaging(target, input.migrationId, input.userId, staging, signal);
-        totals.objects += staging.entries.length;
-        totals.bytes += staging.entries.reduce((n, e) => n + e.size, 0);
-        totals.conflicts += staging.conflicts.length;
-        page++;
-      }
-      cursor = sourcePage.nextCursor;
-      listed = cursor === undefined;
-      beat();
+      });
+      checkpointWith(checkpoint);
+      const finish = async (): Promise<CopyUserResult> => {
+        // Uploads abandoned by earlier attempts (a crash before their checkpoint) end here.
+        await abortUploads(target, input.prefix, signal);
+        return { done: true, page, cursor, ...totals, transferred: checkpoint().transferred, blocked, blockedCount };
+      };
       if (listed) return finish();
-    }
-    return { done: false, page, cursor, ...totals, transferred: checkpoint().transferred, blocked, blockedCount };
+      for (let pages = 0; pages < deps.batch.maxPages && Date.now() - started < deps.batch.maxMillis; pages++) {
+        const [sourcePage, inTarget] = await Promise.all([
+          listMerged(sources, input.prefix, cursor, deps.batch.listPageSize, signal),
+          listMerged([target], input.prefix, cursor, deps.batch.listPageSize, signal),
+        ]);
+        targetKeys = { keys: new Set(inTarget.candidates.keys()), upTo: inTarget.nextCursor };
+        const staging: StagingPage = { page, cursor, nextCursor: sourcePage.nextCursor, entries: [], conflicts: [] };
+        await Promise.all(
+          [...sourcePage.candidates].map(([key, cands]) =>
+            limit(async () => {
+              await handleKey(key, cands, staging);
+              beat();
+            }),
+          ),
+        );
+        if (staging.entries.length > 0 || staging.conflicts.length > 0 || page === 0) {
+          staging.entries.sort((a, b) => compareKeys(a.key, b.key));
+          await writeStaging(target, input.migrationId, input.userId, staging, signal);
+          totals.objects += staging.entries.length;
+          totals.bytes += staging.entries.reduce((n, e) => n + e.size, 0);
+          totals.conflicts += staging.conflicts.length;
+          page++;
+        }
+        cursor = sourcePage.nextCursor;
+        listed = cursor === undefined;
+        beat();
+        if (listed) return finish();
+      }
+      return { done: false, page, cursor, ...totals, transferred: checkpoint().transferred, blocked, blockedCount };
     });
   }
   return { copyUserObjects };
