@@ -1,5 +1,6 @@
 import { createCommitActivities } from './commit';
 import { createCopyActivities } from './copy';
+import { createFenceActivities } from './fence';
 import type { ActivityDeps } from './deps';
 import { createUserActivities } from './users';
 import { createVerifyActivities } from './verify';
@@ -17,6 +18,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createCommitActivities(deps),
     ...createLifecycleActivities(deps),
     ...createRollbackActivities(deps),
+    ...createFenceActivities(deps),
   };
 }
 

@@ -2,6 +2,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import pLimit from 'p-limit';
 import { amendManifest } from '../domain/manifest';
 import { abortUploads, deleteIfUnchanged } from '../storage/delete';
+import { rollbackFenceCheck } from '../storage/fence';
 import { getManifest, putManifest } from '../storage/manifests';
 import { headObject } from '../storage/object-meta';
 import { site, targetSite, type ActivityDeps } from './deps';
@@ -47,9 +48,12 @@ export function createLifecycleActivities(deps: ActivityDeps) {
       const limit = pLimit(input.objectsPerUser);
       const keptChanged: { key: string; site: string; reason: string }[] = [];
       let deleted = 0;
+      // A rollback of this user raises its fence first: no delete starts once it is up.
+      const fenceDown = rollbackFenceCheck(target, input.migrationId, input.userId, signal);
       await Promise.all(
         m.entries.map((e) =>
           limit(async () => {
+            await fenceDown();
             const copy = await headObject(target, e.key, signal);
             if (!copy || copy.etag !== e.targetEtag) {
               keptChanged.push({ key: e.key, site: e.sourceSite, reason: `the EU copy ${copy ? 'changed' : 'is missing'} since it was verified` });

@@ -31,6 +31,14 @@ export function manifestKey(migrationId: string, userId: string): string {
   return `${manifestsPrefix(migrationId)}${userId}.json`;
 }
 
+/**
+ * Written by a rollback before it touches a user, and checked by that user's source deletion before it
+ * deletes: the two destructive steps of one user never interleave.
+ */
+export function rollbackFenceKey(migrationId: string, userId: string): string {
+  return `${migrationPrefix(migrationId)}rollback-fence/${userId}.json`;
+}
+
 export function userPrefixFor(template: string, userId: string): string {
   return template.split('{userId}').join(userId);
 }

@@ -80,7 +80,8 @@ export async function cutover(client: Client, migrationId: string, userId?: stri
 
 /**
  * Starts (or attaches to) `rollback-<migrationId>`, after cancelling the migration if it still runs.
- * With `userIds`, only those users are rolled back.
+ * With `userIds`, only those users are rolled back. Each user's own workflow is stopped by the
+ * rollback itself (fenceUser), found by its id, before anything of that user is touched.
  */
 export async function startRollback(client: Client, migrationId: string, userIds?: string[]) {
   const m = await migrationInput(client, migrationId);
@@ -88,7 +89,6 @@ export async function startRollback(client: Client, migrationId: string, userIds
     await m.handle.cancel();
     await m.handle.result().catch(() => undefined);
   }
-  await waitForNoRunningUsers(client, migrationId);
   const input: RollbackInput = { settings: m.input.settings, usersSite: m.input.usersSite, userIds };
   return client.workflow.start<typeof rollbackWorkflow>('rollbackWorkflow', {
     workflowId: rollbackWorkflowId(migrationId),

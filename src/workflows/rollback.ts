@@ -5,7 +5,7 @@ import { routeUser } from '../domain/routing';
 import { ACTIVITY_RETRY, SA, type RollbackCounters, type RollbackInput, type RollbackResult, type RollbackState } from './definitions';
 
 const { readUsersPage } = proxyActivities<CloverActivities>({ startToCloseTimeout: '5m', retry: ACTIVITY_RETRY });
-const { rollbackUser } = proxyActivities<CloverActivities>({ startToCloseTimeout: '7d', heartbeatTimeout: '20s', retry: ACTIVITY_RETRY });
+const { rollbackUser, fenceUser } = proxyActivities<CloverActivities>({ startToCloseTimeout: '7d', heartbeatTimeout: '20s', retry: ACTIVITY_RETRY });
 
 const MAX_HISTORY = 4000;
 const MAX_PROBLEMS = 100;
@@ -50,6 +50,8 @@ export async function rollbackWorkflow(input: RollbackInput): Promise<RollbackRe
       running++;
       void (async () => {
         try {
+          // One writer per user: the user's own workflow (a source deletion, say) is stopped and closed first.
+          await fenceUser({ migrationId: settings.migrationId, userId: u.userId, targetSites: targetsFor(u) });
           for (const targetSite of targetsFor(u)) {
             const r = await rollbackUser({
               migrationId: settings.migrationId, userId: u.userId, targetSite,
