@@ -18,6 +18,11 @@ const userRowSchema = z
   })
   .strict();
 
+/** Users migrated at once, at most: their ids are part of the migration's workflow state. */
+export const MAX_USERS_IN_FLIGHT = 1000;
+/** Objects of one user copied at once, at most (each holds a socket and a buffer). */
+export const MAX_OBJECTS_PER_USER = 256;
+
 const planSchema = z
   .object({
     migrationId: z.string().regex(/^[a-z0-9-]{1,63}$/, 'must be 1-63 characters of a-z, 0-9 and "-"'),
@@ -40,8 +45,9 @@ const planSchema = z
     conflictPolicy: z.enum(['newest-wins', 'fail']).default('newest-wins'),
     concurrency: z
       .object({
-        users: z.number().int('must be a whole number').positive('must be a positive number').default(8),
-        objectsPerUser: z.number().int('must be a whole number').positive('must be a positive number').default(16),
+        // Upper bounds keep the migration's state small (in-flight user ids) and a worker's sockets finite.
+        users: z.number().int('must be a whole number').positive('must be a positive number').max(MAX_USERS_IN_FLIGHT, `must be at most ${MAX_USERS_IN_FLIGHT}`).default(8),
+        objectsPerUser: z.number().int('must be a whole number').positive('must be a positive number').max(MAX_OBJECTS_PER_USER, `must be at most ${MAX_OBJECTS_PER_USER}`).default(16),
       })
       .strict()
       .default({ users: 8, objectsPerUser: 16 }),

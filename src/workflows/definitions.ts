@@ -94,6 +94,20 @@ export interface FailedUser {
 
 export const MAX_FAILED_LISTED = 100;
 
+/** Failure reasons kept in workflow state are cut to this length (the worker's log has the whole text). */
+export const MAX_REASON_CHARS = 1000;
+
+/** The innermost cause's message: an activity failure wraps the activity's own error, which names site, bucket and key. */
+export function rootMessage(err: unknown): string {
+  let e = err as { message?: string; cause?: unknown } | undefined;
+  while (e?.cause) e = e.cause as typeof e;
+  return e?.message ?? String(err);
+}
+
+export function cutReason(text: string): string {
+  return text.length <= MAX_REASON_CHARS ? text : `${text.slice(0, MAX_REASON_CHARS)}… (cut; the worker's log has the whole message)`;
+}
+
 export interface MigrationState {
   startedAt: string;
   runs: number;

@@ -2,7 +2,7 @@ import { condition, continueAsNew, proxyActivities, upsertSearchAttributes, work
 import type { CloverActivities } from '../activities';
 import { userPrefixFor } from '../domain/layout';
 import { routeUser } from '../domain/routing';
-import { ACTIVITY_RETRY, SA, type RollbackCounters, type RollbackInput, type RollbackResult, type RollbackState } from './definitions';
+import { ACTIVITY_RETRY, SA, cutReason, rootMessage, type RollbackCounters, type RollbackInput, type RollbackResult, type RollbackState } from './definitions';
 
 const { readUsersPage } = proxyActivities<CloverActivities>({ startToCloseTimeout: '5m', retry: ACTIVITY_RETRY });
 const { rollbackUser, fenceUser } = proxyActivities<CloverActivities>({ startToCloseTimeout: '7d', heartbeatTimeout: '20s', retry: ACTIVITY_RETRY });
@@ -62,7 +62,7 @@ export async function rollbackWorkflow(input: RollbackInput): Promise<RollbackRe
           }
           add({ users: 1 });
         } catch (err) {
-          if (state.problems.length < MAX_PROBLEMS) state.problems.push({ userId: u.userId, problem: (err as Error).message });
+          if (state.problems.length < MAX_PROBLEMS) state.problems.push({ userId: u.userId, problem: cutReason(rootMessage(err)) });
         } finally {
           running--;
         }

@@ -6,9 +6,15 @@ import { cutoverSignal, userPauseSignal } from './definitions';
  * operator). Kept out of the workflow body, which only asks `pausable(...)` and `cutoverRequested()`.
  */
 export class UserControls {
-  private paused = false;
   private cutover = false;
   private running: CancellationScope | undefined;
+
+  /** `paused`: a pause carried over from the run before continue-as-new. */
+  constructor(private paused = false) {}
+
+  isPaused(): boolean {
+    return this.paused;
+  }
 
   installHandlers(): void {
     setHandler(userPauseSignal, (p) => {

@@ -6,7 +6,7 @@ import type { CloverActivities } from '../activities';
 import type { Transferred } from '../activities/copy';
 import { userPrefixFor } from '../domain/layout';
 import {
-  ACTIVITY_RETRY, SA, addCounters, userDisposedSignal, userFinishedSignal, zeroCounters, type UserMigrationInput, type UserOutcome,
+  ACTIVITY_RETRY, SA, addCounters, cutReason, rootMessage, userDisposedSignal, userFinishedSignal, zeroCounters, type UserMigrationInput, type UserOutcome,
 } from './definitions';
 import { UserControls } from './user-controls';
 
@@ -31,6 +31,8 @@ interface UserCursor {
   page: number;
   cursor?: string;
   transferred: Transferred;
+  /** A pause in force when the run continued as new: the new run starts paused. */
+  paused?: boolean;
 }
 
 type Phase = 'copy' | 'verify' | 'commit' | 'grace' | 'awaiting-operator' | 'delete' | 'done' | 'failed' | 'cancelled';
@@ -49,7 +51,7 @@ export async function userMigrationWorkflow(input: UserMigrationInput, resume?: 
   const prefix = userPrefixFor(settings.userPrefix, userId);
   const parent = getExternalWorkflowHandle(input.parentWorkflowId);
 
-  const controls = new UserControls();
+  const controls = new UserControls(resume?.paused === true);
   controls.installHandlers();
   const pausable = <T>(fn: () => Promise<T>) => controls.pausable(fn);
 
@@ -86,8 +88,9 @@ export async function userMigrationWorkflow(input: UserMigrationInput, resume?: 
         return outcome ?? cancelled;
       });
     }
-    const reason = failureMessage(err);
-    log.warn('user migration failed', { userId, reason });
+    const full = rootMessage(err);
+    log.warn('user migration failed', { userId, reason: full });
+    const reason = cutReason(full);
     setPhase('failed');
     if (outcome) {
       await parent.signal(userDisposedSignal, { userId, deleted: 0, keptChanged: 0, error: reason });
@@ -120,7 +123,7 @@ export async function userMigrationWorkflow(input: UserMigrationInput, resume?: 
       }
       if (r.done) return transferred;
       if (workflowInfo().continueAsNewSuggested) {
-        await continueAsNew<typeof userMigrationWorkflow>(input, { page, cursor, transferred });
+        await continueAsNew<typeof userMigrationWorkflow>(input, { page, cursor, transferred, paused: controls.isPaused() });
       }
     }
   }
@@ -139,11 +142,4 @@ export async function userMigrationWorkflow(input: UserMigrationInput, resume?: 
     setPhase('done');
     await parent.signal(userDisposedSignal, { userId, deleted: d.deleted, keptChanged: d.keptChanged });
   }
-}
-
-function failureMessage(err: unknown): string {
-  let e = err as { message?: string; cause?: unknown } | undefined;
-  // Activity failures wrap the activity's own error as `cause`: that message names site, bucket and key.
-  while (e?.cause) e = e.cause as typeof e;
-  return e?.message ?? String(err);
 }

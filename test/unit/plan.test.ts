@@ -137,6 +137,8 @@ describe('every rejected plan names the field in one line', () => {
     ['unknown source disposition', { ...base, sourceDisposition: 'delete' }, /field sourceDisposition: /],
     // concurrency
     ['zero users at once', { ...base, concurrency: { users: 0, objectsPerUser: 4 } }, /field concurrency.users: must be a positive number/],
+    ['more users at once than the bound', { ...base, concurrency: { users: 1001, objectsPerUser: 4 } }, /field concurrency.users: must be at most 1000/],
+    ['more objects per user than the bound', { ...base, concurrency: { users: 2, objectsPerUser: 257 } }, /field concurrency.objectsPerUser: must be at most 256/],
     ['negative objects per user', { ...base, concurrency: { users: 2, objectsPerUser: -1 } }, /field concurrency.objectsPerUser: must be a positive number/],
     ['fractional concurrency', { ...base, concurrency: { users: 1.5, objectsPerUser: 4 } }, /field concurrency.users: must be a whole number/],
     ['concurrency as a string', { ...base, concurrency: { users: '4', objectsPerUser: 4 } }, /field concurrency.users: /],
