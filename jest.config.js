@@ -2,8 +2,8 @@
 const transform = {
   '^.+\\.[tj]s$': ['ts-jest', { tsconfig: { allowJs: true, isolatedModules: true }, diagnostics: false }],
 };
-// p-limit and its dependency are ESM-only; jest's CommonJS runtime needs them transformed.
-const transformIgnorePatterns = ['/node_modules/(?!(p-limit|yocto-queue)/)'];
+// p-limit, its dependency and iso-3166 are ESM-only; jest's CommonJS runtime needs them transformed.
+const transformIgnorePatterns = ['/node_modules/(?!(p-limit|yocto-queue|iso-3166)/)'];
 
 /**
  * Two projects. `unit` (test/unit/): pure code, nothing started, seconds (`npm run test:unit`).

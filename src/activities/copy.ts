@@ -1,10 +1,10 @@
-import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import pLimit from 'p-limit';
 import { compareKeys, type ConflictRecord } from '../domain/manifest';
 import type { Site } from '../storage/clients';
 import type { UploadCheckpoint } from '../storage/copy-request';
 import { abortUploads } from '../storage/delete';
 import { SourceChangedError, TargetChangedError, describeS3Error } from '../storage/errors';
+import { listObjectsPage } from '../storage/listing';
 import { copyObject } from '../storage/object-copy';
 import { META, headObject, stripQuotes, type SourceObject } from '../storage/object-meta';
 import { hashObject } from '../storage/pinned-read';
@@ -80,7 +80,7 @@ async function listMerged(sources: Site[], prefix: string, cursor: string | unde
   const lists = await Promise.all(
     sources.map(async (s) => {
       try {
-        const r = await s.s3.send(new ListObjectsV2Command({ Bucket: s.bucket, Prefix: prefix, StartAfter: cursor, MaxKeys: pageSize }), { abortSignal: signal });
+        const r = await listObjectsPage(s, { Prefix: prefix, StartAfter: cursor, MaxKeys: pageSize }, signal);
         return { site: s, items: r.Contents ?? [], truncated: r.IsTruncated === true };
       } catch (err) {
         throw describeS3Error(err, { site: s.name, bucket: s.bucket, key: prefix, action: 'ListObjectsV2' });

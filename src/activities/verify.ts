@@ -1,4 +1,3 @@
-import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { ApplicationFailure } from '@temporalio/common';
 import pLimit from 'p-limit';
 import { compareKeys } from '../domain/manifest';
@@ -7,6 +6,7 @@ import { SourceChangedError, describeS3Error } from '../storage/errors';
 import { copyObject } from '../storage/object-copy';
 import { META, headObject, stripQuotes } from '../storage/object-meta';
 import { hashObject } from '../storage/pinned-read';
+import { listObjectsPage } from '../storage/listing';
 import { listStagingPages, readStaging, writeStaging, type StagedEntry } from '../storage/staging';
 import { site, targetSite, type ActivityDeps } from './deps';
 import { runActivity } from './scaffold';
@@ -49,7 +49,7 @@ async function listRange(target: Site, prefix: string, startAfter: string | unde
   for (;;) {
     let r;
     try {
-      r = await target.s3.send(new ListObjectsV2Command({ Bucket: target.bucket, Prefix: prefix, StartAfter: after, MaxKeys: 1000 }), { abortSignal: signal });
+      r = await listObjectsPage(target, { Prefix: prefix, StartAfter: after, MaxKeys: 1000 }, signal);
     } catch (err) {
       throw describeS3Error(err, { site: target.name, bucket: target.bucket, key: prefix, action: 'ListObjectsV2 (verify)' });
     }

@@ -1,10 +1,12 @@
 import pLimit from 'p-limit';
+import { InputError } from '../config/errors';
 import type { Sites } from '../config/sites';
-import { manifestsPrefix } from '../domain/layout';
+import { manifestsPrefix, usersListKey } from '../domain/layout';
 import { manifestDigest, type Manifest } from '../domain/manifest';
-import { createSiteClients, destroySiteClients } from '../storage/clients';
+import { createSiteClients, destroySiteClients, type SiteClients } from '../storage/clients';
 import { getJson } from '../storage/json-records';
 import { listAllKeys } from '../storage/listing';
+import { headObject } from '../storage/object-meta';
 import { hashObject } from '../storage/pinned-read';
 
 export interface AuditProblem {
@@ -27,9 +29,16 @@ export interface AuditReport {
   ok: boolean;
 }
 
+/** True when some site holds the migration's user list (`clover start` writes it before anything else). */
+async function userListStored(clients: SiteClients, migrationId: string): Promise<boolean> {
+  for (const s of clients.values()) if (await headObject(s, usersListKey(migrationId))) return true;
+  return false;
+}
+
 /**
  * The auditor's check, from storage alone (no Temporal): reads every committed manifest of the
  * migration in every site, checks its digest, re-reads every listed object and recomputes its SHA-256.
+ * An id that no site knows (no manifest, no user list) is bad input (InputError), not a failed audit.
  */
 export async function auditMigration(sites: Sites, migrationId: string, opts: { concurrency?: number; onProgress?: (checked: number) => void } = {}): Promise<AuditReport> {
   const clients = createSiteClients(sites, { maxSockets: opts.concurrency ?? 16 });
@@ -82,6 +91,9 @@ export async function auditMigration(sites: Sites, migrationId: string, opts: { 
           ),
         );
       }
+    }
+    if (report.manifests === 0 && !(await userListStored(clients, migrationId))) {
+      throw new InputError(`no migration with id "${migrationId}" in any site of the sites file (no manifest and no user list ${usersListKey(migrationId)}); check the id, or --sites`);
     }
   } finally {
     destroySiteClients(clients);

@@ -46,7 +46,21 @@ export function formatPath(path: ReadonlyArray<PropertyKey>): string {
   return out || '(top level)';
 }
 
-/** The first problem zod found (a failed parse always has one), as the one line an operator reads. */
-export function firstIssue(error: { issues: ReadonlyArray<{ path: ReadonlyArray<PropertyKey>; message: string }> }): { path: ReadonlyArray<PropertyKey>; message: string } {
-  return error.issues[0] ?? { path: [], message: 'invalid' };
+interface IssueLike {
+  path: ReadonlyArray<PropertyKey>;
+  message: string;
+  code?: string;
+  issues?: ReadonlyArray<{ message: string }>;
+}
+
+/**
+ * The first problem zod found (a failed parse always has one), as the one line an operator reads. A bad
+ * record key (zod's `invalid_key`, e.g. an unknown country in `routing.byCountry`) is reported with the
+ * key's own problem, not zod's generic "Invalid key in record".
+ */
+export function firstIssue(error: { issues: ReadonlyArray<IssueLike> }): { path: ReadonlyArray<PropertyKey>; message: string } {
+  const issue = error.issues[0];
+  if (!issue) return { path: [], message: 'invalid' };
+  const inner = issue.code === 'invalid_key' ? issue.issues?.[0] : undefined;
+  return inner ? { path: issue.path, message: inner.message } : issue;
 }

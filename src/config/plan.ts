@@ -2,6 +2,7 @@ import { createReadStream, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { z } from 'zod';
+import { isCountryCode } from '../domain/countries';
 import { isEea } from '../domain/eea';
 import { CONTROL_ROOT } from '../domain/layout';
 import type { UserRow } from '../domain/routing';
@@ -14,7 +15,7 @@ export const USER_ID = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$/;
 const userRowSchema = z
   .object({
     userId: z.string().min(1, 'must not be empty').regex(USER_ID, 'must be 1-128 characters of A-Z a-z 0-9 . _ @ - (starting with a letter or digit)'),
-    country: z.string().regex(/^[A-Z]{2}$/, 'must be an ISO 3166 alpha-2 code in capitals, e.g. DE'),
+    country: z.string().refine(isCountryCode, 'must be an assigned ISO 3166-1 alpha-2 country code in capitals, e.g. DE'),
   })
   .strict();
 
@@ -30,7 +31,7 @@ const planSchema = z
     routing: z
       .object({
         default: z.string().min(1, 'must name a target site'),
-        byCountry: z.record(z.string().regex(/^[A-Z]{2}$/, 'country codes are ISO 3166 alpha-2 in capitals'), z.string().min(1)).default({}),
+        byCountry: z.record(z.string().refine(isCountryCode, 'must be an assigned ISO 3166-1 alpha-2 country code in capitals, e.g. NO'), z.string().min(1)).default({}),
       })
       .strict(),
     users: z.array(userRowSchema).min(1, 'must list at least one user').optional(),

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { isCountryCode } from '../domain/countries';
 import { InputError, firstIssue, formatPath } from './errors';
 
 const siteName = /^[a-z0-9][a-z0-9-]{0,62}$/;
@@ -11,9 +12,7 @@ export const siteSchema = z
     bucket: z
       .string()
       .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be a valid S3 bucket name (3-63 chars: a-z, 0-9, ".", "-")'),
-    jurisdiction: z
-      .string()
-      .regex(/^[A-Z]{2}$/, 'must be an ISO 3166 alpha-2 country code in capitals, e.g. IE'),
+    jurisdiction: z.string().refine(isCountryCode, 'must be an assigned ISO 3166-1 alpha-2 country code in capitals, e.g. IE'),
     forcePathStyle: z.boolean().default(false),
     credentials: z
       .object({

@@ -6,7 +6,7 @@ import {
   type MigrationStatus, type RollbackInput,
 } from '../workflows/definitions';
 import type { rollbackWorkflow } from '../workflows/rollback';
-import { migrationInput } from './migrations';
+import { NoWorkerError, migrationInput, type MigrationHandle } from './migrations';
 
 /** Running user workflows of a migration (from visibility), optionally in the given phases. */
 async function runningUsers(client: Client, migrationId: string, phases?: string[]): Promise<string[]> {
@@ -23,10 +23,33 @@ async function requireRunning(client: Client, migrationId: string, what: string)
   return m;
 }
 
+/** How long pause, resume and cancel wait for a worker to answer before saying that none did (exit 3). */
+export const WORKER_ANSWER_TIMEOUT_MS = 15_000;
+
+/**
+ * Runs `call` (which only a worker can complete) within WORKER_ANSWER_TIMEOUT_MS. When it does not
+ * finish in time and the migration still runs, no worker answered: a NoWorkerError says so (with `note`,
+ * what becomes of the request meanwhile). Anything else is rethrown.
+ */
+async function answeredByWorker<T>(client: Client, migrationId: string, handle: MigrationHandle, what: string, note: string, call: () => Promise<T>): Promise<T> {
+  try {
+    return await client.withDeadline(Date.now() + WORKER_ANSWER_TIMEOUT_MS, call);
+  } catch (err) {
+    if (err instanceof WorkflowUpdateFailedError) throw err;
+    const d = await handle.describe();
+    if (d.status.name !== 'RUNNING') throw err;
+    // The SDK's error here only says the call was cut short by the deadline: nothing to add.
+    throw new NoWorkerError(migrationId, d.taskQueue, undefined, { what, timeoutMs: WORKER_ANSWER_TIMEOUT_MS, note });
+  }
+}
+
 async function update(client: Client, migrationId: string, def: typeof pauseUpdate): Promise<MigrationStatus> {
+  const what = def === pauseUpdate ? 'pause' : 'resume';
   const { handle } = await requireRunning(client, migrationId, def === pauseUpdate ? 'paused' : 'resumed');
   try {
-    return await handle.executeUpdate(def);
+    return await answeredByWorker(client, migrationId, handle, `the ${what} request`,
+      `the server may still hand the ${what} to the next worker that starts (check with \`clover status ${migrationId}\`)`,
+      () => handle.executeUpdate(def));
   } catch (err) {
     if (err instanceof WorkflowUpdateFailedError) throw new InputError((err.cause as Error)?.message ?? err.message);
     throw err;
@@ -46,12 +69,17 @@ export async function pauseMigration(client: Client, migrationId: string, paused
   return status;
 }
 
-/** Cancels the migration and every running user (copies stop at a checkpoint, uploads are aborted). */
+/**
+ * Cancels the migration and every running user (copies stop at a checkpoint, uploads are aborted), and
+ * waits for the migration's report; a NoWorkerError when no worker gives it within WORKER_ANSWER_TIMEOUT_MS
+ * (the cancellation request itself is recorded by the server and takes effect when a worker runs).
+ */
 export async function cancelMigration(client: Client, migrationId: string): Promise<MigrationStatus> {
   const { handle } = await requireRunning(client, migrationId, 'cancelled');
   await handle.cancel();
   for (const id of await runningUsers(client, migrationId)) await client.workflow.getHandle(id).cancel().catch(() => undefined);
-  const result = await handle.result();
+  const result = await answeredByWorker(client, migrationId, handle, 'the cancellation',
+    'the cancellation is recorded and the migration stops when a worker runs', () => handle.result());
   await waitForNoRunningUsers(client, migrationId);
   return result;
 }

@@ -127,12 +127,15 @@ export async function startMigration(client: Client, sites: Sites, plan: LoadedP
 /** How long a status query may wait for a worker to answer it. */
 export const STATUS_QUERY_TIMEOUT_MS = 10_000;
 
-/** No worker answered the migration's status query in time (none running, or all busy or just killed). */
+/**
+ * No worker answered a request that only a worker can answer (the status query, a pause or resume
+ * update, a cancelled migration's report) in time: none running, or all busy or just killed. Exit 3.
+ */
 export class NoWorkerError extends UnreachableError {
-  constructor(migrationId: string, taskQueue: string, cause: string) {
+  constructor(migrationId: string, taskQueue: string, cause: string | undefined, opts: { what?: string; timeoutMs?: number; note?: string } = {}) {
     super(
-      `no worker answered the status query of migration ${migrationId} within ${STATUS_QUERY_TIMEOUT_MS / 1000}s ` +
-        `(${cause}); start one with \`clover worker\` on task queue ${taskQueue}`,
+      `no worker answered ${opts.what ?? 'the status query'} of migration ${migrationId} within ${(opts.timeoutMs ?? STATUS_QUERY_TIMEOUT_MS) / 1000}s` +
+        `${cause ? ` (${cause.replace(/\s+/g, ' ')})` : ''}${opts.note ? `; ${opts.note}` : ''}; start one with \`clover worker\` on task queue ${taskQueue}`,
     );
     this.name = 'NoWorkerError';
   }

@@ -1,6 +1,6 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, closeSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, closeSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -166,6 +166,33 @@ async function waitFor(what: string, logFile: string, pid: number, check: () => 
   throw new CloverError(`${what} did not answer within ${Math.round(timeoutMs / 1000)}s; see ${logFile}`, ExitCode.unreachable);
 }
 
+/** Files under the stack's folder that hold secrets (the sites' credentials) or data (Temporal's SQLite). */
+const PRIVATE_FILES = ['local-sites.json', 'temporal.db', 'temporal.db-shm', 'temporal.db-wal'];
+
+/**
+ * Owner-only modes for the stack's folder, the folders it makes (0700) and its private files (0600),
+ * whatever modes they had before (an older Clover, a umask of 022, a copy): run on every start.
+ */
+export function makeStackPrivate(dir: string): void {
+  for (const d of [dir, join(dir, 'logs'), join(dir, 'sites'), ...LOCAL_SITES.map((s) => join(dir, 'sites', s.name))]) {
+    if (existsSync(d)) chmodSync(d, 0o700);
+  }
+  for (const f of PRIVATE_FILES) if (existsSync(join(dir, f))) chmodSync(join(dir, f), 0o600);
+}
+
+/**
+ * Starts a service with umask 077, which it inherits: what it creates (Temporal's database and its
+ * WAL files, versitygw's buckets and objects) is owner-only from the start.
+ */
+function spawnPrivate(binary: string, args: string[], opts: SpawnOptions): ChildProcess {
+  const previous = process.umask(0o077);
+  try {
+    return spawn(binary, args, opts);
+  } finally {
+    process.umask(previous);
+  }
+}
+
 export interface StartOptions {
   dir: string;
   tools: ToolPaths;
@@ -176,14 +203,17 @@ export interface StartOptions {
 
 /**
  * Starts (or finds running) the Temporal dev server and one versitygw per site under `dir`, waits until
- * every service answers, creates each site's bucket, and writes `<dir>/local-sites.json`.
- * Idempotent: services already running from an earlier `up` in the same dir are kept.
+ * every service answers, creates each site's bucket, and writes `<dir>/local-sites.json`. Every start
+ * leaves the folder, its sub-folders (0700), the sites file and Temporal's database files (0600)
+ * owner-only, also when they existed with wider modes. Idempotent: services already running from an
+ * earlier `up` in the same dir are kept.
  */
 export async function startStack(opts: StartOptions): Promise<StackState> {
   const { dir, tools, ports } = opts;
   const say = opts.say ?? (() => undefined);
   const logDir = join(dir, 'logs');
-  mkdirSync(logDir, { recursive: true });
+  mkdirSync(logDir, { recursive: true, mode: 0o700 });
+  makeStackPrivate(dir);
   const previous = readStackState(dir);
   const running = new Map((previous?.services ?? []).filter(isOurs).map((s) => [s.name, s]));
   const services: ServiceRecord[] = [];
@@ -207,7 +237,7 @@ export async function startStack(opts: StartOptions): Promise<StackState> {
     }
     const logFile = join(logDir, `${name}.log`);
     const fd = openSync(logFile, 'a');
-    const child = spawn(binary, args, { detached: true, stdio: ['ignore', fd, fd], env: { ...process.env, ...env } });
+    const child = spawnPrivate(binary, args, { detached: true, stdio: ['ignore', fd, fd], env: { ...process.env, ...env } });
     closeSync(fd);
     child.unref();
     const rec = { name, pid: child.pid!, port, binary, args };
@@ -248,7 +278,7 @@ export async function startStack(opts: StartOptions): Promise<StackState> {
     const c = creds[s.name];
     if (port === undefined || c === undefined) throw new CloverError(`the local stack has no port or credentials for site ${s.name}`, ExitCode.badInput);
     const dataDir = join(dir, 'sites', s.name);
-    mkdirSync(dataDir, { recursive: true });
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
     // Keys go through the environment, not argv, so `ps` does not show them.
     const r = await launch(
       `site-${s.name}`, port, tools.versitygw,
@@ -278,6 +308,8 @@ export async function startStack(opts: StartOptions): Promise<StackState> {
     await ensureBucket(p.config);
   }
   writeFileSync(sitesFile, JSON.stringify({ sites }, null, 2) + '\n', { mode: 0o600 });
+  // Again now that every file exists: Temporal's database files were made by the server just now.
+  makeStackPrivate(dir);
   writeState();
   return state();
 }
@@ -369,7 +401,7 @@ export async function restartTemporal(dir: string): Promise<ServiceRecord> {
   }
   const logFile = join(dir, 'logs', 'temporal.log');
   const fd = openSync(logFile, 'a');
-  const child = spawn(old.binary, old.args, { detached: true, stdio: ['ignore', fd, fd], env: process.env });
+  const child = spawnPrivate(old.binary, old.args, { detached: true, stdio: ['ignore', fd, fd], env: process.env });
   closeSync(fd);
   child.unref();
   const rec: ServiceRecord = { ...old, pid: child.pid! };

@@ -1,6 +1,7 @@
-import { AbortMultipartUploadCommand, DeleteObjectCommand, ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
+import { AbortMultipartUploadCommand, DeleteObjectCommand } from '@aws-sdk/client-s3';
 import type { Site } from './clients';
 import { describeS3Error, isNotFound, isPreconditionFailed } from './errors';
+import { listUploadsPage } from './listing';
 
 /**
  * Deletes `key` only while it still has `etag` (a conditional DeleteObject): an object changed since
@@ -25,7 +26,7 @@ export async function abortUploads(site: Site, prefix: string, signal?: AbortSig
   for (;;) {
     let r;
     try {
-      r = await site.s3.send(new ListMultipartUploadsCommand({ Bucket: site.bucket, Prefix: prefix, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker }), { abortSignal: signal });
+      r = await listUploadsPage(site, { Prefix: prefix, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker }, signal);
     } catch (err) {
       throw describeS3Error(err, { site: site.name, bucket: site.bucket, key: prefix, action: 'ListMultipartUploads' });
     }

@@ -1,3 +1,4 @@
+import { COUNTRY_CODES, isCountryCode } from '../../src/domain/countries';
 import { EEA_COUNTRIES, isEea } from '../../src/domain/eea';
 import {
   CONTROL_ROOT, manifestKey, manifestsPrefix, migrationPrefix, stagingKey, stagingPrefix, userPrefixFor, usersListKey,
@@ -17,6 +18,19 @@ describe('EEA', () => {
   });
   it('takes ISO codes exactly: no lower case, no padding, no names', () => {
     for (const c of ['ie', 'Ie', ' IE', 'IE ', 'IRL', 'Ireland', '']) expect(isEea(c)).toBe(false);
+  });
+});
+
+describe('ISO 3166-1 alpha-2 country codes', () => {
+  it('are the 249 assigned codes, every EEA country among them', () => {
+    expect(COUNTRY_CODES.size).toBe(249);
+    for (const c of [...EEA_COUNTRIES, 'GB', 'CH', 'US', 'SG', 'JP', 'SS', 'CW', 'BQ', 'AX']) expect(isCountryCode(c)).toBe(true);
+  });
+  it('refuse two capitals that name no country: user-assigned, reserved, withdrawn', () => {
+    for (const c of ['XX', 'AA', 'ZZ', 'QM', 'XA', 'EU', 'UK', 'EL', 'AN', 'YU', 'CS']) expect(isCountryCode(c)).toBe(false);
+  });
+  it('take codes exactly: no lower case, no padding, no alpha-3, no names', () => {
+    for (const c of ['de', 'De', ' DE', 'DE ', 'DEU', 'Germany', '']) expect(isCountryCode(c)).toBe(false);
   });
 });
 

@@ -106,7 +106,9 @@ describe('every rejected plan names the field in one line', () => {
     ['source used as default target', { ...base, sources: ['sg', 'eu-ie'] }, /field routing.default: site "eu-ie" is also a source/],
     ['source used as country target', { ...base, sources: ['sg', 'eu-no'] }, /field routing.byCountry.NO: site "eu-no" is also a source/],
     ['empty default target', { ...base, routing: { default: '' } }, /field routing.default: must name a target site/],
-    ['lower-case routing country', { ...base, routing: { default: 'eu-ie', byCountry: { no: 'eu-no' } } }, /field routing.byCountry.no: /],
+    ['lower-case routing country', { ...base, routing: { default: 'eu-ie', byCountry: { no: 'eu-no' } } }, /field routing.byCountry.no: must be an assigned ISO 3166-1 alpha-2 country code/],
+    ['routing country XX (two capitals, no country)', { ...base, routing: { default: 'eu-ie', byCountry: { XX: 'eu-no' } } }, /^plan \S+: field routing.byCountry.XX: must be an assigned ISO 3166-1 alpha-2 country code in capitals, e.g. NO$/],
+    ['routing country UK (reserved, not assigned: GB is)', { ...base, routing: { default: 'eu-ie', byCountry: { UK: 'eu-no' } } }, /field routing.byCountry.UK: must be an assigned ISO 3166-1/],
     ['unknown routing field', { ...base, routing: { default: 'eu-ie', fallback: 'eu-no' } }, /field routing: .*fallback/],
     // users
     ['duplicate userId', { ...base, users: [{ userId: 'u-1', country: 'DE' }, { userId: 'u-1', country: 'FR' }] }, /field users\[1\].userId: duplicate userId "u-1" \(first at field users\[0\].userId\)/],
@@ -115,8 +117,10 @@ describe('every rejected plan names the field in one line', () => {
     ['userId with a "/"', { ...base, users: [{ userId: 'a/b', country: 'DE' }] }, /field users\[0\].userId: must be 1-128 characters/],
     ['userId starting with "."', { ...base, users: [{ userId: '.u', country: 'DE' }] }, /field users\[0\].userId: must be 1-128 characters/],
     ['userId of 129 characters', { ...base, users: [{ userId: 'u'.repeat(129), country: 'DE' }] }, /field users\[0\].userId: must be 1-128 characters/],
-    ['country not alpha-2', { ...base, users: [{ userId: 'u-1', country: 'Germany' }] }, /field users\[0\].country: must be an ISO 3166 alpha-2 code/],
-    ['country in lower case', { ...base, users: [{ userId: 'u-1', country: 'de' }] }, /field users\[0\].country: must be an ISO 3166 alpha-2 code/],
+    ['country not alpha-2', { ...base, users: [{ userId: 'u-1', country: 'Germany' }] }, /field users\[0\].country: must be an assigned ISO 3166-1 alpha-2 country code/],
+    ['country in lower case', { ...base, users: [{ userId: 'u-1', country: 'de' }] }, /field users\[0\].country: must be an assigned ISO 3166-1 alpha-2 country code/],
+    ['country XX (two capitals, no country)', { ...base, users: [{ userId: 'u-1', country: 'XX' }] }, /^plan \S+: field users\[0\].country: must be an assigned ISO 3166-1 alpha-2 country code in capitals, e.g. DE$/],
+    ['country EU (reserved, not a country)', { ...base, users: [{ userId: 'u-1', country: 'EU' }] }, /field users\[0\].country: must be an assigned ISO 3166-1/],
     ['missing country', { ...base, users: [{ userId: 'u-1' }] }, /field users\[0\].country: /],
     ['unknown user field', { ...base, users: [{ userId: 'u-1', country: 'DE', email: 'x@y' }] }, /field users\[0\]: .*email/],
     ['an empty user list', { ...base, users: [] }, /field users: must list at least one user/],
@@ -184,7 +188,11 @@ describe('users file', () => {
   });
   it('a bad field is named by its line number', async () => {
     const { file, message } = await usersFileError('{"userId":"u-1","country":"DE"}\n{"userId":"u-2","country":"Germany"}\n');
-    expect(message).toBe(`users file ${file}, line 2: field country: must be an ISO 3166 alpha-2 code in capitals, e.g. DE`);
+    expect(message).toBe(`users file ${file}, line 2: field country: must be an assigned ISO 3166-1 alpha-2 country code in capitals, e.g. DE`);
+  });
+  it('a row with country XX is refused by its line number', async () => {
+    const { file, message } = await usersFileError('{"userId":"u-1","country":"DE"}\n{"userId":"u-2","country":"XX"}\n');
+    expect(message).toBe(`users file ${file}, line 2: field country: must be an assigned ISO 3166-1 alpha-2 country code in capitals, e.g. DE`);
   });
   it('a line that is not JSON, counted with blank lines', async () => {
     const { file, message } = await usersFileError('{"userId":"u-1","country":"DE"}\n\n{"userId":\n');

@@ -53,8 +53,9 @@ describe('sites file validation', () => {
   });
 
   const cases: [string, (d: any) => void, RegExp][] = [ // eslint-disable-line @typescript-eslint/no-explicit-any
-    ['jurisdiction not alpha-2', (d) => (d.sites.sg.jurisdiction = 'Singapore'), /^sites.json: site "sg", field jurisdiction: must be an ISO 3166 alpha-2/],
-    ['jurisdiction in lower case', (d) => (d.sites.sg.jurisdiction = 'sg'), /site "sg", field jurisdiction: must be an ISO 3166 alpha-2 country code in capitals/],
+    ['jurisdiction not alpha-2', (d) => (d.sites.sg.jurisdiction = 'Singapore'), /^sites.json: site "sg", field jurisdiction: must be an assigned ISO 3166-1 alpha-2/],
+    ['jurisdiction XX (two capitals, no country)', (d) => (d.sites.sg.jurisdiction = 'XX'), /^sites.json: site "sg", field jurisdiction: must be an assigned ISO 3166-1 alpha-2 country code in capitals, e.g. IE$/],
+    ['jurisdiction in lower case', (d) => (d.sites.sg.jurisdiction = 'sg'), /site "sg", field jurisdiction: must be an assigned ISO 3166-1 alpha-2 country code in capitals/],
     ['missing jurisdiction', (d) => delete d.sites.sg.jurisdiction, /site "sg", field jurisdiction: /],
     ['endpoint not http(s)', (d) => (d.sites['eu-ie'].endpoint = 'ftp://x'), /site "eu-ie", field endpoint: must be an http\(s\) URL/],
     ['endpoint not a URL', (d) => (d.sites['eu-ie'].endpoint = '127.0.0.1:7303'), /site "eu-ie", field endpoint: must be an http\(s\) URL/],
@@ -82,10 +83,8 @@ describe('sites file validation', () => {
     expect(bad(mutate)).toMatch(message);
   });
 
-  // Known gap in src/config/sites.ts: zod 4 reports a bad record key as "Invalid key in record" and
-  // keeps the schema's own message in a nested issue, so the operator is not told the naming rule.
-  // `failing` keeps this visible: it starts to fail (and should become a plain `it`) once fixed.
-  it.failing('a bad site name: the message gives the naming rule', () => {
+  // zod 4 reports a bad record key as "Invalid key in record"; firstIssue gives the key's own message.
+  it('a bad site name: the message gives the naming rule', () => {
     expect(bad((d) => (d.sites.EU_IE = d.sites['eu-ie']))).toMatch(/site names are lower-case letters, digits and "-"/);
   });
 
