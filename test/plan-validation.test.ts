@@ -33,7 +33,7 @@ describe('invalid plans', () => {
     const plan = writePlan(dir, { ...base, users: undefined, usersFile: 'bad-users.jsonl' });
     writeFileSync(join(dir, 'bad-users.jsonl'), '{"userId":"u-1","country":"DE"}\n{"userId":"u-2","country":"Germany"}\n');
     const r = await runCli(['start', '--plan', plan]);
-    expect(r.stderr).toMatch(/bad-users.jsonl, line 2: field country: must be an ISO 3166 alpha-2 code/);
+    expect(r.stderr).toMatch(/bad-users.jsonl, line 2: field country: must be an assigned ISO 3166-1 alpha-2 country code/);
     expect(r.code).toBe(2);
   });
 
