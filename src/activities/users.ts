@@ -1,7 +1,7 @@
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { manifestKey, usersListKey } from '../domain/layout';
 import { routeUser, type Routing } from '../domain/routing';
-import { describeS3Error, s3Status } from '../storage/errors';
+import { StorageError, describeS3Error, isPreconditionFailed, s3Status } from '../storage/errors';
 import { headObject } from '../storage/object-meta';
 import { site, type ActivityDeps } from './deps';
 import { runActivity } from './scaffold';
@@ -9,6 +9,8 @@ import { runActivity } from './scaffold';
 export interface ReadUsersPageInput {
   migrationId: string;
   usersSite: string;
+  /** Read the list only while it still has this ETag (the one the migration started with). */
+  usersEtag?: string;
   offset: number;
   limit: number;
   /** When set, each row says whether its manifest is already committed (retry runs skip those). */
@@ -61,13 +63,24 @@ export function createUserActivities(deps: ActivityDeps) {
       let total: number;
       try {
         const res = await s.s3.send(
-          new GetObjectCommand({ Bucket: s.bucket, Key: key, Range: `bytes=${input.offset}-${input.offset + PAGE_BYTES - 1}` }),
+          new GetObjectCommand({
+            Bucket: s.bucket, Key: key, Range: `bytes=${input.offset}-${input.offset + PAGE_BYTES - 1}`,
+            IfMatch: input.usersEtag ? `"${input.usersEtag}"` : undefined,
+          }),
           { abortSignal: signal },
         );
         text = await res.Body!.transformToString('utf8');
         total = Number((res.ContentRange ?? '').split('/')[1] ?? NaN);
       } catch (err) {
         if (s3Status(err) === 416) return { users: [], nextOffset: input.offset, done: true };
+        if (isPreconditionFailed(err)) {
+          throw new StorageError(
+            `the user list of migration ${input.migrationId} (site ${s.name}, key ${key}) was replaced after the migration started ` +
+              `(its ETag is no longer ${input.usersEtag}); no more users are read from it. Start a migration with a new id for the new list`,
+            'UserListChanged',
+            true,
+          );
+        }
         throw describeS3Error(err, { site: s.name, bucket: s.bucket, key, action: 'reading the user list' });
       }
       const atEnd = Number.isFinite(total) ? input.offset + Buffer.byteLength(text) >= total : true;

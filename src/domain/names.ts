@@ -27,7 +27,7 @@ export const PERMANENT_S3_ERRORS: Readonly<Record<string, string>> = {
 
 /** Failure types of Clover's own permanent faults (raised by activities and workflows). */
 export const CLOVER_PERMANENT_FAILURES = [
-  'UnknownSite', 'ResidencyViolation', 'VerifyMismatch', 'SourcesConflict', 'NoManifest', 'ManifestInvalid', 'MalformedRecord',
+  'UnknownSite', 'ResidencyViolation', 'VerifyMismatch', 'SourcesConflict', 'NoManifest', 'ManifestInvalid', 'MalformedRecord', 'UserListChanged', 'RolledBack', 'UserStillRunning',
 ] as const;
 
 /** Every failure type that retry policies never retry. */

@@ -117,7 +117,7 @@ export async function startRollback(client: Client, migrationId: string, userIds
     await m.handle.cancel();
     await m.handle.result().catch(() => undefined);
   }
-  const input: RollbackInput = { settings: m.input.settings, usersSite: m.input.usersSite, userIds };
+  const input: RollbackInput = { settings: m.input.settings, usersSite: m.input.usersSite, usersEtag: m.input.usersEtag, userIds };
   return client.workflow.start<typeof rollbackWorkflow>('rollbackWorkflow', {
     workflowId: rollbackWorkflowId(migrationId),
     taskQueue: m.taskQueue,

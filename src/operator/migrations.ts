@@ -9,13 +9,17 @@ import { usersListKey } from '../domain/layout';
 import { DEFAULT_TASK_QUEUE } from '../domain/names';
 import { routingTargets } from '../domain/routing';
 import { canonicalJson } from '../domain/manifest';
-import { createSiteClients, destroySiteClients, type SiteClients } from '../storage/clients';
-import { describeS3Error } from '../storage/errors';
+import { createSiteClients, destroySiteClients, type Site, type SiteClients } from '../storage/clients';
+import { describeS3Error, isPreconditionFailed } from '../storage/errors';
+import { headObject, stripQuotes } from '../storage/object-meta';
 import { probeConditionalDeletes } from '../storage/probe';
 import {
   SA, migrationWorkflowId, statusQuery, type MigrationInput, type MigrationStatus, type MigrationSettings,
 } from '../workflows/definitions';
 import type { migrationWorkflow } from '../workflows/migration';
+
+/** User metadata on the stored user list: the digest of the plan that wrote it. */
+const PLAN_DIGEST_META = 'clover-plan-digest';
 
 export type MigrationHandle = WorkflowHandle<typeof migrationWorkflow>;
 
@@ -62,6 +66,34 @@ export async function requireConditionalDeletes(clients: SiteClients, names: str
   }
 }
 
+/**
+ * Stores the user list once (a conditional create): a list already there from a start of this very plan
+ * (same digest) is kept; one from another plan is refused (exit 2). Returns the ETag the migration
+ * pins every read of the list to.
+ */
+async function storeUserList(site: Site, migrationId: string, body: Buffer, digest: string): Promise<string> {
+  const key = usersListKey(migrationId);
+  const ctx = (action: string) => ({ site: site.name, bucket: site.bucket, key, action });
+  try {
+    const out = await site.s3.send(new PutObjectCommand({
+      Bucket: site.bucket, Key: key, Body: body, ContentType: 'application/x-ndjson', IfNoneMatch: '*',
+      ChecksumSHA256: createHash('sha256').update(body).digest('base64'), Metadata: { [PLAN_DIGEST_META]: digest },
+    }));
+    return stripQuotes(out.ETag);
+  } catch (err) {
+    if (!isPreconditionFailed(err)) {
+      const e = describeS3Error(err, ctx('storing the user list'));
+      if (e.permanent) throw new InputError(e.message);
+      throw new UnreachableError(e.message);
+    }
+  }
+  const there = await headObject(site, key);
+  if (there?.metadata[PLAN_DIGEST_META] !== digest) {
+    throw new InputError(`migration id "${migrationId}" already has a user list from a different plan (site ${site.name}, key ${key}); choose a new migrationId`);
+  }
+  return there.etag;
+}
+
 export function planDigest(plan: LoadedPlan): string {
   return createHash('sha256').update(canonicalJson({ settings: plan.settings, users: plan.users })).digest('hex');
 }
@@ -99,16 +131,8 @@ export async function startMigration(client: Client, sites: Sites, plan: LoadedP
     if (settings.sourceDisposition === 'delete-after-verify') await requireConditionalDeletes(clients, settings.sources);
     const usersSite = clients.get(settings.routing.default)!;
     const body = Buffer.from(plan.users.map((u) => JSON.stringify({ userId: u.userId, country: u.country })).join('\n') + '\n');
-    const key = usersListKey(settings.migrationId);
-    try {
-      await usersSite.s3.send(new PutObjectCommand({
-        Bucket: usersSite.bucket, Key: key, Body: body, ContentType: 'application/x-ndjson',
-        ChecksumSHA256: createHash('sha256').update(body).digest('base64'),
-      }));
-    } catch (err) {
-      throw new UnreachableError(describeS3Error(err, { site: usersSite.name, bucket: usersSite.bucket, key, action: 'storing the user list' }).message);
-    }
-    const input: MigrationInput = { settings, usersSite: usersSite.name, usersTotal: plan.users.length, mode: 'start' };
+    const usersEtag = await storeUserList(usersSite, settings.migrationId, body, digest);
+    const input: MigrationInput = { settings, usersSite: usersSite.name, usersTotal: plan.users.length, usersEtag, mode: 'start' };
     const handle = await client.workflow.start('migrationWorkflow', {
       workflowId,
       taskQueue,
@@ -118,6 +142,11 @@ export async function startMigration(client: Client, sites: Sites, plan: LoadedP
       workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
       typedSearchAttributes: [{ key: SA.migrationId, value: settings.migrationId }, { key: SA.phase, value: 'running' }],
     });
+    // USE_EXISTING: a concurrent start of the same id may have won; it must be this very plan.
+    const memo = ((await handle.describe()).memo ?? {}) as { planDigest?: string };
+    if (memo.planDigest !== digest) {
+      throw new InputError(`migration id "${settings.migrationId}" was just started with a different plan; choose a new migrationId`);
+    }
     return { handle: handle as MigrationHandle, workflowId, state: 'started' };
   } finally {
     destroySiteClients(clients);
@@ -183,7 +212,7 @@ export async function migrationInput(client: Client, migrationId: string): Promi
   const payload = history.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
   if (!payload) throw new Error(`workflow ${migrationWorkflowId(migrationId)} has no recorded input in its first history event`);
   const prev = defaultPayloadConverter.fromPayload<MigrationInput>(payload);
-  return { input: { settings: prev.settings, usersSite: prev.usersSite, usersTotal: prev.usersTotal, mode: prev.mode }, handle, status: d.status.name, taskQueue: d.taskQueue, memo: d.memo };
+  return { input: { settings: prev.settings, usersSite: prev.usersSite, usersTotal: prev.usersTotal, usersEtag: prev.usersEtag, mode: prev.mode }, handle, status: d.status.name, taskQueue: d.taskQueue, memo: d.memo };
 }
 
 /**

@@ -79,6 +79,8 @@ export interface MigrationInput {
   /** Site and count of the stored user list (`_clover/migrations/<id>/users.jsonl`). */
   usersSite: string;
   usersTotal: number;
+  /** The stored user list's ETag: every read of the list is pinned to it (absent in migrations started before pinning). */
+  usersEtag?: string;
   /** `retry` skips users whose manifest is already committed. */
   mode: 'start' | 'retry';
   /** Continue-as-new once a run's history has this many events (default 4,000; tests lower it). */
@@ -192,6 +194,8 @@ export const cutoverSignal = defineSignal<[]>('cutover');
 export interface RollbackInput {
   settings: MigrationSettings;
   usersSite: string;
+  /** The user list's ETag, as pinned by the migration. */
+  usersEtag?: string;
   /** Only these users; all users of the migration when absent. */
   userIds?: string[];
   state?: RollbackState;

@@ -70,7 +70,7 @@ export async function migrationWorkflow(input: MigrationInput): Promise<Migratio
         if (row === undefined) {
           if (state.usersExhausted) break;
           const page = await readUsersPage({
-            migrationId: settings.migrationId, usersSite: input.usersSite, offset: state.usersOffset, limit: USERS_PAGE,
+            migrationId: settings.migrationId, usersSite: input.usersSite, usersEtag: input.usersEtag, offset: state.usersOffset, limit: USERS_PAGE,
             checkCommitted: input.mode === 'retry' ? settings.routing : undefined,
           });
           state.pending = page.users;

@@ -30,7 +30,7 @@ export async function rollbackWorkflow(input: RollbackInput): Promise<RollbackRe
       state.usersExhausted = state.userIndex >= input.userIds.length;
       return page.map((userId) => ({ userId }));
     }
-    const page = await readUsersPage({ migrationId: settings.migrationId, usersSite: input.usersSite, offset: state.usersOffset, limit: 100 });
+    const page = await readUsersPage({ migrationId: settings.migrationId, usersSite: input.usersSite, usersEtag: input.usersEtag, offset: state.usersOffset, limit: 100 });
     state.usersOffset = page.nextOffset;
     state.usersExhausted = page.done;
     return page.users;
