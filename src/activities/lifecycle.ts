@@ -1,6 +1,8 @@
 import { ApplicationFailure } from '@temporalio/common';
 import pLimit from 'p-limit';
+import { manifestKey } from '../domain/layout';
 import { amendManifest } from '../domain/manifest';
+import { assertManifestValid } from '../domain/manifest-guard';
 import { abortUploads, deleteIfUnchanged } from '../storage/delete';
 import { getManifest, putManifest } from '../storage/manifests';
 import { headObject } from '../storage/object-meta';
@@ -17,6 +19,10 @@ export interface DisposeSourcesInput {
   userId: string;
   targetSite: string;
   objectsPerUser: number;
+  /** The plan's source sites: a manifest entry naming any other site is refused (manifest guard). */
+  sources: string[];
+  /** The user's resolved prefix: the manifest's `userPrefix` and every entry's key must lie under it. */
+  userPrefix: string;
 }
 
 export interface DisposeSourcesResult {
@@ -34,7 +40,8 @@ export function createLifecycleActivities(deps: ActivityDeps) {
    * Deletes the user's source objects after the grace period, reading only the committed manifest
    * (invariant 1): an object goes only if its EU copy still has the verified ETag and the source still
    * has the ETag that was copied (a conditional delete). Anything else is left and reported.
-   * Idempotent: an object already gone counts as deleted.
+   * The manifest is checked first (manifest guard): one that fails deletes nothing and fails the user
+   * with a permanent ManifestInvalid. Idempotent: an object already gone counts as deleted.
    */
   function disposeSources(input: DisposeSourcesInput): Promise<DisposeSourcesResult> {
     return runActivity(async ({ signal, beat }) => {
@@ -43,6 +50,7 @@ export function createLifecycleActivities(deps: ActivityDeps) {
       if (!m) {
         throw ApplicationFailure.create({ type: 'NoManifest', nonRetryable: true, message: `user ${input.userId}: no committed manifest, so no source object may be deleted` });
       }
+      assertManifestValid(m, { migrationId: input.migrationId, userId: input.userId, userPrefix: input.userPrefix, sources: input.sources }, manifestKey(input.migrationId, input.userId));
       if (m.sourceDisposition) return { deleted: m.sourceDisposition.deleted, keptChanged: m.sourceDisposition.keptChanged.length };
       const limit = pLimit(input.objectsPerUser);
       const keptChanged: { key: string; site: string; reason: string }[] = [];

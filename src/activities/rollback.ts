@@ -1,5 +1,7 @@
 import pLimit from 'p-limit';
+import { manifestKey } from '../domain/layout';
 import { amendManifest, type ManifestEntry } from '../domain/manifest';
+import { assertManifestValid } from '../domain/manifest-guard';
 import { abortUploads, deleteIfUnchanged } from '../storage/delete';
 import { listAllKeys } from '../storage/listing';
 import { getManifest, putManifest } from '../storage/manifests';
@@ -17,6 +19,8 @@ export interface RollbackUserInput {
   targetSite: string;
   prefix: string;
   objectsPerUser: number;
+  /** The plan's source sites: a manifest entry naming any other site is refused (manifest guard). */
+  sources: string[];
 }
 
 export interface RollbackUserResult {
@@ -38,7 +42,8 @@ export function createRollbackActivities(deps: ActivityDeps) {
    *    ETag the migration recorded (an EU object modified since is kept and reported);
    * 3. objects this migration wrote that never reached a manifest (cancelled or failed users) go the
    *    same way, and incomplete multipart uploads are aborted;
-   * 4. the manifest is marked rolled back. Idempotent and resumable: every step re-checks storage.
+   * 4. the manifest is marked rolled back. A committed manifest that fails the manifest guard stops it
+   *    before step 1 (permanent ManifestInvalid): nothing of this user is touched. Idempotent and resumable: every step re-checks storage.
    */
   function rollbackUser(input: RollbackUserInput): Promise<RollbackUserResult> {
     return runActivity(async ({ signal, beat }) => {
@@ -49,6 +54,8 @@ export function createRollbackActivities(deps: ActivityDeps) {
       };
       const target = site(deps, input.targetSite);
       const m = await getManifest(target, input.migrationId, input.userId, signal);
+      // Checked before anything is restored or deleted: a manifest that fails touches nothing of this user.
+      if (m) assertManifestValid(m, { migrationId: input.migrationId, userId: input.userId, userPrefix: input.prefix, sources: input.sources }, manifestKey(input.migrationId, input.userId));
       if (m?.rolledBack) {
         return { ...result, restored: m.rolledBack.restored, targetDeleted: m.rolledBack.targetDeleted, kept: m.rolledBack.kept.length, problems: m.rolledBack.kept.map((k) => ({ key: k.key, problem: k.reason })) };
       }

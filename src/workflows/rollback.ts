@@ -53,14 +53,17 @@ export async function rollbackWorkflow(input: RollbackInput): Promise<RollbackRe
           for (const targetSite of targetsFor(u)) {
             const r = await rollbackUser({
               migrationId: settings.migrationId, userId: u.userId, targetSite,
-              prefix: userPrefixFor(settings.userPrefix, u.userId), objectsPerUser: settings.concurrency.objectsPerUser,
+              prefix: userPrefixFor(settings.userPrefix, u.userId), objectsPerUser: settings.concurrency.objectsPerUser, sources: settings.sources,
             });
             add({ restored: r.restored, targetDeleted: r.targetDeleted, partialDeleted: r.partialDeleted, kept: r.kept, uploadsAborted: r.uploadsAborted });
             for (const p of r.problems) if (state.problems.length < MAX_PROBLEMS) state.problems.push({ userId: u.userId, key: p.key, problem: p.problem });
           }
           add({ users: 1 });
         } catch (err) {
-          if (state.problems.length < MAX_PROBLEMS) state.problems.push({ userId: u.userId, problem: (err as Error).message });
+          // An activity failure wraps the activity's own error as `cause`: that message says what and where.
+          let e = err as { message?: string; cause?: unknown };
+          while (e.cause) e = e.cause as typeof e;
+          if (state.problems.length < MAX_PROBLEMS) state.problems.push({ userId: u.userId, problem: e.message ?? String(err) });
         } finally {
           running--;
         }
