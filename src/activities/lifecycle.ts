@@ -1,11 +1,12 @@
 import { ApplicationFailure } from '@temporalio/common';
 import pLimit from 'p-limit';
 import { manifestKey } from '../domain/layout';
-import { amendManifest } from '../domain/manifest';
+import { amendManifest, manifestGeneration } from '../domain/manifest';
 import { assertManifestValid } from '../domain/manifest-guard';
 import { abortUploads, deleteIfUnchanged } from '../storage/delete';
 import { getManifest, putManifest } from '../storage/manifests';
 import { headObject } from '../storage/object-meta';
+import { readProgress, runRecorded } from '../storage/progress';
 import { site, targetSite, type ActivityDeps } from './deps';
 import { runActivity } from './scaffold';
 
@@ -25,6 +26,15 @@ export interface DisposeSourcesInput {
   userPrefix: string;
 }
 
+/** One source object's disposal, as its progress record holds it. */
+interface DisposalOutcome {
+  key: string;
+  site: string;
+  /** `deleted`: gone from the source (by this run or an interrupted earlier one); `kept`: left, with why. */
+  outcome: 'deleted' | 'kept';
+  reason?: string;
+}
+
 export interface DisposeSourcesResult {
   deleted: number;
   keptChanged: number;
@@ -41,7 +51,10 @@ export function createLifecycleActivities(deps: ActivityDeps) {
    * (invariant 1): an object goes only if its EU copy still has the verified ETag and the source still
    * has the ETag that was copied (a conditional delete). Anything else is left and reported.
    * The manifest is checked first (manifest guard): one that fails deletes nothing and fails the user
-   * with a permanent ManifestInvalid. Idempotent: an object already gone counts as deleted.
+   * with a permanent ManifestInvalid. Progress is recorded per batch under
+   * `_clover/migrations/<id>/progress/<userId>/dispose/<generation>/` before the batch's deletes are issued and with
+   * their outcomes after; the manifest's `sourceDisposition` sums every run's records. Idempotent and
+   * resumable: a re-run acts only on keys with no recorded outcome; an object already gone counts as deleted.
    */
   function disposeSources(input: DisposeSourcesInput): Promise<DisposeSourcesResult> {
     return runActivity(async ({ signal, beat }) => {
@@ -52,24 +65,27 @@ export function createLifecycleActivities(deps: ActivityDeps) {
       }
       assertManifestValid(m, { migrationId: input.migrationId, userId: input.userId, userPrefix: input.userPrefix, sources: input.sources }, manifestKey(input.migrationId, input.userId));
       if (m.sourceDisposition) return { deleted: m.sourceDisposition.deleted, keptChanged: m.sourceDisposition.keptChanged.length };
-      const limit = pLimit(input.objectsPerUser);
-      const keptChanged: { key: string; site: string; reason: string }[] = [];
-      let deleted = 0;
-      await Promise.all(
-        m.entries.map((e) =>
-          limit(async () => {
-            const copy = await headObject(target, e.key, signal);
-            if (!copy || copy.etag !== e.targetEtag) {
-              keptChanged.push({ key: e.key, site: e.sourceSite, reason: `the EU copy ${copy ? 'changed' : 'is missing'} since it was verified` });
-              return;
-            }
-            const r = await deleteIfUnchanged(site(deps, e.sourceSite), e.key, e.sourceEtag, signal);
-            if (r === 'changed') keptChanged.push({ key: e.key, site: e.sourceSite, reason: 'the source object changed since it was copied' });
-            else deleted++;
-            beat();
-          }),
-        ),
-      );
+      // Every batch is recorded before its first delete and after its last: a run interrupted anywhere
+      // leaves a record of what it did, and the next run acts only on keys with no recorded outcome.
+      const generation = manifestGeneration(m);
+      const progress = await readProgress<DisposalOutcome>(target, input.migrationId, input.userId, 'dispose', generation, signal);
+      await runRecorded({
+        site: target, migrationId: input.migrationId, userId: input.userId, op: 'dispose', generation, signal,
+        items: m.entries, keyOf: (e) => e.key, progress, limit: pLimit(input.objectsPerUser),
+        work: async (e): Promise<DisposalOutcome> => {
+          const kept = (reason: string): DisposalOutcome => ({ key: e.key, site: e.sourceSite, outcome: 'kept', reason });
+          const copy = await headObject(target, e.key, signal);
+          if (!copy || copy.etag !== e.targetEtag) return kept(`the EU copy ${copy ? 'changed' : 'is missing'} since it was verified`);
+          const r = await deleteIfUnchanged(site(deps, e.sourceSite), e.key, e.sourceEtag, signal);
+          beat();
+          if (r === 'changed') return kept('the source object changed since it was copied');
+          return { key: e.key, site: e.sourceSite, outcome: 'deleted' };
+        },
+      });
+      // The amendment sums every run's records, not only this one's.
+      const outcomes = m.entries.map((e) => progress.done.get(e.key)).filter((o) => o !== undefined);
+      const deleted = outcomes.filter((o) => o.outcome === 'deleted').length;
+      const keptChanged = outcomes.filter((o) => o.outcome === 'kept').map((o) => ({ key: o.key, site: o.site, reason: o.reason ?? '' }));
       await putManifest(target, amendManifest(m, { sourceDisposition: { state: 'deleted', at: new Date().toISOString(), deleted, keptChanged } }), signal);
       return { deleted, keptChanged: keptChanged.length };
     });
