@@ -7,9 +7,10 @@ export function printAudit(r: AuditReport): void {
   out(`verify ${r.migrationId}: ${r.manifests} manifest(s), ${r.users} user(s), ${r.objects} object(s), ${formatBytes(r.bytes)}; ${r.objectsChecked} object(s) re-read and hashed`);
   if (r.manifests === 0) out('no committed manifest found for this migration in any site');
   if (r.rolledBack > 0) out(`${r.rolledBack} user(s) rolled back: their manifests are marked so and their objects were not checked`);
-  for (const p of r.problems.slice(0, 50)) out(`MISMATCH site ${p.site} ${p.manifest}${p.key !== undefined ? ` key ${JSON.stringify(p.key)}` : ''}: ${p.problem}`);
+  for (const p of r.problems.slice(0, 50)) out(`${p.kind === 'error' ? 'ERROR' : 'MISMATCH'} site ${p.site} ${p.manifest}${p.key !== undefined ? ` key ${JSON.stringify(p.key)}` : ''}: ${p.problem}`);
   if (r.problems.length > 50) out(`... and ${r.problems.length - 50} more`);
-  out(r.ok ? 'OK: every manifest digest holds and every object matches its SHA-256' : `FAILED: ${r.problems.length} problem(s)`);
+  const errors = r.problems.filter((p) => p.kind === 'error').length;
+  out(r.ok ? 'OK: every manifest digest holds and every object matches its SHA-256' : `FAILED: ${r.problems.length - errors} mismatch(es), ${errors} read error(s)`);
 }
 
 export function registerVerify(program: Command): void {

@@ -213,6 +213,9 @@ describe('migration lifecycle', () => {
     expect(r).toMatchObject({ phase: 'rolled-back', problems: [] });
     for (const [key, body] of bodies) expect(sha256((await get(c, 'sg', key))!.body)).toBe(sha256(body));
     expect(await listKeys(c, 'eu-ie', `users/${userId}/`)).toEqual([]);
+    // The counts span both workers (the progress records of the killed one's batches are summed in).
+    expect(r.counters).toMatchObject({ restored: 400, targetDeleted: 400, kept: 0 });
+    expect((await manifest(id, userId)).rolledBack).toMatchObject({ restored: 400, targetDeleted: 400, kept: [] });
   });
 
   it('cutover ends a long grace period; a user above maxDeletes waits for an operator', async () => {

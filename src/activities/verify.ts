@@ -66,7 +66,10 @@ export function createVerifyActivities(deps: ActivityDeps) {
    * Checks every object the copy recorded: mode `full` re-reads the target and recomputes SHA-256;
    * mode `checksum` compares the checksum the target server stored. A mismatch re-copies the object
    * (only over the ETag this migration wrote) up to `maxRecopies` times; if it persists the user fails
-   * with a non-retryable VerifyMismatch naming the key. Idempotent; resumes at the page in its heartbeat.
+   * with a non-retryable VerifyMismatch naming the key. A read that fails for any other reason than the
+   * object having changed (access denied, timeout, 5xx) is an error, never a mismatch: it is thrown
+   * (transient: retried; permanent: the user fails naming site and key) and nothing is re-copied.
+   * Idempotent; resumes at the page in its heartbeat.
    */
   function verifyUserObjects(input: VerifyUserInput): Promise<VerifyUserResult> {
     return runActivity(async ({ ctx, signal, checkpointWith, beat }) => {
@@ -82,7 +85,13 @@ export function createVerifyActivities(deps: ActivityDeps) {
       const check = async (e: StagedEntry): Promise<string | undefined> => {
         if (input.mode === 'full') {
           // The read is pinned to the ETag the copy recorded, so it reads exactly that object or fails.
-          const h = await hashObject(target, e.key, e.targetEtag, signal, deps).catch(() => undefined);
+          // Only "the object changed or is gone" (412/404) can be a mismatch, and a HEAD says which; any
+          // other read error (access denied, a timeout, a reset) says nothing about the bytes, so it is
+          // thrown: transient ones retry the activity, permanent ones fail the user. Never a re-copy.
+          const h = await hashObject(target, e.key, e.targetEtag, signal, deps).catch((err: unknown) => {
+            if (err instanceof SourceChangedError) return undefined;
+            throw err;
+          });
           if (!h) {
             const head = await headObject(target, e.key, signal);
             if (!head) return 'missing from the target';

@@ -4,12 +4,19 @@ import type { Sites } from '../config/sites';
 import { manifestsPrefix, usersListKey } from '../domain/layout';
 import { manifestDigest, type Manifest } from '../domain/manifest';
 import { createSiteClients, destroySiteClients, type SiteClients } from '../storage/clients';
+import { StorageError, isNotFound } from '../storage/errors';
 import { getJson } from '../storage/json-records';
 import { listAllKeys } from '../storage/listing';
 import { headObject } from '../storage/object-meta';
 import { hashObject } from '../storage/pinned-read';
 
 export interface AuditProblem {
+  /**
+   * `mismatch`: storage holds something other than the manifest says (bytes, size, a missing object, an
+   * altered manifest). `error`: it could not be read (access denied, timeout, 5xx): nothing is known
+   * about those bytes, so it is never reported as a mismatch.
+   */
+  kind: 'mismatch' | 'error';
   site: string;
   manifest: string;
   key?: string;
@@ -40,8 +47,11 @@ async function userListStored(clients: SiteClients, migrationId: string): Promis
  * migration in every site, checks its digest, re-reads every listed object and recomputes its SHA-256.
  * An id that no site knows (no manifest, no user list) is bad input (InputError), not a failed audit.
  */
-export async function auditMigration(sites: Sites, migrationId: string, opts: { concurrency?: number; onProgress?: (checked: number) => void } = {}): Promise<AuditReport> {
-  const clients = createSiteClients(sites, { maxSockets: opts.concurrency ?? 16 });
+export async function auditMigration(
+  sites: Sites, migrationId: string,
+  opts: { concurrency?: number; onProgress?: (checked: number) => void; /** Clients to use instead of ones built from `sites` (the caller's: not destroyed here). */ clients?: SiteClients } = {},
+): Promise<AuditReport> {
+  const clients = opts.clients ?? createSiteClients(sites, { maxSockets: opts.concurrency ?? 16 });
   const limit = pLimit(opts.concurrency ?? 16);
   const report: AuditReport = { migrationId, manifests: 0, users: 0, objects: 0, bytes: 0, objectsChecked: 0, rolledBack: 0, problems: [], ok: false };
   const users = new Set<string>();
@@ -53,19 +63,19 @@ export async function auditMigration(sites: Sites, migrationId: string, opts: { 
         try {
           m = await getJson<Manifest>(s, key, 'a manifest');
         } catch (err) {
-          report.problems.push({ site: s.name, manifest: key, problem: `unreadable: ${(err as Error).message}` });
+          report.problems.push({ kind: 'error', site: s.name, manifest: key, problem: `unreadable: ${(err as Error).message}` });
           continue;
         }
         if (!m) {
-          report.problems.push({ site: s.name, manifest: key, problem: 'listed, then gone before it could be read' });
+          report.problems.push({ kind: 'mismatch', site: s.name, manifest: key, problem: 'listed, then gone before it could be read' });
           continue;
         }
         if (m.format !== 'clover-manifest/1' || manifestDigest(m) !== m.digest) {
-          report.problems.push({ site: s.name, manifest: key, problem: 'manifest digest does not match its content (the manifest was altered)' });
+          report.problems.push({ kind: 'mismatch', site: s.name, manifest: key, problem: 'manifest digest does not match its content (the manifest was altered)' });
           continue;
         }
         if (m.targetSite !== s.name || m.migrationId !== migrationId) {
-          report.problems.push({ site: s.name, manifest: key, problem: `manifest names site ${m.targetSite} and migration ${m.migrationId}` });
+          report.problems.push({ kind: 'mismatch', site: s.name, manifest: key, problem: `manifest names site ${m.targetSite} and migration ${m.migrationId}` });
           continue;
         }
         users.add(m.userId);
@@ -80,10 +90,15 @@ export async function auditMigration(sites: Sites, migrationId: string, opts: { 
             limit(async () => {
               try {
                 const h = await hashObject(s, e.key, undefined);
-                if (h.size !== e.size) report.problems.push({ site: s.name, manifest: key, key: e.key, problem: `size ${h.size}, manifest says ${e.size}` });
-                else if (h.sha256 !== e.sha256) report.problems.push({ site: s.name, manifest: key, key: e.key, problem: `SHA-256 ${h.sha256}, manifest says ${e.sha256}` });
+                if (h.size !== e.size) report.problems.push({ kind: 'mismatch', site: s.name, manifest: key, key: e.key, problem: `size ${h.size}, manifest says ${e.size}` });
+                else if (h.sha256 !== e.sha256) report.problems.push({ kind: 'mismatch', site: s.name, manifest: key, key: e.key, problem: `SHA-256 ${h.sha256}, manifest says ${e.sha256}` });
               } catch (err) {
-                report.problems.push({ site: s.name, manifest: key, key: e.key, problem: (err as Error).message });
+                // A missing object is a mismatch (the manifest lists it); any other failed read is an error.
+                if (isNotFound(err) || (err instanceof StorageError && err.status === 404 && err.type !== 'NoSuchBucket')) {
+                  report.problems.push({ kind: 'mismatch', site: s.name, manifest: key, key: e.key, problem: 'missing: the manifest lists it, the site does not hold it' });
+                } else {
+                  report.problems.push({ kind: 'error', site: s.name, manifest: key, key: e.key, problem: `could not be read, so it was not checked: ${(err as Error).message}` });
+                }
               }
               report.objectsChecked++;
               opts.onProgress?.(report.objectsChecked);
@@ -96,7 +111,7 @@ export async function auditMigration(sites: Sites, migrationId: string, opts: { 
       throw new InputError(`no migration with id "${migrationId}" in any site of the sites file (no manifest and no user list ${usersListKey(migrationId)}); check the id, or --sites`);
     }
   } finally {
-    destroySiteClients(clients);
+    if (!opts.clients) destroySiteClients(clients);
   }
   report.users = users.size;
   report.ok = report.manifests > 0 && report.problems.length === 0;

@@ -39,6 +39,15 @@ export function rollbackFenceKey(migrationId: string, userId: string): string {
   return `${migrationPrefix(migrationId)}rollback-fence/${userId}.json`;
 }
 
+/**
+ * Progress records of a destructive step (`op`: `dispose` or `rollback`) of one user and manifest
+ * generation (`manifestGeneration`): one per batch, written before the batch's first delete or restore
+ * is issued and again with its outcomes after.
+ */
+export function progressPrefix(migrationId: string, userId: string, op: string, generation: string): string {
+  return `${migrationPrefix(migrationId)}progress/${userId}/${op}/${generation}/`;
+}
+
 export function userPrefixFor(template: string, userId: string): string {
   return template.split('{userId}').join(userId);
 }

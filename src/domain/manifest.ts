@@ -103,3 +103,12 @@ export function amendManifest(m: Manifest, changes: Partial<Pick<Manifest, 'sour
   const next = { ...m, ...changes };
   return { ...next, digest: manifestDigest(next) };
 }
+
+/**
+ * Names the committed manifest independently of its later amendments (`sourceDisposition`,
+ * `rolledBack`): progress records of destructive steps are kept per generation, so a manifest
+ * committed again later (another pass) never inherits an earlier generation's records.
+ */
+export function manifestGeneration(m: Manifest): string {
+  return manifestDigest({ ...m, sourceDisposition: undefined, rolledBack: undefined }).slice(0, 16);
+}

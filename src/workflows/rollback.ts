@@ -55,7 +55,7 @@ export async function rollbackWorkflow(input: RollbackInput): Promise<RollbackRe
           for (const targetSite of targetsFor(u)) {
             const r = await rollbackUser({
               migrationId: settings.migrationId, userId: u.userId, targetSite,
-              prefix: userPrefixFor(settings.userPrefix, u.userId), objectsPerUser: settings.concurrency.objectsPerUser,
+              prefix: userPrefixFor(settings.userPrefix, u.userId), objectsPerUser: settings.concurrency.objectsPerUser, sources: settings.sources,
             });
             add({ restored: r.restored, targetDeleted: r.targetDeleted, partialDeleted: r.partialDeleted, kept: r.kept, uploadsAborted: r.uploadsAborted });
             for (const p of r.problems) if (state.problems.length < MAX_PROBLEMS) state.problems.push({ userId: u.userId, key: p.key, problem: p.problem });

@@ -138,7 +138,9 @@ export async function userMigrationWorkflow(input: UserMigrationInput, resume?: 
       await controls.cutoverRequested();
     }
     setPhase('delete');
-    const d = await pausable(() => disposeSources({ migrationId, userId, targetSite, objectsPerUser: settings.concurrency.objectsPerUser }));
+    const d = await pausable(() => disposeSources({
+      migrationId, userId, targetSite, objectsPerUser: settings.concurrency.objectsPerUser, sources: settings.sources, userPrefix: prefix,
+    }));
     setPhase('done');
     await parent.signal(userDisposedSignal, { userId, deleted: d.deleted, keptChanged: d.keptChanged });
   }
