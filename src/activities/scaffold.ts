@@ -1,6 +1,8 @@
 import { setMaxListeners } from 'node:events';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
+import { REPEATABLE_ATTEMPTS } from '../domain/error-classes';
+import { StorageError, givenUp } from '../storage/errors';
 
 /** Heartbeat period while an activity works (the SDK throttles what reaches the server). */
 export const HEARTBEAT_EVERY_MS = 5_000;
@@ -37,13 +39,16 @@ export async function runActivity<T>(body: (scope: ActivityScope) => Promise<T>)
 }
 
 /**
- * Permanent errors (a StorageError or InvalidManifestError with `permanent` set) become non-retryable failures; transient ones retry under the activity's
+ * Permanent errors (a StorageError or InvalidManifestError with `permanent` set) become non-retryable
+ * failures; so does a repeatable StorageError (the store refuses the request the same way each time)
+ * from the activity's REPEATABLE_ATTEMPTS-th attempt on. Transient ones retry under the activity's
  * policy. After a cancellation (pause, cancel, worker shutdown) the cancellation itself is reported,
  * whatever error the aborted S3 call raised.
  */
 function toFailure(ctx: Context, err: unknown): unknown {
   const signal = ctx.cancellationSignal;
   if (signal.aborted) return signal.reason ?? err;
+  if (err instanceof StorageError && err.repeatable && ctx.info.attempt >= REPEATABLE_ATTEMPTS) err = givenUp(err, ctx.info.attempt);
   const e = err as { permanent?: unknown; type?: unknown; message?: unknown };
   if (err instanceof Error && e.permanent === true && typeof e.type === 'string') {
     return ApplicationFailure.create({ type: e.type, nonRetryable: true, message: err.message });
