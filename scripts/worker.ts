@@ -19,12 +19,13 @@ export function registerWorker(program: Command): void {
     .option('--sites <file>', 'sites file (default: CLOVER_SITES, else the local stack\'s)')
     .option('--max-activities <n>', 'activities (user copies and verifies) at once', positive('--max-activities'), d.maxActivities)
     .option('--max-sockets <n>', 'HTTP sockets per site', positive('--max-sockets'), d.maxSockets)
+    .option('--idle-timeout-seconds <n>', 'seconds an S3 request may stay silent before it is abandoned and retried on a new connection', positive('--idle-timeout-seconds'), d.idleTimeoutMs / 1000)
     .option('--memory-mib <n>', 'MiB of object data buffered at once', positive('--memory-mib'), d.memoryBudget / 1048576)
     .option('--part-mib <n>', 'minimum multipart part size in MiB (also the multipart threshold)', positive('--part-mib'), d.minPartSize / 1048576)
     .option('--hash-threads <n>', 'threads hashing object bytes beside the one moving them (default: CPU cores - 1, 1 to 4)', positive('--hash-threads'), d.hashThreads)
     .option('--grace-seconds <n>', 'seconds in-flight work gets to checkpoint on shutdown', positive('--grace-seconds'), d.shutdownGraceMs / 1000)
     .option('--task-queue <name>', 'task queue (default: CLOVER_TASK_QUEUE, else clover-migrations)')
-    .action(async (o: { sites?: string; maxActivities: number; maxSockets: number; memoryMib: number; partMib: number; hashThreads: number; graceSeconds: number; taskQueue?: string }) => {
+    .action(async (o: { sites?: string; maxActivities: number; maxSockets: number; idleTimeoutSeconds: number; memoryMib: number; partMib: number; hashThreads: number; graceSeconds: number; taskQueue?: string }) => {
       const temporal = temporalConfig();
       const logger = createLogger();
       const sites = loadSites(o.sites);
@@ -37,6 +38,7 @@ export function registerWorker(program: Command): void {
           ...d,
           maxActivities: o.maxActivities,
           maxSockets: o.maxSockets,
+          idleTimeoutMs: o.idleTimeoutSeconds * 1000,
           memoryBudget: o.memoryMib * 1048576,
           multipartThreshold: o.partMib * 1048576,
           minPartSize: o.partMib * 1048576,

@@ -1,9 +1,11 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import pLimit from 'p-limit';
+import { REPEATABLE_ATTEMPTS } from '../domain/error-classes';
 import { compareKeys, type ConflictRecord } from '../domain/manifest';
 import type { Site } from '../storage/clients';
 import type { UploadCheckpoint } from '../storage/copy-request';
 import { abortUploads } from '../storage/delete';
-import { SourceChangedError, TargetChangedError, describeS3Error } from '../storage/errors';
+import { SourceChangedError, StorageError, TargetChangedError, describeS3Error, givenUp } from '../storage/errors';
 import { listObjectsPage } from '../storage/listing';
 import { copyObject } from '../storage/object-copy';
 import { META, headObject, stripQuotes, type SourceObject } from '../storage/object-meta';
@@ -147,6 +149,8 @@ export function createCopyActivities(deps: ActivityDeps) {
 
       /** Copies one candidate unless the target already holds it; returns its entry, or a conflict. */
       async function place(c: SourceObject): Promise<{ entry?: StagedEntry; foreign?: ConflictRecord }> {
+        // Failures that repeat the same way on the same key and ETag (bit rot, a request the store refuses).
+        let repeated = 0;
         for (let attempt = 0; ; attempt++) {
           // A key the target listing did not show goes straight to a conditional write (If-None-Match: *
           // still refuses to overwrite anything that appeared since); otherwise HEAD for its metadata.
@@ -193,6 +197,13 @@ export function createCopyActivities(deps: ActivityDeps) {
               },
             };
           } catch (err) {
+            if (err instanceof StorageError && err.repeatable) {
+              // Read again from scratch a few times (an intermediary may have garbled one read), then the
+              // user fails naming the key: retrying the activity forever would read the same bytes.
+              if (++repeated >= REPEATABLE_ATTEMPTS) throw givenUp(err, repeated);
+              await sleep(500 * repeated, undefined, { signal });
+              continue;
+            }
             if (attempt >= 3) throw err;
             if (err instanceof TargetChangedError) continue; // look at the target again
             if (err instanceof SourceChangedError) {

@@ -1,9 +1,20 @@
 import { setMaxListeners } from 'node:events';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
+import { REPEATABLE_ATTEMPTS } from '../domain/error-classes';
+import { StorageError, givenUp } from '../storage/errors';
+import { withProgress } from '../storage/liveness';
 
 /** Heartbeat period while an activity works (the SDK throttles what reaches the server). */
 export const HEARTBEAT_EVERY_MS = 5_000;
+
+/**
+ * Without progress (bytes read, an S3 request completed, an object done) for this long the periodic
+ * heartbeat stops, so Temporal times the attempt out (heartbeat timeout 20 s) and retries it: a wedged
+ * attempt is replaced within about a minute. Well above the S3 clients' idle timeout (30 s), so a hung
+ * request is first retried by the SDK on a new connection, and above any legitimate silence (one request).
+ */
+export const STALL_AFTER_MS = 40_000;
 
 /** What every activity body gets from `runActivity`. */
 export interface ActivityScope {
@@ -17,18 +28,42 @@ export interface ActivityScope {
 }
 
 /**
- * The one scaffold every activity runs in: heartbeats the checkpoint every few seconds until the body
- * ends (one large object can stream for longer than the heartbeat timeout, and a silent attempt would
- * be timed out and run twice), and turns what the body throws into what Temporal should do with it.
+ * The one scaffold every activity runs in: heartbeats the checkpoint every few seconds while the body
+ * makes progress (one large object can stream for longer than the heartbeat timeout, and a silent
+ * attempt would be timed out and run twice), stops heartbeating once it has made none for
+ * STALL_AFTER_MS (Temporal then times the attempt out and retries it), aborts the stalled attempt's
+ * requests once that timeout has passed, and turns what the body throws into what Temporal should do.
  */
 export async function runActivity<T>(body: (scope: ActivityScope) => Promise<T>): Promise<T> {
   const ctx = Context.current();
-  setMaxListeners(0, ctx.cancellationSignal);
+  const stalled = new AbortController();
+  const signal = AbortSignal.any([ctx.cancellationSignal, stalled.signal]);
+  setMaxListeners(0, ctx.cancellationSignal, signal);
   let details: () => unknown = () => undefined;
-  const beat = () => ctx.heartbeat(details());
-  const timer = setInterval(beat, HEARTBEAT_EVERY_MS);
+  let lastProgress = Date.now();
+  const progress = () => (lastProgress = Date.now());
+  const beat = () => {
+    progress();
+    ctx.heartbeat(details());
+  };
+  // Past this, Temporal has timed the attempt out: its hung requests are aborted so they free their slot.
+  const abandonAfterMs = STALL_AFTER_MS + (ctx.info.heartbeatTimeoutMs ?? 0) + HEARTBEAT_EVERY_MS;
+  let warned = false;
+  const timer = setInterval(() => {
+    const silentMs = Date.now() - lastProgress;
+    if (silentMs < STALL_AFTER_MS) {
+      warned = false;
+      ctx.heartbeat(details());
+      return;
+    }
+    if (!warned) {
+      warned = true;
+      ctx.log.warn('no progress: heartbeats stop so that Temporal times this attempt out and retries it', { silentMs });
+    }
+    if (silentMs >= abandonAfterMs && !stalled.signal.aborted) stalled.abort(new Error(`no progress for ${Math.round(silentMs / 1000)} s: attempt abandoned`));
+  }, HEARTBEAT_EVERY_MS);
   try {
-    return await body({ ctx, signal: ctx.cancellationSignal, checkpointWith: (d) => (details = d), beat });
+    return await withProgress(progress, () => body({ ctx, signal, checkpointWith: (d) => (details = d), beat }));
   } catch (err) {
     throw toFailure(ctx, err);
   } finally {
@@ -37,13 +72,16 @@ export async function runActivity<T>(body: (scope: ActivityScope) => Promise<T>)
 }
 
 /**
- * Permanent errors (a StorageError or InvalidManifestError with `permanent` set) become non-retryable failures; transient ones retry under the activity's
+ * Permanent errors (a StorageError or InvalidManifestError with `permanent` set) become non-retryable
+ * failures; so does a repeatable StorageError (the store refuses the request the same way each time)
+ * from the activity's REPEATABLE_ATTEMPTS-th attempt on. Transient ones retry under the activity's
  * policy. After a cancellation (pause, cancel, worker shutdown) the cancellation itself is reported,
  * whatever error the aborted S3 call raised.
  */
 function toFailure(ctx: Context, err: unknown): unknown {
   const signal = ctx.cancellationSignal;
   if (signal.aborted) return signal.reason ?? err;
+  if (err instanceof StorageError && err.repeatable && ctx.info.attempt >= REPEATABLE_ATTEMPTS) err = givenUp(err, ctx.info.attempt);
   const e = err as { permanent?: unknown; type?: unknown; message?: unknown };
   if (err instanceof Error && e.permanent === true && typeof e.type === 'string') {
     return ApplicationFailure.create({ type: e.type, nonRetryable: true, message: err.message });

@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream';
 import type { ByteBudget } from './byte-budget';
 import type { Hasher } from './hash-pool';
+import { progressed } from './liveness';
 
 /**
  * Reads `body` into buffers of `blockSize` from `hasher`, each held against `budget`, and hands every
@@ -25,6 +26,7 @@ export async function readInBlocks(
     for await (const chunk of body) {
       let c = chunk as Buffer;
       read += c.length;
+      progressed();
       while (c.length > 0) {
         const n = Math.min(c.length, blockSize - fill);
         c.copy(buf, fill, 0, n);

@@ -4,6 +4,10 @@ import { S3Client } from '@aws-sdk/client-s3';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { Sites, SiteConfig } from '../config/sites';
 import { siteCredentialEnvNames } from '../config/sites';
+import { progressed } from './liveness';
+
+export const DEFAULT_IDLE_TIMEOUT_MS = 30_000;
+export const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
 
 export interface Site {
   name: string;
@@ -17,6 +21,14 @@ export type SiteClients = ReadonlyMap<string, Site>;
 export interface ClientOptions {
   /** Sockets per site: the number of S3 requests that can run at once against it. */
   maxSockets: number;
+  /**
+   * Milliseconds a request's socket may stay silent (no byte either way) before the request is
+   * abandoned and retried by the SDK on a new connection (default 30 s). A hung server or network path
+   * then costs a retry, not a copy that waits forever.
+   */
+  idleTimeoutMs?: number;
+  /** Milliseconds to open a connection (default 5 s). */
+  connectTimeoutMs?: number;
   env?: NodeJS.ProcessEnv;
 }
 
@@ -49,10 +61,17 @@ export function createSiteClients(sites: Sites, opts: ClientOptions): SiteClient
       requestHandler: new NodeHttpHandler({
         httpAgent: new HttpAgent(agentOpts),
         httpsAgent: new HttpsAgent(agentOpts),
-        connectionTimeout: 10_000,
-        requestTimeout: 120_000,
+        connectionTimeout: opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+        // An idle timeout, not a total one: a large part may stream for minutes, but never silently.
+        socketTimeout: opts.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
       }),
     });
+    // Every completed request counts as progress for the activity that sent it (heartbeats follow it).
+    s3.middlewareStack.add((next) => async (args) => {
+      const out = await next(args);
+      progressed();
+      return out;
+    }, { step: 'initialize', name: 'cloverProgress' });
     out.set(name, { name, config, bucket: config.bucket, s3 });
   }
   return out;

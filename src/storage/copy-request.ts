@@ -76,20 +76,24 @@ export function signedWith<C extends PutObjectCommand | UploadPartCommand>(comma
   return command;
 }
 
+/** Names the source object for its own checks: site, bucket, key and the ETag it was read with. */
+const sourceObject = (req: CopyRequest) =>
+  `source object ${JSON.stringify(req.object.key)} at site ${req.source.name}, bucket ${req.source.bucket}, ETag ${req.object.etag}`;
+
+/** The bytes read are as many as the source announced; repeated on the same ETag, the stored object is damaged. */
 export function checkSourceLength(req: CopyRequest, read: number, size: number): void {
   if (read !== size) {
-    throw new StorageError(`source object ${JSON.stringify(req.object.key)} at site ${req.source.name}: read ${read} bytes, expected ${size}`, 'SourceTruncated', false);
+    throw new StorageError(`${sourceObject(req)}: read ${read} bytes, expected ${size}`, 'SourceTruncated', false, undefined, true);
   }
 }
 
-/** The bytes read from the source hash to its single-part ETag (multipart `-N` and SSE-KMS ETags are not MD5s). */
+/**
+ * The bytes read hash to its single-part ETag (multipart `-N` and SSE-KMS ETags are not MD5s). A
+ * mismatch read again on the same ETag is bit rot at the source: repeatable, never transient forever.
+ */
 export function checkSourceMd5(req: CopyRequest, md5hex: string | undefined): void {
   if (needsMd5(req.object.etag) && md5hex !== req.object.etag) {
-    throw new StorageError(
-      `source object ${JSON.stringify(req.object.key)} at site ${req.source.name}: bytes read do not match its ETag (MD5 ${md5hex} != ${req.object.etag})`,
-      'SourceCorrupt',
-      false,
-    );
+    throw new StorageError(`${sourceObject(req)}: the bytes read do not match its ETag (MD5 ${md5hex})`, 'SourceCorrupt', false, undefined, true);
   }
 }
 

@@ -1,4 +1,4 @@
-import { PERMANENT_S3_ERRORS } from '../domain/names';
+import { REPEATABLE_ATTEMPTS, S3_ERROR_TABLE, classifyS3Error } from '../domain/error-classes';
 
 /** What an S3 call was doing, for error messages an operator can act on. */
 export interface S3Context {
@@ -10,8 +10,10 @@ export interface S3Context {
 
 
 /**
- * An S3 failure with its context. `permanent` failures (access, missing bucket, bad configuration)
- * must not be retried; everything else (throttling, 5xx, network) is transient.
+ * An S3 failure with its context, classified by the table in domain/error-classes.ts: `permanent`
+ * failures (access, missing bucket, bad configuration) must not be retried; `repeatable` ones (the
+ * store refuses this very request, the source's bytes are damaged) are retried a few times, then end
+ * the user (see `givenUp`); everything else (throttling, 5xx, network) is transient.
  */
 export class StorageError extends Error {
   constructor(
@@ -19,6 +21,7 @@ export class StorageError extends Error {
     readonly type: string,
     readonly permanent: boolean,
     readonly status?: number,
+    readonly repeatable = false,
   ) {
     super(message);
     this.name = 'StorageError';
@@ -43,18 +46,29 @@ export function isPreconditionFailed(err: unknown): boolean {
   return s3Status(err) === 412 || s3Code(err) === 'PreconditionFailed';
 }
 
-/** Wraps any S3 error with the site, bucket, key and action, classified permanent or transient. */
+/** Wraps any S3 error with the site, bucket, key and action, classified by the error table. */
 export function describeS3Error(err: unknown, ctx: S3Context): StorageError {
   if (err instanceof StorageError) return err;
   const code = s3Code(err);
   const status = s3Status(err);
   const where = `site ${ctx.site}, bucket ${ctx.bucket}${ctx.key !== undefined ? `, key ${JSON.stringify(ctx.key)}` : ''}`;
-  const reason = PERMANENT_S3_ERRORS[code] ?? (status === 403 ? 'access denied' : undefined);
-  if (reason) {
-    return new StorageError(`${ctx.action} failed at ${where}: ${reason} (${code}); check the sites file and the worker's credentials`, code, true, status);
+  const rule = classifyS3Error(code, status);
+  if (rule.class !== 'transient') {
+    const http = rule.class === 'repeatable' && status !== undefined ? `, HTTP ${status}` : '';
+    return new StorageError(`${ctx.action} failed at ${where}: ${rule.meaning} (${code}${http}); ${rule.action}`, code, rule.class === 'permanent', status, rule.class === 'repeatable');
   }
   const msg = (err as Error)?.message ?? String(err);
   return new StorageError(`${ctx.action} failed at ${where}: ${code}${status ? ` (HTTP ${status})` : ''}: ${msg}`, code, false, status);
+}
+
+/**
+ * A repeatable failure that happened `attempts` times in a row, made permanent: the user fails with
+ * the original message (site, bucket, key) and, when the table knows the type, what to do next.
+ */
+export function givenUp(err: StorageError, attempts: number = REPEATABLE_ATTEMPTS): StorageError {
+  const action = S3_ERROR_TABLE[err.type]?.action;
+  const next = action && !err.message.endsWith(action) ? `; ${action}` : '';
+  return new StorageError(`${err.message} (failed ${attempts} times in a row)${next}`, err.type, true, err.status, false);
 }
 
 /** Thrown when the source object no longer has the ETag it was listed with (invariant 3). */

@@ -6,6 +6,7 @@ import type { ByteBudget } from './byte-budget';
 import type { Site } from './clients';
 import { SourceChangedError, describeS3Error, isNotFound, isPreconditionFailed } from './errors';
 import { sizeClass, type Hasher } from './hash-pool';
+import { progressed } from './liveness';
 
 /** Objects smaller than this are hashed on the copying thread: handing them to a thread costs more. */
 export const OFFLOAD_MIN_BYTES = 256 * 1024;
@@ -44,6 +45,7 @@ export async function hashObject(
     for await (const chunk of body) {
       hash.update(chunk as Buffer);
       size += (chunk as Buffer).length;
+      progressed();
     }
     return { sha256: hash.digest('hex'), size };
   } catch (err) {

@@ -5,6 +5,7 @@ import { TargetChangedError, describeS3Error, isPreconditionFailed } from './err
 import { inlineHasher, sizeClass } from './hash-pool';
 import { META, stripQuotes } from './object-meta';
 import { OFFLOAD_MIN_BYTES } from './pinned-read';
+import { progressed } from './liveness';
 
 /** Writes an object of at most one part: read whole into a budgeted buffer, hashed, one conditional PUT. */
 export async function putSingle(req: CopyRequest, body: Readable, size: number, headers: Headers, metadata: Record<string, string>): Promise<CopyOutcome> {
@@ -20,6 +21,7 @@ export async function putSingle(req: CopyRequest, body: Readable, size: number, 
         const b = chunk as Buffer;
         if (read + b.length <= size) b.copy(buf, read);
         read += b.length;
+        progressed();
       }
     } catch (err) {
       throw describeS3Error(err, { site: req.source.name, bucket: req.source.bucket, key: object.key, action: 'reading GetObject body' });

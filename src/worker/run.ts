@@ -7,7 +7,7 @@ import type { TemporalConfig } from '../config/temporal';
 import { availableParallelism } from 'node:os';
 import { ByteBudget } from '../storage/byte-budget';
 import { HashPool } from '../storage/hash-pool';
-import { createSiteClients, destroySiteClients } from '../storage/clients';
+import { DEFAULT_IDLE_TIMEOUT_MS, createSiteClients, destroySiteClients } from '../storage/clients';
 import { DEFAULT_TASK_QUEUE } from '../domain/names';
 import { temporalLogger } from './logger';
 
@@ -16,6 +16,8 @@ export interface WorkerSettings {
   maxActivities: number;
   /** Sockets per site. */
   maxSockets: number;
+  /** How long an S3 request's socket may stay silent before the request is abandoned and retried. */
+  idleTimeoutMs: number;
   /** Bytes of object data buffered at once across all copies. */
   memoryBudget: number;
   multipartThreshold: number;
@@ -31,6 +33,7 @@ export interface WorkerSettings {
 export const defaultWorkerSettings = (): WorkerSettings => ({
   maxActivities: 8,
   maxSockets: 64,
+  idleTimeoutMs: DEFAULT_IDLE_TIMEOUT_MS,
   memoryBudget: 256 * 1024 * 1024,
   multipartThreshold: 16 * 1024 * 1024,
   minPartSize: 16 * 1024 * 1024,
@@ -59,7 +62,7 @@ export async function runWorker(opts: { temporal: TemporalConfig; sites: Sites; 
   } catch (err) {
     throw new UnreachableError(`cannot reach Temporal at ${temporal.address}: ${(err as Error).message} (is the stack up? \`npm run stack -- up\`)`);
   }
-  const clients = createSiteClients(sites, { maxSockets: settings.maxSockets });
+  const clients = createSiteClients(sites, { maxSockets: settings.maxSockets, idleTimeoutMs: settings.idleTimeoutMs });
   // Buffers kept for reuse count towards resident memory, so at most a quarter of the budget is kept idle.
   const hasher = new HashPool(settings.hashThreads, settings.memoryBudget / 4);
   const deps = {

@@ -141,24 +141,26 @@ describe('S3 error classification', () => {
     new S3ServiceException({ name, $fault: status !== undefined && status >= 500 ? 'server' : 'client', $metadata: { httpStatusCode: status }, message });
   const ctx = { site: 'eu-ie', bucket: 'clover-eu-ie', key: 'users/u-1/a b.txt', action: 'PutObject' };
 
-  const permanent: [string, number, string][] = [
-    ['AccessDenied', 403, 'access denied'],
-    ['InvalidAccessKeyId', 403, 'the access key is not known to the site'],
-    ['SignatureDoesNotMatch', 403, 'the secret key does not match the access key'],
-    ['NoSuchBucket', 404, 'the bucket does not exist'],
-    ['InvalidBucketName', 400, 'the bucket name is invalid'],
-    ['PermanentRedirect', 301, 'the bucket is in another region or endpoint'],
-    ['AuthorizationHeaderMalformed', 400, 'the region in the sites file is wrong for this endpoint'],
-    ['Forbidden', 403, 'access denied'], // HEAD requests: no body, so no code, only the status
-    ['AllAccessDisabled', 403, 'access denied'], // any other 403
+  const CONFIG = "check the sites file and the worker's credentials";
+  const REGION = 'fix the region or endpoint of this site in the sites file';
+  const permanent: [string, number, string, string][] = [
+    ['AccessDenied', 403, 'access denied', CONFIG],
+    ['InvalidAccessKeyId', 403, 'the access key is not known to the site', CONFIG],
+    ['SignatureDoesNotMatch', 403, 'the secret key does not match the access key', CONFIG],
+    ['NoSuchBucket', 404, 'the bucket does not exist', CONFIG],
+    ['InvalidBucketName', 400, 'the bucket name is invalid', CONFIG],
+    ['PermanentRedirect', 301, 'the bucket is in another region or endpoint', REGION],
+    ['AuthorizationHeaderMalformed', 400, 'the region in the sites file is wrong for this endpoint', REGION],
+    ['Forbidden', 403, 'access denied', CONFIG], // HEAD requests: no body, so no code, only the status
+    ['AllAccessDisabled', 403, 'access denied', CONFIG], // any other 403
   ];
-  it.each(permanent)('%s (HTTP %i) is permanent, and says so with site, bucket, key and action', (code, status, reason) => {
+  it.each(permanent)('%s (HTTP %i) is permanent, and says so with site, bucket, key and action', (code, status, reason, next) => {
     const e = describeS3Error(s3Error(code, status), ctx);
     expect(e).toBeInstanceOf(StorageError);
     expect(e.permanent).toBe(true);
     expect(e.type).toBe(code);
     expect(e.status).toBe(status);
-    expect(e.message).toBe(`PutObject failed at site eu-ie, bucket clover-eu-ie, key "users/u-1/a b.txt": ${reason} (${code}); check the sites file and the worker's credentials`);
+    expect(e.message).toBe(`PutObject failed at site eu-ie, bucket clover-eu-ie, key "users/u-1/a b.txt": ${reason} (${code}); ${next}`);
   });
 
   const transient: [string, number | undefined][] = [
