@@ -158,6 +158,8 @@ export interface UserMigrationInput {
   userId: string;
   country: string;
   targetSite: string;
+  /** Continue-as-new once the user's history has this many events (default: when Temporal suggests it; tests lower it). */
+  historyLimit?: number;
 }
 
 export interface UserOutcome {

@@ -1,5 +1,5 @@
 import {
-  ApplicationFailure, CancellationScope, ActivityCancellationType, continueAsNew, getExternalWorkflowHandle,
+  ApplicationFailure, CancellationScope, ActivityCancellationType, ContinueAsNew, continueAsNew, getExternalWorkflowHandle,
   isCancellation, log, proxyActivities, upsertSearchAttributes, workflowInfo,
 } from '@temporalio/workflow';
 import type { CloverActivities } from '../activities';
@@ -77,6 +77,8 @@ export async function userMigrationWorkflow(input: UserMigrationInput, resume?: 
     await disposeAfterGrace(outcome.counters.objects);
     return outcome;
   } catch (err) {
+    // Continue-as-new is thrown as an error: it is the run handing over, not a failure of the user.
+    if (err instanceof ContinueAsNew) throw err;
     if (isCancellation(err)) {
       return await CancellationScope.nonCancellable(async () => {
         setPhase('cancelled');
@@ -122,7 +124,7 @@ export async function userMigrationWorkflow(input: UserMigrationInput, resume?: 
         });
       }
       if (r.done) return transferred;
-      if (workflowInfo().continueAsNewSuggested) {
+      if (workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > (input.historyLimit ?? Infinity)) {
         await continueAsNew<typeof userMigrationWorkflow>(input, { page, cursor, transferred, paused: controls.isPaused() });
       }
     }
