@@ -1,7 +1,7 @@
 import { Client, Connection } from '@temporalio/client';
 import { migrationWorkflowId } from '../src/workflows/definitions';
 import { destroySiteClients } from '../src/storage/clients';
-import { clients, put, runCli, tmpPlanDir, uniqueId, writePlan } from './helpers';
+import { clients, exists, put, runCli, tmpPlanDir, uniqueId, writePlan } from './helpers';
 
 /**
  * Operator commands with no worker on the migration's task queue (this file never starts one): each
@@ -58,6 +58,16 @@ describe('operator commands with no worker running', () => {
     // The cancellation itself reached the server: a worker that starts later finishes it.
     const history = await client.workflow.getHandle(migrationWorkflowId(toCancel)).fetchHistory();
     expect(history.events?.some((e) => e.workflowExecutionCancelRequestedEventAttributes)).toBe(true);
+  });
+
+  it('clover rollback of a running migration gives up after 15 s with one line (exit 3) and touches nothing', async () => {
+    const id = await startWithoutWorker('nw-rollback');
+    const r = await runCli(['rollback', id]);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(new RegExp(`^clover: no worker answered the cancellation \\(a rollback's first step\\) of migration ${id} within 15s; the cancellation is recorded; run the rollback again once a worker runs; start one with \`clover worker\``));
+    oneLine(r.stderr);
+    expect(r.code).toBe(3);
+    expect(await exists(c, 'sg', `users/${id}-u/a.txt`)).toBe(true);
   });
 
   it('clover verify of a migration that was started (its user list is stored) but has no manifest yet fails (exit 1)', async () => {

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { WorkflowIdConflictPolicy, WorkflowIdReusePolicy, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
+import { WorkflowFailedError, WorkflowIdConflictPolicy, WorkflowIdReusePolicy, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import { InputError } from '../config/errors';
 import {
   SA, cutoverSignal, pauseUpdate, resumeUpdate, rollbackWorkflowId, userPauseSignal, userWorkflowId,
@@ -115,7 +115,12 @@ export async function startRollback(client: Client, migrationId: string, userIds
   const m = await migrationInput(client, migrationId);
   if (m.status === 'RUNNING') {
     await m.handle.cancel();
-    await m.handle.result().catch(() => undefined);
+    // A worker must carry the cancellation out; without one, say so (exit 3) instead of waiting forever.
+    await answeredByWorker(client, migrationId, m.handle, "the cancellation (a rollback's first step)",
+      'the cancellation is recorded; run the rollback again once a worker runs', () => m.handle.result().catch((err: unknown) => {
+        if (err instanceof WorkflowFailedError) return undefined; // cancelled (or failed): over either way
+        throw err;
+      }));
   }
   const input: RollbackInput = { settings: m.input.settings, usersSite: m.input.usersSite, usersEtag: m.input.usersEtag, userIds };
   return client.workflow.start<typeof rollbackWorkflow>('rollbackWorkflow', {
