@@ -8,7 +8,6 @@ export interface S3Context {
   action: string;
 }
 
-
 /**
  * An S3 failure with its context, classified by the table in domain/error-classes.ts: `permanent`
  * failures (access, missing bucket, bad configuration) must not be retried; `repeatable` ones (the
