@@ -1,6 +1,8 @@
-import { buildManifest, type ConflictRecord, type ManifestEntry } from '../domain/manifest';
-import { putManifest } from '../storage/manifests';
-import { listStagingPages, readStaging } from '../storage/staging';
+import { Context } from '@temporalio/activity';
+import { manifestKey } from '../domain/layout';
+import { buildManifest, compareKeys, ManifestConflictError, type ConflictRecord, type ErasureRecord, type Manifest, type ManifestEntry, type PassSummary } from '../domain/manifest';
+import { commitManifestGeneration, getCurrentManifest } from '../storage/manifests';
+import { listStagingPages, readStaging, removeStaging } from '../storage/staging';
 import { targetSite, type ActivityDeps } from './deps';
 import { runActivity } from './scaffold';
 
@@ -9,47 +11,136 @@ export interface CommitManifestInput {
   userId: string;
   targetSite: string;
   userPrefix: string;
+  /** The generation the pass built (1: the first pass); the newest committed one must be `generation - 1`. */
+  generation: number;
+  kind: 'first' | 'delta';
+  /** From the workflow's clock, so a retried attempt writes the very same manifest. */
+  committedAt: string;
 }
 
 export interface CommitManifestResult {
   manifestKey: string;
   digest: string;
+  generation: number;
   objects: number;
   bytes: number;
   copied: number;
   skipped: number;
   conflicts: number;
+  pass: PassSummary;
+  /** The first conflicts of this generation, with why. */
+  conflictKeys: { key: string; reason: string }[];
+}
+
+/** The newest committed generation of a user's manifest, as a workflow needs it (small). */
+export interface ManifestHead {
+  generation: number;
+  digest: string;
+  committedAt: string;
+  /** The sources were emptied (cut-over done): no pass may run any more. */
+  cutOver: boolean;
+  rolledBack: boolean;
+}
+
+export interface ReadManifestHeadInput {
+  migrationId: string;
+  userId: string;
+  targetSite: string;
+}
+
+const CONFLICTS_REPORTED = 20;
+
+export function conflictReason(c: ConflictRecord): string {
+  switch (c.kind) {
+    case 'foreign-target': return 'the EU site holds an object at this key that this migration did not write; left in place';
+    case 'target-changed': return 'the EU copy was changed by someone else since Clover wrote it; neither overwritten nor deleted';
+    default: return c.resolution === 'newest-wins'
+      ? `sources ${c.sites.map((s) => s.site).join(' and ')} hold different bytes; the newest (${c.chosenSite}) was copied`
+      : `sources ${c.sites.map((s) => s.site).join(' and ')} hold different bytes (conflictPolicy "fail")`;
+  }
+}
+
+/** Who writes a generation: stable across retries of one activity, distinct between activities and runs. */
+function writer(): string {
+  const i = Context.current().info;
+  return `${i.workflowExecution?.workflowId ?? '?'}/${i.workflowExecution?.runId ?? '?'}/${i.activityId}`;
 }
 
 export function createCommitActivities(deps: ActivityDeps) {
   /**
-   * Writes the user's manifest into the target site from its verified staging records: one entry per
-   * object plus a digest. Written last, like a pointer file: its presence means the user is migrated
-   * and verified. Refuses (ManifestInvalid) staging that lists a key twice. Idempotent: the same
-   * staging records give the same entries.
+   * Commits the pass's manifest generation in the target site from its verified staging records: every
+   * entry (written and carried), this pass's conflicts, and every erasure so far (the previous
+   * generation's plus this pass's). Conditional on the newest generation being `generation - 1`
+   * (ManifestConflict otherwise: nothing is overwritten). Refuses (ManifestInvalid) staging that lists a
+   * key twice. Once committed, the user's staging up to this generation is removed. Idempotent: a
+   * retried attempt finds its own generation and reports it.
    */
   function commitManifest(input: CommitManifestInput): Promise<CommitManifestResult> {
-    // Heartbeats (from the scaffold) let a killed worker be noticed within the heartbeat timeout.
     return runActivity(async ({ signal }) => {
       const target = targetSite(deps, input.targetSite);
+      const who = writer();
+      const current = await getCurrentManifest(target, input.migrationId, input.userId, signal);
+      const report = (m: Manifest, key: string): CommitManifestResult => {
+        const copied = m.entries.filter((e) => e.outcome === 'copied').length;
+        return {
+          manifestKey: key, digest: m.digest, generation: m.generation, objects: m.objectCount, bytes: m.totalBytes,
+          copied, skipped: m.entries.length - copied, conflicts: m.conflicts.length,
+          pass: m.pass ?? { kind: input.kind, copied: 0, overwritten: 0, erased: 0, unchanged: 0, conflicts: m.conflicts.length },
+          conflictKeys: m.conflicts.slice(0, CONFLICTS_REPORTED).map((c) => ({ key: c.key, reason: conflictReason(c) })),
+        };
+      };
+      if (current?.manifest.generation === input.generation && current.manifest.writtenBy === who) {
+        // An earlier attempt committed it (and may have removed the staging already).
+        return report(current.manifest, manifestKey(input.migrationId, input.userId));
+      }
+      const base = current?.manifest;
+      if ((base?.generation ?? 0) !== input.generation - 1) {
+        throw new ManifestConflictError(
+          `user ${input.userId}: the pass built manifest generation ${input.generation}, but the newest committed generation is ${base?.generation ?? 'none'}; nothing was committed. Run the pass again`,
+        );
+      }
       const entries: ManifestEntry[] = [];
       const conflicts: ConflictRecord[] = [];
-      for (const key of await listStagingPages(target, input.migrationId, input.userId, signal)) {
+      const erasures: ErasureRecord[] = [...(base?.erasures ?? [])];
+      const pass: PassSummary = { kind: input.kind, copied: 0, overwritten: 0, erased: 0, unchanged: 0, conflicts: 0 };
+      let lastEnd: string | undefined;
+      for (const key of await listStagingPages(target, input.migrationId, input.userId, input.generation, signal)) {
         const page = await readStaging(target, key, signal);
-        for (const { targetChecksum: _c, ...e } of page.entries) entries.push(e);
+        // Pages never overlap: a page redone after a crash replaced its own record and dropped later ones.
+        const first = page.entries[0]?.key;
+        if (lastEnd !== undefined && first !== undefined && compareKeys(first, lastEnd) <= 0) {
+          throw new ManifestConflictError(`user ${input.userId}: staging page ${key} overlaps the page before it; nothing was committed. Run the pass again`);
+        }
+        lastEnd = page.entries.at(-1)?.key ?? lastEnd;
+        for (const { targetChecksum: _c, carried, overwritten, ...e } of page.entries) {
+          entries.push(e);
+          if (carried) pass.unchanged++;
+          else if (overwritten) pass.overwritten++;
+          else pass.copied++;
+        }
         conflicts.push(...page.conflicts);
+        erasures.push(...page.erasures);
+        pass.erased += page.erasures.length;
       }
+      pass.conflicts = conflicts.length;
       const manifest = buildManifest({
         migrationId: input.migrationId, userId: input.userId, targetSite: target.name, bucket: target.bucket,
-        userPrefix: input.userPrefix, committedAt: new Date().toISOString(), entries, conflicts,
+        userPrefix: input.userPrefix, committedAt: input.committedAt, generation: input.generation, previousDigest: base?.digest,
+        writtenBy: who, pass, entries, conflicts, erasures,
       });
-      const key = await putManifest(target, manifest, signal);
-      const copied = entries.filter((e) => e.outcome === 'copied').length;
-      return {
-        manifestKey: key, digest: manifest.digest, objects: manifest.objectCount, bytes: manifest.totalBytes,
-        copied, skipped: entries.length - copied, conflicts: conflicts.length,
-      };
+      const done = await commitManifestGeneration(target, manifest, current && { etag: current.etag }, signal);
+      await removeStaging(target, input.migrationId, input.userId, input.generation, undefined, signal);
+      return report(done.manifest, done.key);
     });
   }
-  return { commitManifest };
+
+  /** The newest committed generation of the user's manifest, or null when none was committed. */
+  function readManifestHead(input: ReadManifestHeadInput): Promise<ManifestHead | null> {
+    return runActivity(async ({ signal }) => {
+      const m = (await getCurrentManifest(targetSite(deps, input.targetSite), input.migrationId, input.userId, signal))?.manifest;
+      if (!m) return null;
+      return { generation: m.generation ?? 1, digest: m.digest, committedAt: m.committedAt, cutOver: !!m.sourceDisposition, rolledBack: !!m.rolledBack };
+    });
+  }
+  return { commitManifest, readManifestHead };
 }

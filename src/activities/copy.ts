@@ -23,6 +23,11 @@ export interface CopyUserInput {
   prefix: string;
   conflictPolicy: 'newest-wins' | 'fail';
   objectsPerUser: number;
+  /**
+   * The manifest generation this pass builds: 1 for the first pass; for a delta pass the newest
+   * committed generation + 1 (whose entries are the pass's "previous" view; the activity reads them).
+   */
+  generation: number;
   /** Where this call starts: the page number and the last key of the previous page. */
   page: number;
   cursor?: string;
@@ -47,7 +52,10 @@ export interface CopyUserResult {
   bytes: number;
   conflicts: number;
   transferred: Transferred;
-  /** Keys that block the user (foreign target object, or conflicting sources under policy "fail"): first few. */
+  /**
+   * First pass only: keys that block the user (foreign target object, or conflicting sources under
+   * policy "fail"): first few. A delta pass records its conflicts in staging and blocks nothing.
+   */
   blocked: { key: string; reason: string }[];
   blockedCount: number;
 }

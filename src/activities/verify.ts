@@ -19,6 +19,8 @@ export interface VerifyUserInput {
   prefix?: string;
   mode: 'full' | 'checksum';
   objectsPerUser: number;
+  /** The generation whose staging is verified (entries the pass carried unchanged are skipped). */
+  generation: number;
   /** Re-copies of one object before the user fails. */
   maxRecopies?: number;
 }

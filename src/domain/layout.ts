@@ -13,22 +13,41 @@ export function usersListKey(migrationId: string): string {
   return `${migrationPrefix(migrationId)}users.jsonl`;
 }
 
-/** One staging record per listing page of a user's copy, before the manifest is committed. */
-export function stagingPrefix(migrationId: string, userId: string): string {
-  return `${migrationPrefix(migrationId)}staging/${userId}/`;
+const pad = (n: number) => String(n).padStart(8, '0');
+
+/**
+ * One staging record per listing page of a user's pass, before the pass's manifest generation is
+ * committed. Without `generation`: every pass's staging of the user (removed once a generation commits).
+ */
+export function stagingPrefix(migrationId: string, userId: string, generation?: number): string {
+  return `${migrationPrefix(migrationId)}staging/${userId}/${generation === undefined ? '' : `${pad(generation)}/`}`;
 }
 
-export function stagingKey(migrationId: string, userId: string, page: number): string {
-  return `${stagingPrefix(migrationId, userId)}${String(page).padStart(8, '0')}.json`;
+export function stagingKey(migrationId: string, userId: string, generation: number, page: number): string {
+  return `${stagingPrefix(migrationId, userId, generation)}${pad(page)}.json`;
 }
 
 export function manifestsPrefix(migrationId: string): string {
   return `${migrationPrefix(migrationId)}manifests/`;
 }
 
-/** The user's committed manifest: written last; its presence means the user is migrated and verified. */
+/**
+ * The user's newest committed manifest generation (a copy of it that names its generation): written
+ * last, conditionally on the one it replaces; its presence means the user's first pass is migrated and verified.
+ */
 export function manifestKey(migrationId: string, userId: string): string {
   return `${manifestsPrefix(migrationId)}${userId}.json`;
+}
+
+/** Every generation of the user's manifest, write-once: `manifests/<userId>/<generation>.json`. */
+export function manifestGenerationKey(migrationId: string, userId: string, generation: number): string {
+  return `${manifestsPrefix(migrationId)}${userId}/${pad(generation)}.json`;
+}
+
+/** True for a key naming a newest-generation manifest (`manifests/<userId>.json`), not one of the kept generations. */
+export function isCurrentManifestKey(migrationId: string, key: string): boolean {
+  const rest = key.slice(manifestsPrefix(migrationId).length);
+  return key.startsWith(manifestsPrefix(migrationId)) && !rest.includes('/') && rest.endsWith('.json');
 }
 
 /**

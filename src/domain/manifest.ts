@@ -10,14 +10,65 @@ export interface ManifestEntry {
   sourceEtag: string;
   sourceLastModified: string;
   targetEtag: string;
-  /** `copied`: written by this migration; `present`: already in the target with the same source identity. */
+  /**
+   * `copied`: written by this migration. (`present`, an object another migration wrote, is no longer
+   * produced: an EU object belongs to the migration whose manifest lists it, and is never adopted.)
+   */
   outcome: 'copied' | 'present';
+  /**
+   * Other sources that hold the same bytes at this key (a duplicate across sources): every one of them
+   * is deleted at cut-over, each conditionally on its own ETag, and restored by a rollback.
+   */
+  alsoAt?: { site: string; etag: string }[];
+  /**
+   * Sources whose different bytes at this key lost to the copied ones (conflictPolicy newest-wins):
+   * recorded so a delta pass knows them (no read), never deleted at cut-over (they are residue).
+   */
+  superseded?: { site: string; etag: string }[];
+}
+
+/** An object the application erased at its source, carried over to the EU copy by a delta pass. */
+export interface ErasureRecord {
+  key: string;
+  size: number;
+  sha256: string;
+  /** The site that held it (the manifest entry's `sourceSite`). */
+  sourceSite: string;
+  /** When the pass found it gone from every source and removed the EU copy. */
+  erasedAt: string;
+  /** The generation that recorded it. */
+  generation: number;
+}
+
+/** What one pass (the first, or a delta pass) did: counts only. */
+export interface PassSummary {
+  kind: 'first' | 'delta';
+  /** New keys copied / changed keys copied over the EU copy / erasures carried over / entries that needed no request. */
+  copied: number;
+  overwritten: number;
+  erased: number;
+  unchanged: number;
+  conflicts: number;
+}
+
+/** An object found in a source site under the user's prefix after the sources were emptied. */
+export interface ResidueItem {
+  key: string;
+  site: string;
+  etag: string;
+  /** Why it is there, when Clover knows (kept because it changed, written after the final pass, a conflict). */
+  reason: string;
 }
 
 /** A key found in two sources with different bytes, or a target key Clover may not overwrite. */
 export interface ConflictRecord {
   key: string;
-  kind: 'sources-differ' | 'foreign-target';
+  /**
+   * `sources-differ`: two sources hold different bytes at the key; `foreign-target`: the target holds an
+   * object at the key that this migration did not write; `target-changed`: the EU copy this migration
+   * wrote was changed or replaced by someone else since (neither overwritten nor deleted).
+   */
+  kind: 'sources-differ' | 'foreign-target' | 'target-changed';
   /** For sources-differ: the site whose object was migrated (newest-wins), or none (fail). */
   chosenSite?: string;
   sites: { site: string; etag: string; lastModified: string; size: number; sha256?: string }[];
@@ -32,12 +83,32 @@ export interface Manifest {
   bucket: string;
   userPrefix: string;
   committedAt: string;
+  /**
+   * 1 for the first pass; each delta pass and each amendment (disposal, rollback) commits the next one.
+   * Every generation is kept, write-once, at manifestGenerationKey; manifestKey holds the newest.
+   */
+  generation: number;
+  /** The digest of the generation this one replaced (a chain back to generation 1). */
+  previousDigest?: string;
+  /** Who wrote this generation (workflow, run and activity): a retried attempt recognises its own write. */
+  writtenBy?: string;
+  /** What the pass that produced this generation did (absent in an amendment's copy). */
+  pass?: PassSummary;
   objectCount: number;
   totalBytes: number;
   entries: ManifestEntry[];
+  /** Conflicts found by the pass that produced this generation. */
   conflicts: ConflictRecord[];
-  /** Set when the source objects were deleted after the grace period. */
-  sourceDisposition?: { state: 'deleted'; at: string; deleted: number; keptChanged: { key: string; site: string; reason: string }[] };
+  /** Every erasure carried over so far (all generations): a rollback never restores these. */
+  erasures: ErasureRecord[];
+  /**
+   * Set when the source objects were deleted (cut-over). `residue`: what a listing of the user's prefix
+   * in every source found afterwards (first RESIDUE_LISTED), `residueCount` all of it.
+   */
+  sourceDisposition?: {
+    state: 'deleted'; at: string; deleted: number; keptChanged: { key: string; site: string; reason: string }[];
+    residue?: ResidueItem[]; residueCount?: number;
+  };
   /** Set when the user was rolled back: sources restored, EU copies removed. */
   rolledBack?: { at: string; restored: number; targetDeleted: number; kept: { key: string; reason: string }[] };
   /** SHA-256 (hex) of the canonical JSON of every other field. */
@@ -78,6 +149,19 @@ export class InvalidManifestError extends Error {
   }
 }
 
+/** Residue items kept in a manifest (the count has all of them). */
+export const RESIDUE_LISTED = 1000;
+
+/** Another writer committed a generation of this user's manifest first: nothing was overwritten. */
+export class ManifestConflictError extends Error {
+  readonly type = 'ManifestConflict';
+  readonly permanent = true;
+  constructor(message: string) {
+    super(message);
+    this.name = 'ManifestConflictError';
+  }
+}
+
 /** The manifest of `fields`, entries in listing order, with its digest. Throws InvalidManifestError when a key appears twice. */
 export function buildManifest(fields: Omit<Manifest, 'digest' | 'format' | 'objectCount' | 'totalBytes' | 'sourceDisposition' | 'rolledBack'>): Manifest {
   const entries = [...fields.entries].sort((a, b) => compareKeys(a.key, b.key));
@@ -98,17 +182,28 @@ export function buildManifest(fields: Omit<Manifest, 'digest' | 'format' | 'obje
   return { ...base, digest: manifestDigest(base) };
 }
 
-/** The manifest with `changes` applied and its digest recomputed. */
-export function amendManifest(m: Manifest, changes: Partial<Pick<Manifest, 'sourceDisposition' | 'rolledBack'>>): Manifest {
-  const next = { ...m, ...changes };
+/**
+ * The next generation of `m` with `changes` applied (an amendment: disposal, residue, rollback):
+ * same entries, generation + 1, chained to `m`'s digest, digest recomputed.
+ */
+export function amendManifest(m: Manifest, changes: Partial<Pick<Manifest, 'sourceDisposition' | 'rolledBack'>>, writtenBy?: string): Manifest {
+  const next = { ...m, ...changes, generation: m.generation + 1, previousDigest: m.digest, writtenBy, pass: undefined };
   return { ...next, digest: manifestDigest(next) };
 }
 
 /**
- * Names the committed manifest independently of its later amendments (`sourceDisposition`,
- * `rolledBack`): progress records of destructive steps are kept per generation, so a manifest
- * committed again later (another pass) never inherits an earlier generation's records.
+ * Names the pass's content (entries, conflicts, erasures, commit time) independently of the
+ * generation number and later amendments (`sourceDisposition`, `rolledBack`): progress records of
+ * destructive steps are kept under it, so an amendment keeps its pass's records and another pass
+ * never inherits an earlier pass's records.
  */
 export function manifestGeneration(m: Manifest): string {
-  return manifestDigest({ ...m, sourceDisposition: undefined, rolledBack: undefined }).slice(0, 16);
+  return manifestDigest({
+    ...m, sourceDisposition: undefined, rolledBack: undefined, generation: 0, previousDigest: undefined, writtenBy: undefined, pass: undefined,
+  }).slice(0, 16);
+}
+
+/** Every site holding the entry's bytes: its source site, then the duplicates. */
+export function entrySites(e: ManifestEntry): { site: string; etag: string }[] {
+  return [{ site: e.sourceSite, etag: e.sourceEtag }, ...(e.alsoAt ?? [])];
 }

@@ -18,6 +18,15 @@ export async function deleteIfUnchanged(site: Site, key: string, etag: string, s
   }
 }
 
+/** Deletes one of Clover's own records (staging); a record already gone is fine. */
+export async function deleteRecord(site: Site, key: string, signal?: AbortSignal): Promise<void> {
+  try {
+    await site.s3.send(new DeleteObjectCommand({ Bucket: site.bucket, Key: key }), { abortSignal: signal });
+  } catch (err) {
+    if (!isNotFound(err)) throw describeS3Error(err, { site: site.name, bucket: site.bucket, key, action: 'DeleteObject (a staging record)' });
+  }
+}
+
 /** Aborts the incomplete multipart uploads under `prefix` (what a cancelled or crashed copy left behind). */
 export async function abortUploads(site: Site, prefix: string, signal?: AbortSignal): Promise<number> {
   let aborted = 0;

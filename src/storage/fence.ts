@@ -5,8 +5,8 @@ import { putJson } from './json-records';
 import { headObject } from './object-meta';
 
 /** Sets the user's rollback fence in `target` (idempotent): from now on no source deletion of the user starts a delete. */
-export function raiseRollbackFence(target: Site, migrationId: string, userId: string, signal?: AbortSignal): Promise<void> {
-  return putJson(target, rollbackFenceKey(migrationId, userId), { migrationId, userId, raisedAt: new Date().toISOString() }, 'a rollback fence', { signal });
+export async function raiseRollbackFence(target: Site, migrationId: string, userId: string, signal?: AbortSignal): Promise<void> {
+  await putJson(target, rollbackFenceKey(migrationId, userId), { migrationId, userId, raisedAt: new Date().toISOString() }, 'a rollback fence', { signal });
 }
 
 /** Thrown by a source deletion that finds the user's rollback fence up: it stops before its next delete. */

@@ -1,23 +1,30 @@
 import { createHash } from 'node:crypto';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import type { Site } from './clients';
-import { StorageError, describeS3Error, isNotFound } from './errors';
+import { StorageError, describeS3Error, isNotFound, isPreconditionFailed } from './errors';
 
 /**
  * Reads one of Clover's own JSON records; undefined when it does not exist. `what` names the record in
  * errors. A record that is not valid JSON is a permanent error naming the key: retrying cannot fix it.
  */
 export async function getJson<T>(site: Site, key: string, what: string, signal?: AbortSignal): Promise<T | undefined> {
+  return (await getJsonRecord<T>(site, key, what, signal))?.value;
+}
+
+/** getJson with the record's ETag (for a conditional write over it). */
+export async function getJsonRecord<T>(site: Site, key: string, what: string, signal?: AbortSignal): Promise<{ value: T; etag: string } | undefined> {
   let text: string;
+  let etag: string;
   try {
     const r = await site.s3.send(new GetObjectCommand({ Bucket: site.bucket, Key: key }), { abortSignal: signal });
     text = await r.Body!.transformToString('utf8');
+    etag = (r.ETag ?? '').replace(/^"|"$/g, '');
   } catch (err) {
     if (isNotFound(err)) return undefined;
     throw describeS3Error(err, { site: site.name, bucket: site.bucket, key, action: `reading ${what}` });
   }
   try {
-    return JSON.parse(text) as T;
+    return { value: JSON.parse(text) as T, etag };
   } catch (err) {
     throw new StorageError(
       `${what} at site ${site.name}, bucket ${site.bucket}, key ${JSON.stringify(key)} is not valid JSON (${(err as Error).message})`,
@@ -27,21 +34,28 @@ export async function getJson<T>(site: Site, key: string, what: string, signal?:
   }
 }
 
-/** Writes one of Clover's own JSON records with a SHA-256 checksum the site validates. */
+/**
+ * Writes one of Clover's own JSON records with a SHA-256 checksum the site validates; returns its ETag.
+ * `ifMatch` (an ETag) or `ifNoneMatch: '*'` make it a conditional write: when the condition fails,
+ * nothing is written and `'precondition-failed'` is returned instead.
+ */
 export async function putJson(
   site: Site, key: string, value: unknown, what: string,
-  opts: { signal?: AbortSignal; metadata?: Record<string, string>; pretty?: boolean } = {},
-): Promise<void> {
+  opts: { signal?: AbortSignal; metadata?: Record<string, string>; pretty?: boolean; ifMatch?: string; ifNoneMatch?: '*' } = {},
+): Promise<string> {
   const body = Buffer.from(opts.pretty ? JSON.stringify(value, null, 1) : JSON.stringify(value));
   try {
-    await site.s3.send(
+    const r = await site.s3.send(
       new PutObjectCommand({
         Bucket: site.bucket, Key: key, Body: body, ContentType: 'application/json',
         ChecksumSHA256: createHash('sha256').update(body).digest('base64'), Metadata: opts.metadata,
+        IfMatch: opts.ifMatch === undefined ? undefined : `"${opts.ifMatch}"`, IfNoneMatch: opts.ifNoneMatch,
       }),
       { abortSignal: opts.signal },
     );
+    return (r.ETag ?? '').replace(/^"|"$/g, '');
   } catch (err) {
+    if ((opts.ifMatch !== undefined || opts.ifNoneMatch !== undefined) && isPreconditionFailed(err)) return 'precondition-failed';
     throw describeS3Error(err, { site: site.name, bucket: site.bucket, key, action: `writing ${what}` });
   }
 }

@@ -1,29 +1,54 @@
 import { stagingKey, stagingPrefix } from '../domain/layout';
-import type { ConflictRecord, ManifestEntry } from '../domain/manifest';
+import type { ConflictRecord, ErasureRecord, ManifestEntry } from '../domain/manifest';
+import { deleteRecord } from './delete';
 import type { Site } from './clients';
 import { getJson, putJson } from './json-records';
 import { listAllKeys } from './listing';
 
-/** An entry as the copy staged it: the manifest entry plus the SHA-256 checksum the target reported. */
-export type StagedEntry = ManifestEntry & { targetChecksum: string };
+/**
+ * An entry as the pass staged it: the manifest entry plus the SHA-256 checksum the target reported
+ * (empty for a carried entry), and `carried` when the pass took it unchanged from the previous
+ * generation (no request was sent for it; verify skips it).
+ */
+export type StagedEntry = ManifestEntry & { targetChecksum: string; carried?: boolean; /** Written over an older EU copy of this migration. */ overwritten?: boolean };
 
-/** One listing page of a user's copy, as stored under the staging prefix until the manifest is committed. */
+/** One listing page of a user's pass, as stored under the staging prefix until its generation is committed. */
 export interface StagingPage {
+  /** The generation the pass builds. */
+  generation: number;
   page: number;
   cursor?: string;
   nextCursor?: string;
   entries: StagedEntry[];
   conflicts: ConflictRecord[];
+  /** Erasures this page carried over (keys no source holds any more whose EU copy was removed). */
+  erasures: ErasureRecord[];
 }
 
-/** Writes page `staging.page` of the user's staging records; a redone page overwrites its own record. */
-export function writeStaging(target: Site, migrationId: string, userId: string, staging: StagingPage, signal?: AbortSignal): Promise<void> {
-  return putJson(target, stagingKey(migrationId, userId, staging.page), staging, 'a staging record', { signal });
+/** Writes page `staging.page` of the pass's staging records; a redone page overwrites its own record. */
+export async function writeStaging(target: Site, migrationId: string, userId: string, staging: StagingPage, signal?: AbortSignal): Promise<void> {
+  await putJson(target, stagingKey(migrationId, userId, staging.generation, staging.page), staging, 'a staging record', { signal });
 }
 
-/** The keys of the user's staging records, in page order. */
-export async function listStagingPages(target: Site, migrationId: string, userId: string, signal?: AbortSignal): Promise<string[]> {
-  return (await listAllKeys(target, stagingPrefix(migrationId, userId), 'listing staging records', signal)).sort();
+/** The keys of the pass's staging records (all of the user's passes without `generation`), in page order. */
+export async function listStagingPages(target: Site, migrationId: string, userId: string, generation?: number, signal?: AbortSignal): Promise<string[]> {
+  return (await listAllKeys(target, stagingPrefix(migrationId, userId, generation), 'listing staging records', signal)).sort();
+}
+
+/**
+ * Removes staging records: of the pass `generation` from page `fromPage` on (a pass redoing a page
+ * drops whatever a crashed attempt staged after it), or with `fromPage` undefined every pass's records
+ * of the user up to and including `generation` (once that generation is committed).
+ */
+export async function removeStaging(target: Site, migrationId: string, userId: string, generation: number, fromPage: number | undefined, signal?: AbortSignal): Promise<number> {
+  const keys = await listStagingPages(target, migrationId, userId, undefined, signal);
+  const doomed = keys.filter((k) => {
+    const [gen, page] = k.slice(stagingPrefix(migrationId, userId).length).replace(/\.json$/, '').split('/').map(Number);
+    if (gen === undefined || page === undefined || Number.isNaN(gen) || Number.isNaN(page)) return false;
+    return fromPage === undefined ? gen <= generation : gen === generation && page >= fromPage;
+  });
+  for (const k of doomed) await deleteRecord(target, k, signal);
+  return doomed.length;
 }
 
 export async function readStaging(target: Site, key: string, signal?: AbortSignal): Promise<StagingPage> {

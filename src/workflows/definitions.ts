@@ -39,6 +39,35 @@ export interface MigrationSettings {
   gracePeriod: string;
   /** A user whose deletion would remove more objects than this waits for `clover cutover`. */
   maxDeletes?: number;
+  /**
+   * `auto`: after its first pass and the grace period, a user gets a final delta pass and (with
+   * delete-after-verify) its sources are deleted. `operator`: after its first pass each user waits in
+   * phase `in-sync` (delta passes on `clover sync` or every `syncInterval`) until `clover cutover`.
+   * Absent in migrations started before cut-over modes: `auto`.
+   */
+  cutover?: 'auto' | 'operator';
+  /** A user waiting in `in-sync` gets a delta pass every interval (a durable timer). Temporal's duration format. */
+  syncInterval?: string;
+}
+
+/** What one pass of one user did (first pass or delta pass), as `clover sync --wait` reports it. */
+export interface PassReport {
+  userId: string;
+  /** The manifest generation the pass committed (absent when it failed before committing). */
+  generation?: number;
+  kind: 'first' | 'delta';
+  copied: number;
+  overwritten: number;
+  erased: number;
+  unchanged: number;
+  verified: number;
+  conflicts: number;
+  /** The first conflicts (key and why): EU objects changed by someone else, sources that differ. */
+  conflictKeys: { key: string; reason: string }[];
+  /** True when the pass committed with no conflict: the EU copy equals the sources as listed, verified. */
+  inStep: boolean;
+  /** Why the pass failed, when it did (the user keeps waiting; the next pass starts from the newest generation). */
+  error?: string;
 }
 
 /** Object-level counters, summed per user and per migration. */
@@ -160,6 +189,11 @@ export interface UserMigrationInput {
   targetSite: string;
   /** Continue-as-new once the user's history has this many events (default: when Temporal suggests it; tests lower it). */
   historyLimit?: number;
+  /**
+   * `migrate` (default): the user's whole life in the migration. `sync-once`: one delta pass of a user
+   * whose workflow had finished (`clover sync` on a finished user); reports to no parent.
+   */
+  mode?: 'migrate' | 'sync-once';
 }
 
 export interface UserOutcome {
@@ -169,14 +203,23 @@ export interface UserOutcome {
   reason?: string;
   counters: ObjectCounters;
   manifestKey?: string;
-  /** True when the user will still delete its source objects after the grace period. */
+  /** True when the user still has a cut-over ahead (grace period, `in-sync`, source deletion): the migration waits for it. */
   awaitingDisposal?: boolean;
+  /** The user's last pass (a sync-once run's only pass). */
+  lastPass?: PassReport;
+  /** After a cut-over: objects still found in a source under the user's prefix (first few) and how many. */
+  residue?: { key: string; site: string; reason: string }[];
+  residueCount?: number;
+  /** After a cut-over: source objects deleted. */
+  sourceDeleted?: number;
 }
 
 export interface DisposalOutcome {
   userId: string;
   deleted: number;
   keptChanged: number;
+  /** Objects the residue check found in a source after the deletion. */
+  residue?: number;
   error?: string;
 }
 
@@ -190,8 +233,10 @@ export const pauseUpdate = defineUpdate<MigrationStatus, []>('pause');
 export const resumeUpdate = defineUpdate<MigrationStatus, []>('resume');
 /** Migration or operator → user: hold or go on. */
 export const userPauseSignal = defineSignal<[boolean]>('userPause');
-/** Operator → user: end the grace period now (and approve a deletion above maxDeletes). */
+/** Operator → user: end the grace period now (and approve a deletion above maxDeletes); in `in-sync`: cut over now. */
 export const cutoverSignal = defineSignal<[]>('cutover');
+/** Operator → user: run a delta pass now; completes with that pass's report (rejected before the first pass committed or after cut-over). */
+export const syncUpdate = defineUpdate<PassReport, []>('sync');
 
 export interface RollbackInput {
   settings: MigrationSettings;
