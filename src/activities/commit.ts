@@ -11,6 +11,8 @@ export interface CommitManifestInput {
   userId: string;
   targetSite: string;
   userPrefix: string;
+  /** The plan's source sites (recorded in the manifest for the residue check). */
+  sources: string[];
   /** The generation the pass built (1: the first pass); the newest committed one must be `generation - 1`. */
   generation: number;
   kind: 'first' | 'delta';
@@ -125,7 +127,7 @@ export function createCommitActivities(deps: ActivityDeps) {
       pass.conflicts = conflicts.length;
       const manifest = buildManifest({
         migrationId: input.migrationId, userId: input.userId, targetSite: target.name, bucket: target.bucket,
-        userPrefix: input.userPrefix, committedAt: input.committedAt, generation: input.generation, previousDigest: base?.digest,
+        userPrefix: input.userPrefix, sources: input.sources, committedAt: input.committedAt, generation: input.generation, previousDigest: base?.digest,
         writtenBy: who, pass, entries, conflicts, erasures,
       });
       const done = await commitManifestGeneration(target, manifest, current && { etag: current.etag }, signal);

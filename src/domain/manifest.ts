@@ -82,6 +82,8 @@ export interface Manifest {
   targetSite: string;
   bucket: string;
   userPrefix: string;
+  /** The plan's source sites (where a residue check looks after cut-over). */
+  sources?: string[];
   committedAt: string;
   /**
    * 1 for the first pass; each delta pass and each amendment (disposal, rollback) commits the next one.
