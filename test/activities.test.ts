@@ -23,7 +23,7 @@ describe('activities against the real sites', () => {
     await put(deps.clients, 'sg', `users/${userId}/bystander.txt`, 'fine');
     const copy = await new MockActivityEnvironment().run(acts.copyUserObjects, {
       migrationId, userId, sources: ['sg', 'us'], targetSite: 'eu-ie', prefix: `users/${userId}/`, conflictPolicy: 'newest-wins' as const,
-      objectsPerUser: 4, page: 0, transferred: { objects: 0, bytes: 0 },
+      objectsPerUser: 4, generation: 1, page: 0, transferred: { objects: 0, bytes: 0 },
     });
     expect(copy).toMatchObject({ done: true, objects: 2, transferred: { objects: 2 } });
 
@@ -34,11 +34,11 @@ describe('activities against the real sites', () => {
     closeSync(fd);
     expect(sha256((await get(deps.clients, 'eu-ie', `users/${userId}/victim.bin`))!.body)).not.toBe(sha256(good));
 
-    const v = await new MockActivityEnvironment().run(acts.verifyUserObjects, { migrationId, userId, targetSite: 'eu-ie', mode: 'full' as const, objectsPerUser: 4 });
+    const v = await new MockActivityEnvironment().run(acts.verifyUserObjects, { migrationId, userId, targetSite: 'eu-ie', mode: 'full' as const, objectsPerUser: 4, generation: 1 });
     expect(v).toMatchObject({ verified: 2, recopied: 1, transferredObjects: 1 });
     expect(sha256((await get(deps.clients, 'eu-ie', `users/${userId}/victim.bin`))!.body)).toBe(sha256(good));
 
-    const c = await new MockActivityEnvironment().run(acts.commitManifest, { migrationId, userId, targetSite: 'eu-ie', userPrefix: `users/${userId}/` });
+    const c = await new MockActivityEnvironment().run(acts.commitManifest, { migrationId, userId, targetSite: 'eu-ie', userPrefix: `users/${userId}/`, sources: ['sg', 'us'], generation: 1, kind: 'first' as const, committedAt: new Date().toISOString() });
     expect(c).toMatchObject({ objects: 2, copied: 2 });
   });
 
@@ -48,7 +48,7 @@ describe('activities against the real sites', () => {
     for (let i = 0; i < 30; i++) await put(deps.clients, 'us', `users/${userId}/o-${i}`, `body ${i}`);
     const input: CopyUserInput = {
       migrationId, userId, sources: ['sg', 'us'], targetSite: 'eu-no', prefix: `users/${userId}/`, conflictPolicy: 'newest-wins',
-      objectsPerUser: 4, page: 0, transferred: { objects: 0, bytes: 0 },
+      objectsPerUser: 4, generation: 1, page: 0, transferred: { objects: 0, bytes: 0 },
     };
     const first = await new MockActivityEnvironment().run<[CopyUserInput], CopyUserResult, typeof acts.copyUserObjects>(acts.copyUserObjects, input);
     expect(first.transferred.objects).toBe(30);
@@ -63,7 +63,7 @@ describe('activities against the real sites', () => {
     for (let i = 0; i < 11; i++) await put(deps.clients, 'sg', `users/${userId}/o-${i}`, `body ${i}`);
     const input: CopyUserInput = {
       migrationId, userId, sources: ['sg', 'us'], targetSite: 'eu-ie', prefix: `users/${userId}/`, conflictPolicy: 'newest-wins',
-      objectsPerUser: 4, page: 0, transferred: { objects: 0, bytes: 0 },
+      objectsPerUser: 4, generation: 1, page: 0, transferred: { objects: 0, bytes: 0 },
     };
     // The first attempt's last heartbeat is what Temporal hands a retry when the worker dies after it
     // (e.g. while aborting stale uploads on a slow target) but before the activity completes.
@@ -77,7 +77,7 @@ describe('activities against the real sites', () => {
     const retried = await new MockActivityEnvironment({ heartbeatDetails: last }).run<[CopyUserInput], CopyUserResult, typeof acts.copyUserObjects>(acts.copyUserObjects, input);
     expect(retried).toMatchObject({ done: true, page: 1 });
     expect(await listKeys(deps.clients, 'eu-ie', stagingPrefix(migrationId, userId))).toHaveLength(1);
-    const c = await new MockActivityEnvironment().run(acts.commitManifest, { migrationId, userId, targetSite: 'eu-ie', userPrefix: input.prefix });
+    const c = await new MockActivityEnvironment().run(acts.commitManifest, { migrationId, userId, targetSite: 'eu-ie', userPrefix: input.prefix, sources: ['sg', 'us'], generation: 1, kind: 'first' as const, committedAt: new Date().toISOString() });
     expect(c).toMatchObject({ objects: 11, copied: 11 });
     const m = JSON.parse((await get(deps.clients, 'eu-ie', manifestKey(migrationId, userId)))!.body.toString()) as Manifest;
     expect(new Set(m.entries.map((e) => e.key)).size).toBe(11);
@@ -93,7 +93,7 @@ describe('activities against the real sites', () => {
     await put(deps.clients, 'us', `users/${userId}/clash.txt`, 'version B');
     const r = await new MockActivityEnvironment().run<[CopyUserInput], CopyUserResult, typeof acts.copyUserObjects>(acts.copyUserObjects, {
       migrationId, userId, sources: ['sg', 'us'], targetSite: 'eu-ie', prefix: `users/${userId}/`, conflictPolicy: 'fail',
-      objectsPerUser: 4, page: 0, transferred: { objects: 0, bytes: 0 },
+      objectsPerUser: 4, generation: 1, page: 0, transferred: { objects: 0, bytes: 0 },
     });
     expect(r.blockedCount).toBe(1);
     expect(r.blocked[0]).toMatchObject({ key: `users/${userId}/clash.txt` });

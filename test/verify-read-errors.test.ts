@@ -56,12 +56,12 @@ describe('verify: read errors are errors, never mismatches', () => {
     for (let i = 0; i < 3; i++) await put(deps.clients, 'sg', `${prefix}o-${i}`, `body ${i}`);
     await new MockActivityEnvironment().run(acts.copyUserObjects, {
       migrationId, userId, sources: ['sg', 'us'], targetSite: 'eu-ie', prefix, conflictPolicy: 'newest-wins' as const,
-      objectsPerUser: 4, page: 0, transferred: { objects: 0, bytes: 0 },
+      objectsPerUser: 4, generation: 1, page: 0, transferred: { objects: 0, bytes: 0 },
     });
     const sg = deps.clients.get('sg')!;
     for (let i = 0; i < 3; i++) await sg.s3.send(new DeleteObjectCommand({ Bucket: sg.bucket, Key: `${prefix}o-${i}` }));
     const before = await Promise.all([0, 1, 2].map(async (i) => (await get(deps.clients, 'eu-ie', `${prefix}o-${i}`))!));
-    const input: VerifyUserInput = { migrationId, userId, targetSite: 'eu-ie', prefix, mode: 'full', objectsPerUser: 4 };
+    const input: VerifyUserInput = { migrationId, userId, targetSite: 'eu-ie', prefix, mode: 'full', objectsPerUser: 4, generation: 1 };
     return { migrationId, userId, prefix, before, input };
   };
   const unchanged = async (prefix: string, before: { etag: string; body: Buffer; metadata: Record<string, string> }[]) => {
@@ -100,7 +100,7 @@ describe('verify: read errors are errors, never mismatches', () => {
   it('clover verify\'s audit reports an unreadable object as an error, not a mismatch', async () => {
     const { migrationId, userId, prefix, input } = await migrated();
     await new MockActivityEnvironment().run(acts.verifyUserObjects, input);
-    await new MockActivityEnvironment().run(acts.commitManifest, { migrationId, userId, targetSite: 'eu-ie', userPrefix: prefix });
+    await new MockActivityEnvironment().run(acts.commitManifest, { migrationId, userId, targetSite: 'eu-ie', userPrefix: prefix, sources: ['sg', 'us'], generation: 1, kind: 'first' as const, committedAt: new Date().toISOString() });
 
     const r = await auditMigration(sites, migrationId, { clients: readsThrough(deps.clients, denied) });
     expect(r.ok).toBe(false);

@@ -13,7 +13,12 @@
  *   only while it still has the recorded ETag, and the erasure is recorded (`erase`);
  * - a recorded key whose EU copy has another ETag now was changed by someone else: it is reported and
  *   neither overwritten nor deleted (`target-changed`);
- * - a recorded key whose EU copy is gone is copied again (`place`, expect `absent`).
+ * - a recorded key whose EU copy is gone is copied again (`place`, expect `absent`);
+ * - a key only the target holds, that no generation recorded, is looked at (`orphan`): a copy this
+ *   migration wrote in an interrupted pass whose source was erased since is an erasure too; anyone
+ *   else's object is left alone.
+ * A copy found changed (`target-changed`) is looked at before it is reported: when this migration wrote
+ * it (an interrupted attempt of this very pass), it is still Clover's.
  */
 import { compareKeys, entrySites, type ManifestEntry } from './manifest';
 
@@ -45,7 +50,8 @@ export type KeyPlan =
       previous?: ManifestEntry;
     }
   | { kind: 'erase'; key: string; entry: ManifestEntry; /** The EU copy is already gone: nothing to delete. */ targetGone: boolean }
-  | { kind: 'target-changed'; key: string; entry: ManifestEntry; found: TargetListed; /** No source lists the key any more either. */ erased: boolean };
+  | { kind: 'target-changed'; key: string; entry: ManifestEntry; found: TargetListed; /** What the sources list now (none: erased as well). */ candidates: Listed[] }
+  | { kind: 'orphan'; key: string; found: TargetListed };
 
 const pairKey = (p: { site: string; etag: string }) => `${p.site}\u0000${p.etag}`;
 
@@ -69,7 +75,7 @@ export function planPage(
   target: ReadonlyMap<string, TargetListed>,
   previous: ReadonlyMap<string, ManifestEntry>,
 ): KeyPlan[] {
-  const keys = new Set<string>([...sources.keys(), ...previous.keys()]);
+  const keys = new Set<string>([...sources.keys(), ...previous.keys(), ...target.keys()]);
   const plans: KeyPlan[] = [];
   for (const key of [...keys].sort(compareKeys)) {
     const candidates = [...(sources.get(key) ?? [])];
@@ -77,10 +83,11 @@ export function planPage(
     const found = target.get(key);
     if (!entry) {
       if (candidates.length > 0) plans.push({ kind: 'place', key, candidates, expect: found ? { unknown: true } : { absent: true } });
-      continue; // a key only the target lists and no generation recorded is not this pass's business
+      else if (found) plans.push({ kind: 'orphan', key, found });
+      continue;
     }
     if (found && found.etag !== entry.targetEtag) {
-      plans.push({ kind: 'target-changed', key, entry, found, erased: candidates.length === 0 });
+      plans.push({ kind: 'target-changed', key, entry, found, candidates });
       continue;
     }
     if (candidates.length === 0) {

@@ -60,9 +60,9 @@ export async function userMigrationWorkflow(input: UserMigrationInput, resume?: 
     setPhase('copy');
     const transferred = await copyAll();
     setPhase('verify');
-    const v = await pausable(() => verifyUserObjects({ migrationId, userId, targetSite, prefix, mode: settings.verify, objectsPerUser: settings.concurrency.objectsPerUser }));
+    const v = await pausable(() => verifyUserObjects({ migrationId, userId, targetSite, prefix, mode: settings.verify, objectsPerUser: settings.concurrency.objectsPerUser, generation: 1 }));
     setPhase('commit');
-    const c = await pausable(() => commitManifest({ migrationId, userId, targetSite, userPrefix: prefix }));
+    const c = await pausable(() => commitManifest({ migrationId, userId, targetSite, userPrefix: prefix, sources: settings.sources, generation: 1, kind: 'first', committedAt: new Date().toISOString() }));
     const counters = addCounters(zeroCounters(), {
       objects: c.objects, bytes: c.bytes, copied: c.copied, skipped: c.skipped, verified: v.verified, conflicts: c.conflicts,
       transferredObjects: transferred.objects + v.transferredObjects, transferredBytes: transferred.bytes + v.transferredBytes, recopied: v.recopied,
@@ -111,7 +111,7 @@ export async function userMigrationWorkflow(input: UserMigrationInput, resume?: 
     for (;;) {
       const r = await pausable(() => copyUserObjects({
         migrationId, userId, sources: settings.sources, targetSite, prefix, conflictPolicy: settings.conflictPolicy,
-        objectsPerUser: settings.concurrency.objectsPerUser, page, cursor, transferred,
+        objectsPerUser: settings.concurrency.objectsPerUser, generation: 1, page, cursor, transferred,
       }));
       page = r.page;
       cursor = r.cursor;
