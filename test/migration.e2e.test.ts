@@ -122,23 +122,26 @@ describe('a migration over both sources and both targets', () => {
     expect(JSON.parse(verify.stdout)).toMatchObject({ ok: true, manifests: users.length, objects: objects.length, problems: [] });
   });
 
-  it('the same plan again copies nothing: the same id reports the finished migration, a new id finds everything in place', async () => {
+  it('the same plan again copies nothing: the same id reports the finished migration; a new id never adopts what another migration wrote', async () => {
     const again = await runCli(['start', '--plan', planFile(), '--wait']);
     expect(again.code).toBe(0);
     expect(again.stdout).toMatch(/already finished/);
 
+    // An EU object belongs to the migration whose manifest lists it: another migration over the same
+    // keys neither adopts nor overwrites them; its users fail naming the keys, and nothing is sent.
     const rerun = `${run}-again`;
     const plan = writePlan(tmpPlanDir(), {
       migrationId: rerun, sources: ['sg', 'us'], routing: { default: 'eu-ie', byCountry: { NO: 'eu-no', SE: 'eu-no', DK: 'eu-no' } },
       users, verify: 'checksum', concurrency: { users: 4, objectsPerUser: 8 },
     });
+    const before = await Promise.all(objects.map(async (o) => (await get(c, o.target, o.key))?.etag));
     const r = await runCli(['start', '--plan', plan, '--wait']);
-    expect(r.code).toBe(0);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/did not write/);
     const st = JSON.parse((await runCli(['status', rerun, '--json'])).stdout);
     expect(st.counters.transferredObjects).toBe(0);
-    expect(st.counters.copied).toBe(0);
-    expect(st.counters.skipped).toBe(objects.length);
-    expect((await runCli(['verify', rerun])).code).toBe(0);
+    expect(st.usersFailed).toBe(new Set(objects.map((o) => o.key.split('/')[1])).size); // a user with no object has nothing to adopt
+    expect(await Promise.all(objects.map(async (o) => (await get(c, o.target, o.key))?.etag))).toEqual(before);
   });
 
   it('never overwrites a target object it did not write: the user fails naming the key, the object is untouched', async () => {
