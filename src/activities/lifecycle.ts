@@ -68,7 +68,9 @@ export function createLifecycleActivities(deps: ActivityDeps) {
    * the user with a permanent ManifestInvalid. Progress is recorded per batch under
    * `_clover/migrations/<id>/progress/<userId>/dispose/<generation>/` before the batch's deletes are
    * issued and with their outcomes after (per key: the sites Clover deleted it in, the sites where it
-   * was already gone before any delete of Clover's, the sites where it was kept and why).
+   * was already gone before any delete of Clover's, the sites where it was kept and why). Each source
+   * object is looked at (HEAD) before its delete: S3 answers a DELETE of a missing key with success, so
+   * that is the only way to tell an object the application erased after the last pass from Clover's own.
    * Then the residue check: the user's prefix is listed in every plan source and everything found is
    * reported with why it is there (`residueClassifier`). The manifest's next generation records it all
    * (`sourceDisposition`, summed over every run's records), committed only over the generation read
@@ -108,8 +110,15 @@ export function createLifecycleActivities(deps: ActivityDeps) {
           const goneBefore: string[] = [];
           const kept: { site: string; reason: string }[] = [];
           for (const p of places) {
-            await fenceDown();
-            const r = await deleteIfUnchanged(site(deps, p.site), e.key, p.etag, signal);
+            const src = site(deps, p.site);
+            // Looked at first: a DELETE of a missing key succeeds on S3, so only this tells an object the
+            // application erased after the last pass (never Clover's to restore) from one Clover deleted.
+            const head = await headObject(src, e.key, signal);
+            let r: 'deleted' | 'changed' | 'absent' = !head ? 'absent' : head.etag !== p.etag ? 'changed' : 'deleted';
+            if (r === 'deleted') {
+              await fenceDown();
+              r = await deleteIfUnchanged(src, e.key, p.etag, signal);
+            }
             beat();
             if (r === 'changed') kept.push({ site: p.site, reason: 'the source object changed since it was copied' });
             else if (r === 'absent' && !issuedBefore.has(e.key)) goneBefore.push(p.site);
