@@ -12,6 +12,11 @@ export function printRollback(r: RollbackResult): number {
   const c = r.counters;
   out(`rollback of ${r.migrationId}: ${r.phase}`);
   out(`users: ${c.users}; sources restored: ${c.restored}; EU copies removed: ${c.targetDeleted}; partial copies removed: ${c.partialDeleted}; kept: ${c.kept}; uploads aborted: ${c.uploadsAborted}`);
+  // Erased objects are what the application deleted: never restored, and not a failure of the rollback.
+  const erased = c.erased ?? 0;
+  if (erased > 0) out(`erased (not restored: the application erased them; not a problem): ${erased}`);
+  for (const e of (r.erased ?? []).slice(0, 20)) out(`ERASED user ${e.userId} key ${JSON.stringify(e.key)}: ${e.reason}`);
+  if (erased > (r.erased ?? []).length && (r.erased ?? []).length > 0) out(`... and ${erased - (r.erased ?? []).length} more erased`);
   for (const p of r.problems) out(`KEPT user ${p.userId}${p.key !== undefined ? ` key ${JSON.stringify(p.key)}` : ''}: ${p.problem}`);
   return r.phase === 'rolled-back' ? ExitCode.ok : ExitCode.failures;
 }
@@ -22,7 +27,7 @@ export function registerRollback(program: Command): void {
     .description('undo a migration (cancelling it first if it runs): restore deleted sources, remove the EU copies that still match')
     .argument('<migrationId>')
     .option('--user <userId...>', 'only these users')
-    .option('--wait', 'wait for the rollback and print what it did; exit 0 only if nothing had to be kept')
+    .option('--wait', 'wait for the rollback and print what it did; exit 0 only if nothing had to be kept (erased objects are reported, not failures)')
     .option('--sites <file>', 'sites file (default: CLOVER_SITES, else the local stack\'s)')
     .action(async (id: string, o: { user?: string[]; wait?: boolean; sites?: string }) => {
       const sites = loadSites(o.sites);

@@ -7,16 +7,23 @@ export function printAudit(r: AuditReport): void {
   out(`verify ${r.migrationId}: ${r.manifests} manifest(s), ${r.users} user(s), ${r.objects} object(s), ${formatBytes(r.bytes)}; ${r.objectsChecked} object(s) re-read and hashed`);
   if (r.manifests === 0) out('no committed manifest found for this migration in any site');
   if (r.rolledBack > 0) out(`${r.rolledBack} user(s) rolled back: their manifests are marked so and their objects were not checked`);
-  for (const p of r.problems.slice(0, 50)) out(`${p.kind === 'error' ? 'ERROR' : 'MISMATCH'} site ${p.site} ${p.manifest}${p.key !== undefined ? ` key ${JSON.stringify(p.key)}` : ''}: ${p.problem}`);
-  if (r.problems.length > 50) out(`... and ${r.problems.length - 50} more`);
+  if (r.cutOver > 0) out(`${r.cutOver} user(s) cut over: their prefix was listed in every source; ${r.residue} object(s) found there`);
+  for (const p of r.problems.slice(0, 50)) {
+    if (p.kind === 'residue') out(`OUTSIDE-EEA site ${p.site} key ${JSON.stringify(p.key)} (user ${p.userId}): ${p.problem}`);
+    else out(`${p.kind === 'error' ? 'ERROR' : 'MISMATCH'} site ${p.site} ${p.manifest}${p.key !== undefined ? ` key ${JSON.stringify(p.key)}` : ''}: ${p.problem}`);
+  }
+  if (r.problems.length > 50) out(`... and ${r.problems.length - 50} more (--json lists every one)`);
   const errors = r.problems.filter((p) => p.kind === 'error').length;
-  out(r.ok ? 'OK: every manifest digest holds and every object matches its SHA-256' : `FAILED: ${r.problems.length - errors} mismatch(es), ${errors} read error(s)`);
+  const residue = r.problems.filter((p) => p.kind === 'residue').length;
+  out(r.ok
+    ? 'OK: every manifest digest holds, every object matches its SHA-256, and nothing of a cut-over user is left in a source'
+    : `FAILED: ${r.problems.length - errors - residue} mismatch(es), ${residue} object(s) still in a source after cut-over, ${errors} read error(s)`);
 }
 
 export function registerVerify(program: Command): void {
   program
     .command('verify')
-    .description('auditor\'s check from storage alone: manifests, digests and the SHA-256 of every object')
+    .description('auditor\'s check from storage alone: manifests, digests, the SHA-256 of every object, and nothing left in a source after cut-over')
     .argument('<migrationId>')
     .option('--sites <file>', 'sites file (default: CLOVER_SITES, else the local stack\'s)')
     .option('--json', 'print the report as JSON')

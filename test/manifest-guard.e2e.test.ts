@@ -3,7 +3,7 @@ import { Client, Connection } from '@temporalio/client';
 import { manifestKey } from '../src/domain/layout';
 import { manifestDigest, type Manifest } from '../src/domain/manifest';
 import { destroySiteClients } from '../src/storage/clients';
-import { putManifest } from '../src/storage/manifests';
+import { putJson } from '../src/storage/json-records';
 import { migrationWorkflowId, type MigrationResult } from '../src/workflows/definitions';
 import { clients, exists, get, listKeys, put, runCli, sha256, startWorkerProcess, stopProcess, tmpPlanDir, uniqueId, writePlan } from './helpers';
 
@@ -53,7 +53,8 @@ describe('manifest guard before destructive steps', () => {
     const m = await readManifest(id, userId);
     const e = m.entries[0]!;
     Object.assign(e, { key: victimKey, sourceSite: 'sg', sourceEtag: (await get(c, 'sg', victimKey))!.etag, targetEtag: (await get(c, 'eu-ie', victimKey))!.etag, sha256: sha256(body), size: body.length });
-    await putManifest(c.get('eu-ie')!, { ...m, digest: manifestDigest(m) });
+    // Tampered in place at the newest copy (manifestKey), as an attacker or a faulty tool would: no new generation.
+    await putJson(c.get('eu-ie')!, manifestKey(id, userId), { ...m, digest: manifestDigest(m) }, 'a tampered manifest', { pretty: true });
   };
 
   it('cutover with an edited manifest deletes nothing and reports the user failed', async () => {

@@ -1,10 +1,9 @@
-import { Context } from '@temporalio/activity';
 import { manifestKey } from '../domain/layout';
 import { buildManifest, compareKeys, ManifestConflictError, type ConflictRecord, type ErasureRecord, type Manifest, type ManifestEntry, type PassSummary } from '../domain/manifest';
 import { commitManifestGeneration, getCurrentManifest } from '../storage/manifests';
 import { listStagingPages, readStaging, removeStaging } from '../storage/staging';
 import { targetSite, type ActivityDeps } from './deps';
-import { runActivity } from './scaffold';
+import { runActivity, writer } from './scaffold';
 
 export interface CommitManifestInput {
   migrationId: string;
@@ -60,12 +59,6 @@ export function conflictReason(c: ConflictRecord): string {
       ? `sources ${c.sites.map((s) => s.site).join(' and ')} hold different bytes; the newest (${c.chosenSite}) was copied`
       : `sources ${c.sites.map((s) => s.site).join(' and ')} hold different bytes (conflictPolicy "fail")`;
   }
-}
-
-/** Who writes a generation: stable across retries of one activity, distinct between activities and runs. */
-function writer(): string {
-  const i = Context.current().info;
-  return `${i.workflowExecution?.workflowId ?? '?'}/${i.workflowExecution?.runId ?? '?'}/${i.activityId}`;
 }
 
 export function createCommitActivities(deps: ActivityDeps) {

@@ -1,15 +1,18 @@
 import { ApplicationFailure } from '@temporalio/common';
 import pLimit from 'p-limit';
 import { manifestKey } from '../domain/layout';
-import { amendManifest, manifestGeneration } from '../domain/manifest';
+import { deletedCount, keptAtDisposal, type DisposalOutcome } from '../domain/disposal';
+import { amendManifest, entrySites, manifestGeneration, RESIDUE_LISTED, type Manifest, type ResidueItem } from '../domain/manifest';
 import { assertManifestValid } from '../domain/manifest-guard';
+import { residueClassifier } from '../domain/residue';
 import { abortUploads, deleteIfUnchanged } from '../storage/delete';
 import { rollbackFenceCheck } from '../storage/fence';
-import { getManifest, putManifest } from '../storage/manifests';
+import { commitManifestGeneration, getCurrentManifest } from '../storage/manifests';
 import { headObject } from '../storage/object-meta';
 import { readProgress, runRecorded } from '../storage/progress';
+import { forEachObject } from '../storage/residue-listing';
 import { site, targetSite, type ActivityDeps } from './deps';
-import { runActivity } from './scaffold';
+import { runActivity, writer } from './scaffold';
 
 export interface CleanupUserInput {
   targetSite: string;
@@ -27,18 +30,27 @@ export interface DisposeSourcesInput {
   userPrefix: string;
 }
 
-/** One source object's disposal, as its progress record holds it. */
-interface DisposalOutcome {
-  key: string;
-  site: string;
-  /** `deleted`: gone from the source (by this run or an interrupted earlier one); `kept`: left, with why. */
-  outcome: 'deleted' | 'kept';
-  reason?: string;
+export interface DisposeSourcesResult {
+  /** Source objects deleted (every site of every entry: its source and its duplicates), or found gone after an interrupted delete of Clover's. */
+  deleted: number;
+  /** Source objects left because they (or the EU copy) changed since the copy. */
+  keptChanged: number;
+  /** What the residue check found in the sources afterwards: the first RESIDUE_REPORTED, with why. */
+  residue: { key: string; site: string; reason: string }[];
+  /** Every object the residue check found. */
+  residueCount: number;
 }
 
-export interface DisposeSourcesResult {
-  deleted: number;
-  keptChanged: number;
+/** Residue items an activity result carries (the manifest keeps RESIDUE_LISTED, the count all). */
+export const RESIDUE_REPORTED = 20;
+
+/** The activity's result from a committed `sourceDisposition` (a retried activity returns the one its earlier attempt committed). */
+function disposalResult(d: NonNullable<Manifest['sourceDisposition']>): DisposeSourcesResult {
+  return {
+    deleted: d.deleted, keptChanged: d.keptChanged.length,
+    residue: (d.residue ?? []).slice(0, RESIDUE_REPORTED).map((r) => ({ key: r.key, site: r.site, reason: r.reason })),
+    residueCount: d.residueCount ?? d.residue?.length ?? 0,
+  };
 }
 
 export function createLifecycleActivities(deps: ActivityDeps) {
@@ -49,49 +61,96 @@ export function createLifecycleActivities(deps: ActivityDeps) {
 
   /**
    * Deletes the user's source objects after the grace period, reading only the committed manifest
-   * (invariant 1): an object goes only if its EU copy still has the verified ETag and the source still
-   * has the ETag that was copied (a conditional delete). Anything else is left and reported.
-   * The manifest is checked first (manifest guard): one that fails deletes nothing and fails the user
-   * with a permanent ManifestInvalid. Progress is recorded per batch under
-   * `_clover/migrations/<id>/progress/<userId>/dispose/<generation>/` before the batch's deletes are issued and with
-   * their outcomes after; the manifest's `sourceDisposition` sums every run's records. Idempotent and
-   * resumable: a re-run acts only on keys with no recorded outcome; an object already gone counts as deleted.
+   * (invariant 1): for each entry, the object in every site that holds its bytes (`entrySites`: its
+   * source and its `alsoAt` duplicates) goes only if its EU copy still has the verified ETag and that
+   * site still has the ETag recorded for it (a conditional delete per site). Anything else is left and
+   * reported. The manifest is checked first (manifest guard): one that fails deletes nothing and fails
+   * the user with a permanent ManifestInvalid. Progress is recorded per batch under
+   * `_clover/migrations/<id>/progress/<userId>/dispose/<generation>/` before the batch's deletes are
+   * issued and with their outcomes after (per key: the sites Clover deleted it in, the sites where it
+   * was already gone before any delete of Clover's, the sites where it was kept and why). Each source
+   * object is looked at (HEAD) before its delete: S3 answers a DELETE of a missing key with success, so
+   * that is the only way to tell an object the application erased after the last pass from Clover's own.
+   * Then the residue check: the user's prefix is listed in every plan source and everything found is
+   * reported with why it is there (`residueClassifier`). The manifest's next generation records it all
+   * (`sourceDisposition`, summed over every run's records), committed only over the generation read
+   * at the start (ManifestConflict otherwise). Idempotent and resumable: a re-run acts only on keys
+   * with no recorded outcome; a retried activity whose amendment was committed returns it.
    */
   function disposeSources(input: DisposeSourcesInput): Promise<DisposeSourcesResult> {
     return runActivity(async ({ signal, beat }) => {
       const target = targetSite(deps, input.targetSite);
-      const m = await getManifest(target, input.migrationId, input.userId, signal);
-      if (!m) {
+      const current = await getCurrentManifest(target, input.migrationId, input.userId, signal);
+      if (!current) {
         throw ApplicationFailure.create({ type: 'NoManifest', nonRetryable: true, message: `user ${input.userId}: no committed manifest, so no source object may be deleted` });
       }
+      const m = current.manifest;
       assertManifestValid(m, { migrationId: input.migrationId, userId: input.userId, userPrefix: input.userPrefix, sources: input.sources }, manifestKey(input.migrationId, input.userId));
-      if (m.sourceDisposition) return { deleted: m.sourceDisposition.deleted, keptChanged: m.sourceDisposition.keptChanged.length };
+      if (m.sourceDisposition) return disposalResult(m.sourceDisposition);
       // Every batch is recorded before its first delete and after its last: a run interrupted anywhere
       // leaves a record of what it did, and the next run acts only on keys with no recorded outcome.
       const generation = manifestGeneration(m);
       const progress = await readProgress<DisposalOutcome>(target, input.migrationId, input.userId, 'dispose', generation, signal);
+      // Keys an earlier run issued without recording an outcome: an object found gone there may be Clover's own delete.
+      const issuedBefore = new Set(progress.interrupted);
       // A rollback of this user raises its fence first: no delete starts once it is up.
       const fenceDown = rollbackFenceCheck(target, input.migrationId, input.userId, signal);
       await runRecorded({
         site: target, migrationId: input.migrationId, userId: input.userId, op: 'dispose', generation, signal,
         items: m.entries, keyOf: (e) => e.key, progress, limit: pLimit(input.objectsPerUser),
         work: async (e): Promise<DisposalOutcome> => {
+          const places = entrySites(e);
+          const keptAll = (reason: string): DisposalOutcome => ({
+            key: e.key, site: e.sourceSite, outcome: 'kept', sites: [], kept: places.map((p) => ({ site: p.site, reason })), reason,
+          });
           await fenceDown();
-          const kept = (reason: string): DisposalOutcome => ({ key: e.key, site: e.sourceSite, outcome: 'kept', reason });
           const copy = await headObject(target, e.key, signal);
-          if (!copy || copy.etag !== e.targetEtag) return kept(`the EU copy ${copy ? 'changed' : 'is missing'} since it was verified`);
-          const r = await deleteIfUnchanged(site(deps, e.sourceSite), e.key, e.sourceEtag, signal);
-          beat();
-          if (r === 'changed') return kept('the source object changed since it was copied');
-          return { key: e.key, site: e.sourceSite, outcome: 'deleted' };
+          if (!copy || copy.etag !== e.targetEtag) return keptAll(`the EU copy ${copy ? 'changed' : 'is missing'} since it was verified`);
+          const sites: string[] = [];
+          const goneBefore: string[] = [];
+          const kept: { site: string; reason: string }[] = [];
+          for (const p of places) {
+            const src = site(deps, p.site);
+            // Looked at first: a DELETE of a missing key succeeds on S3, so only this tells an object the
+            // application erased after the last pass (never Clover's to restore) from one Clover deleted.
+            const head = await headObject(src, e.key, signal);
+            let r: 'deleted' | 'changed' | 'absent' = !head ? 'absent' : head.etag !== p.etag ? 'changed' : 'deleted';
+            if (r === 'deleted') {
+              await fenceDown();
+              r = await deleteIfUnchanged(src, e.key, p.etag, signal);
+            }
+            beat();
+            if (r === 'changed') kept.push({ site: p.site, reason: 'the source object changed since it was copied' });
+            else if (r === 'absent' && !issuedBefore.has(e.key)) goneBefore.push(p.site);
+            else sites.push(p.site);
+          }
+          return {
+            key: e.key, site: e.sourceSite, outcome: kept.length > 0 ? 'kept' : 'deleted', sites,
+            ...(goneBefore.length > 0 ? { goneBefore } : {}), ...(kept.length > 0 ? { kept, reason: kept[0]?.reason } : {}),
+          };
         },
       });
       // The amendment sums every run's records, not only this one's.
       const outcomes = m.entries.map((e) => progress.done.get(e.key)).filter((o) => o !== undefined);
-      const deleted = outcomes.filter((o) => o.outcome === 'deleted').length;
-      const keptChanged = outcomes.filter((o) => o.outcome === 'kept').map((o) => ({ key: o.key, site: o.site, reason: o.reason ?? '' }));
-      await putManifest(target, amendManifest(m, { sourceDisposition: { state: 'deleted', at: new Date().toISOString(), deleted, keptChanged } }), signal);
-      return { deleted, keptChanged: keptChanged.length };
+      const keptChanged = keptAtDisposal(outcomes);
+
+      // The residue check: whatever is still under the user's prefix in any source, with why.
+      const classify = residueClassifier(m, keptChanged);
+      const residue: ResidueItem[] = [];
+      let residueCount = 0;
+      for (const name of input.sources) {
+        await forEachObject(site(deps, name), input.userPrefix, 'listing the user\'s prefix in a source (residue check)', (o) => {
+          residueCount++;
+          if (residue.length < RESIDUE_LISTED) residue.push(classify(o));
+        }, signal);
+        beat();
+      }
+      const disposition: NonNullable<Manifest['sourceDisposition']> = {
+        state: 'deleted', at: new Date().toISOString(), deleted: deletedCount(outcomes), keptChanged, residue, residueCount,
+      };
+      const next = amendManifest(m, { sourceDisposition: disposition }, writer());
+      const done = await commitManifestGeneration(target, next, { etag: current.etag }, signal);
+      return disposalResult(done.manifest.sourceDisposition ?? disposition);
     });
   }
 

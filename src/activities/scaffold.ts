@@ -5,6 +5,16 @@ import { REPEATABLE_ATTEMPTS } from '../domain/error-classes';
 import { StorageError, givenUp } from '../storage/errors';
 import { withProgress } from '../storage/liveness';
 
+/**
+ * Who writes a manifest generation (a pass's commit, a disposal's or a rollback's amendment): stable
+ * across retries of one activity, distinct between activities and runs, so a retried attempt
+ * recognises its own earlier write (`commitManifestGeneration`).
+ */
+export function writer(): string {
+  const i = Context.current().info;
+  return `${i.workflowExecution?.workflowId ?? '?'}/${i.workflowExecution?.runId ?? '?'}/${i.activityId}`;
+}
+
 /** Heartbeat period while an activity works (the SDK throttles what reaches the server). */
 export const HEARTBEAT_EVERY_MS = 5_000;
 

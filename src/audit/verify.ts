@@ -1,14 +1,16 @@
 import pLimit from 'p-limit';
 import { InputError } from '../config/errors';
 import type { Sites } from '../config/sites';
-import { manifestsPrefix, usersListKey } from '../domain/layout';
-import { manifestDigest, type Manifest } from '../domain/manifest';
-import { createSiteClients, destroySiteClients, type SiteClients } from '../storage/clients';
+import { isCurrentManifestKey, manifestGenerationKey, manifestsPrefix, usersListKey } from '../domain/layout';
+import { entrySites, manifestDigest, type Manifest } from '../domain/manifest';
+import { residueClassifier } from '../domain/residue';
+import { createSiteClients, destroySiteClients, type Site, type SiteClients } from '../storage/clients';
 import { StorageError, isNotFound } from '../storage/errors';
 import { getJson } from '../storage/json-records';
 import { listAllKeys } from '../storage/listing';
 import { headObject } from '../storage/object-meta';
 import { hashObject } from '../storage/pinned-read';
+import { forEachObject } from '../storage/residue-listing';
 
 export interface AuditProblem {
   /**
@@ -16,10 +18,12 @@ export interface AuditProblem {
    * altered manifest). `error`: it could not be read (access denied, timeout, 5xx): nothing is known
    * about those bytes, so it is never reported as a mismatch.
    */
-  kind: 'mismatch' | 'error';
+  kind: 'mismatch' | 'error' | 'residue';
   site: string;
   manifest: string;
   key?: string;
+  /** The user whose manifest the problem is about (set for `residue`). */
+  userId?: string;
   problem: string;
 }
 
@@ -32,8 +36,56 @@ export interface AuditReport {
   objectsChecked: number;
   /** Users whose migration was rolled back: their manifests are reported, their objects not checked. */
   rolledBack: number;
+  /** Users cut over (sources deleted, not rolled back): their prefix was listed in every source. */
+  cutOver: number;
+  /** Objects found in a source under a cut-over user's prefix (each one is a `residue` problem). */
+  residue: number;
   problems: AuditProblem[];
   ok: boolean;
+}
+
+/**
+ * One link of the generation chain: generation N's `previousDigest` must be the digest of the kept
+ * generation N-1 (which must itself hold). Undefined when it does, or for a first generation.
+ */
+async function chainProblem(s: Site, m: Manifest): Promise<Pick<AuditProblem, 'kind' | 'problem'> | undefined> {
+  if (typeof m.generation !== 'number' || m.generation <= 1) return undefined;
+  const prevKey = manifestGenerationKey(m.migrationId, m.userId, m.generation - 1);
+  let prev: Manifest | undefined;
+  try {
+    prev = await getJson<Manifest>(s, prevKey, 'a manifest generation');
+  } catch (err) {
+    return { kind: 'error', problem: `generation ${m.generation - 1} (${prevKey}) could not be read, so the chain was not checked: ${(err as Error).message}` };
+  }
+  if (!prev) return { kind: 'mismatch', problem: `generation ${m.generation - 1} is missing (${prevKey}): the chain of generations is broken` };
+  if (manifestDigest(prev) !== prev.digest) return { kind: 'mismatch', problem: `generation ${m.generation - 1} (${prevKey}) was altered: its digest does not match its content` };
+  if (m.previousDigest !== prev.digest) return { kind: 'mismatch', problem: `generation ${m.generation} names previous digest ${m.previousDigest ?? 'none'}, but generation ${m.generation - 1} has ${prev.digest}` };
+  return undefined;
+}
+
+/**
+ * After a cut-over nothing of the user may be left in a source: lists the user's prefix in every
+ * source of the manifest (`m.sources`, else every site its entries name) and reports each object
+ * found as a `residue` problem, with why it is there when the manifest knows.
+ */
+async function checkResidue(clients: SiteClients, m: Manifest, manifest: string, report: AuditReport): Promise<void> {
+  const sites = m.sources ?? [...new Set(m.entries.flatMap((e) => [...entrySites(e), ...(e.superseded ?? [])].map((p) => p.site)))];
+  const classify = residueClassifier(m, m.sourceDisposition?.keptChanged ?? []);
+  for (const name of sites) {
+    const src = clients.get(name);
+    if (!src) {
+      report.problems.push({ kind: 'error', site: name, manifest, userId: m.userId, problem: `source site ${name} is not in the sites file, so what user ${m.userId} left there was not checked` });
+      continue;
+    }
+    try {
+      await forEachObject(src, m.userPrefix, 'listing a cut-over user\'s prefix in a source', (o) => {
+        report.residue++;
+        report.problems.push({ kind: 'residue', site: name, manifest, key: o.key, userId: m.userId, problem: `still in a source after cut-over; ${classify(o).reason}` });
+      });
+    } catch (err) {
+      report.problems.push({ kind: 'error', site: name, manifest, userId: m.userId, problem: `the user's prefix could not be listed, so what is left there was not checked: ${(err as Error).message}` });
+    }
+  }
 }
 
 /** True when some site holds the migration's user list (`clover start` writes it before anything else). */
@@ -43,8 +95,10 @@ async function userListStored(clients: SiteClients, migrationId: string): Promis
 }
 
 /**
- * The auditor's check, from storage alone (no Temporal): reads every committed manifest of the
- * migration in every site, checks its digest, re-reads every listed object and recomputes its SHA-256.
+ * The auditor's check, from storage alone (no Temporal): reads the newest committed manifest generation
+ * of every user in every site, checks its digest and its link to the generation before, re-reads every
+ * listed object and recomputes its SHA-256; for a user cut over (and not rolled back), lists the
+ * user's prefix in every source and reports whatever is still there (`residue`).
  * An id that no site knows (no manifest, no user list) is bad input (InputError), not a failed audit.
  */
 export async function auditMigration(
@@ -53,11 +107,13 @@ export async function auditMigration(
 ): Promise<AuditReport> {
   const clients = opts.clients ?? createSiteClients(sites, { maxSockets: opts.concurrency ?? 16 });
   const limit = pLimit(opts.concurrency ?? 16);
-  const report: AuditReport = { migrationId, manifests: 0, users: 0, objects: 0, bytes: 0, objectsChecked: 0, rolledBack: 0, problems: [], ok: false };
+  const report: AuditReport = { migrationId, manifests: 0, users: 0, objects: 0, bytes: 0, objectsChecked: 0, rolledBack: 0, cutOver: 0, residue: 0, problems: [], ok: false };
   const users = new Set<string>();
   try {
     for (const s of clients.values()) {
-      for (const key of await listAllKeys(s, manifestsPrefix(migrationId), 'listing manifests')) {
+      // The newest generation of each user (`manifests/<userId>.json`); the kept generations live under `manifests/<userId>/`.
+      const current = (await listAllKeys(s, manifestsPrefix(migrationId), 'listing manifests')).filter((k) => isCurrentManifestKey(migrationId, k));
+      for (const key of current) {
         report.manifests++;
         let m: Manifest | undefined;
         try {
@@ -79,6 +135,12 @@ export async function auditMigration(
           continue;
         }
         users.add(m.userId);
+        const chain = await chainProblem(s, m);
+        if (chain) report.problems.push({ ...chain, site: s.name, manifest: key });
+        if (m.sourceDisposition && !m.rolledBack) {
+          report.cutOver++;
+          await checkResidue(clients, m, key, report);
+        }
         if (m.rolledBack) {
           report.rolledBack++;
           continue;

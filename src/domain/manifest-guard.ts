@@ -13,7 +13,8 @@ export interface ManifestExpectations {
 /**
  * The first reason `m` must not drive a deletion or a restore, or undefined when it may: its digest
  * holds, it names this migration, user and prefix, and every entry's key lies under that prefix and
- * names one of the plan's sources. Pure.
+ * names one of the plan's sources, and so does every site of its `alsoAt` duplicates and `superseded`
+ * sources. Manifests of every generation (a pass's or an amendment's) are checked alike. Pure.
  */
 export function manifestProblem(m: Manifest, expect: ManifestExpectations): string | undefined {
   if (m.format !== 'clover-manifest/1') return `unknown format ${JSON.stringify(m.format)}`;
@@ -29,6 +30,12 @@ export function manifestProblem(m: Manifest, expect: ManifestExpectations): stri
       return `${which} lies outside the user's prefix ${JSON.stringify(expect.userPrefix)}`;
     }
     if (!sources.has(e.sourceSite)) return `${which} names source site ${JSON.stringify(e.sourceSite)}, which is not one of the plan's sources (${[...sources].join(', ')})`;
+    for (const [field, list] of [['alsoAt', e.alsoAt], ['superseded', e.superseded]] as const) {
+      if (list === undefined) continue;
+      if (!Array.isArray(list)) return `${which} has an ${field} that is not a list`;
+      const bad = list.find((s) => !sources.has(s?.site));
+      if (bad) return `${which} names site ${JSON.stringify(bad?.site)} in ${field}, which is not one of the plan's sources (${[...sources].join(', ')})`;
+    }
   }
   return undefined;
 }

@@ -111,8 +111,15 @@ export interface Manifest {
     state: 'deleted'; at: string; deleted: number; keptChanged: { key: string; site: string; reason: string }[];
     residue?: ResidueItem[]; residueCount?: number;
   };
-  /** Set when the user was rolled back: sources restored, EU copies removed. */
-  rolledBack?: { at: string; restored: number; targetDeleted: number; kept: { key: string; reason: string }[] };
+  /**
+   * Set when the user was rolled back: sources restored, EU copies removed. `erased`: objects not
+   * restored because the application erased them (carried-over erasures, and entries erased at the
+   * source after the last pass), first RESIDUE_LISTED; `erasedCount` all of them.
+   */
+  rolledBack?: {
+    at: string; restored: number; targetDeleted: number; kept: { key: string; reason: string }[];
+    erased?: { key: string; reason: string }[]; erasedCount?: number;
+  };
   /** SHA-256 (hex) of the canonical JSON of every other field. */
   digest: string;
 }

@@ -256,6 +256,8 @@ export interface RollbackState {
   userIndex: number;
   counters: RollbackCounters;
   problems: { userId: string; key?: string; problem: string }[];
+  /** The first erased objects (not restored, not problems). */
+  erased?: { userId: string; key: string; reason: string }[];
 }
 
 export interface RollbackCounters {
@@ -265,6 +267,8 @@ export interface RollbackCounters {
   partialDeleted: number;
   kept: number;
   uploadsAborted: number;
+  /** Objects not restored because the application erased them (never restored; not problems). */
+  erased: number;
 }
 
 export interface RollbackResult {
@@ -272,4 +276,6 @@ export interface RollbackResult {
   phase: 'rolled-back' | 'rolled-back-with-problems';
   counters: RollbackCounters;
   problems: { userId: string; key?: string; problem: string }[];
+  /** The first erased objects, with why: reported apart from the problems (they do not make the rollback fail). */
+  erased?: { userId: string; key: string; reason: string }[];
 }

@@ -9,6 +9,7 @@ const { rollbackUser, fenceUser } = proxyActivities<CloverActivities>({ startToC
 
 const MAX_HISTORY = 4000;
 const MAX_PROBLEMS = 100;
+const MAX_ERASED = 20;
 
 /**
  * Rolls a migration back, user by user (rollbackUser: restore deleted sources, remove EU copies that
@@ -19,7 +20,7 @@ export async function rollbackWorkflow(input: RollbackInput): Promise<RollbackRe
   const { settings } = input;
   const state: RollbackState = input.state ?? {
     startedAt: new Date().toISOString(), usersOffset: 0, usersExhausted: false, userIndex: 0,
-    counters: { users: 0, restored: 0, targetDeleted: 0, partialDeleted: 0, kept: 0, uploadsAborted: 0 }, problems: [],
+    counters: { users: 0, restored: 0, targetDeleted: 0, partialDeleted: 0, kept: 0, uploadsAborted: 0, erased: 0 }, problems: [], erased: [],
   };
   upsertSearchAttributes([{ key: SA.migrationId, value: settings.migrationId }, { key: SA.phase, value: 'rollback' }]);
 
@@ -57,7 +58,8 @@ export async function rollbackWorkflow(input: RollbackInput): Promise<RollbackRe
               migrationId: settings.migrationId, userId: u.userId, targetSite,
               prefix: userPrefixFor(settings.userPrefix, u.userId), objectsPerUser: settings.concurrency.objectsPerUser, sources: settings.sources,
             });
-            add({ restored: r.restored, targetDeleted: r.targetDeleted, partialDeleted: r.partialDeleted, kept: r.kept, uploadsAborted: r.uploadsAborted });
+            add({ restored: r.restored, targetDeleted: r.targetDeleted, partialDeleted: r.partialDeleted, kept: r.kept, uploadsAborted: r.uploadsAborted, erased: r.erased });
+            for (const x of r.erasedKeys ?? []) if ((state.erased ??= []).length < MAX_ERASED) state.erased.push({ userId: u.userId, ...x });
             for (const p of r.problems) if (state.problems.length < MAX_PROBLEMS) state.problems.push({ userId: u.userId, key: p.key, problem: p.problem });
           }
           add({ users: 1 });
@@ -80,5 +82,6 @@ export async function rollbackWorkflow(input: RollbackInput): Promise<RollbackRe
     phase: state.problems.length === 0 ? 'rolled-back' : 'rolled-back-with-problems',
     counters: state.counters,
     problems: state.problems,
+    erased: state.erased ?? [],
   };
 }

@@ -1,7 +1,7 @@
 import { COUNTRY_CODES, isCountryCode } from '../../src/domain/countries';
 import { EEA_COUNTRIES, isEea } from '../../src/domain/eea';
 import {
-  CONTROL_ROOT, manifestKey, manifestsPrefix, migrationPrefix, stagingKey, stagingPrefix, userPrefixFor, usersListKey,
+  CONTROL_ROOT, isCurrentManifestKey, manifestGenerationKey, manifestKey, manifestsPrefix, migrationPrefix, stagingKey, stagingPrefix, userPrefixFor, usersListKey,
 } from '../../src/domain/layout';
 import { routeUser, routingTargets } from '../../src/domain/routing';
 
@@ -64,19 +64,28 @@ describe('storage layout of Clover\'s records', () => {
     expect(stagingPrefix('wave-1', 'u-1')).toBe('_clover/migrations/wave-1/staging/u-1/');
     expect(manifestsPrefix('wave-1')).toBe('_clover/migrations/wave-1/manifests/');
     expect(manifestKey('wave-1', 'u-1')).toBe('_clover/migrations/wave-1/manifests/u-1.json');
-    for (const k of [usersListKey('m'), stagingKey('m', 'u', 0), manifestKey('m', 'u')]) expect(k.startsWith(migrationPrefix('m'))).toBe(true);
+    for (const k of [usersListKey('m'), stagingKey('m', 'u', 1, 0), manifestKey('m', 'u'), manifestGenerationKey('m', 'u', 1)]) expect(k.startsWith(migrationPrefix('m'))).toBe(true);
   });
-  it('numbers staging records so that listing order is page order', () => {
-    expect(stagingKey('wave-1', 'u-1', 0)).toBe('_clover/migrations/wave-1/staging/u-1/00000000.json');
-    expect(stagingKey('wave-1', 'u-1', 42)).toBe('_clover/migrations/wave-1/staging/u-1/00000042.json');
+  it('numbers staging records per generation so that listing order is generation, then page order', () => {
+    expect(stagingKey('wave-1', 'u-1', 1, 0)).toBe('_clover/migrations/wave-1/staging/u-1/00000001/00000000.json');
+    expect(stagingKey('wave-1', 'u-1', 2, 42)).toBe('_clover/migrations/wave-1/staging/u-1/00000002/00000042.json');
     const pages = [0, 1, 9, 10, 99, 100, 12_345, 99_999_999];
-    const keys = pages.map((p) => stagingKey('m', 'u', p));
+    const keys = pages.map((p) => stagingKey('m', 'u', 3, p));
     expect([...keys].sort()).toEqual(keys);
+    for (const k of keys) expect(k.startsWith(stagingPrefix('m', 'u', 3))).toBe(true);
     for (const k of keys) expect(k.startsWith(stagingPrefix('m', 'u'))).toBe(true);
+    expect(stagingKey('m', 'u', 3, 0).startsWith(stagingPrefix('m', 'u', 30))).toBe(false);
   });
   it('one user\'s staging prefix never contains another user\'s records', () => {
-    expect(stagingKey('m', 'u-10', 0).startsWith(stagingPrefix('m', 'u-1'))).toBe(false);
+    expect(stagingKey('m', 'u-10', 1, 0).startsWith(stagingPrefix('m', 'u-1'))).toBe(false);
     expect(manifestKey('m', 'u-10').startsWith(manifestsPrefix('m'))).toBe(true);
+  });
+  it('keeps every manifest generation write-once beside the newest copy, and tells them apart', () => {
+    expect(manifestGenerationKey('wave-1', 'u-1', 3)).toBe('_clover/migrations/wave-1/manifests/u-1/00000003.json');
+    expect(isCurrentManifestKey('wave-1', manifestKey('wave-1', 'u-1'))).toBe(true);
+    expect(isCurrentManifestKey('wave-1', manifestGenerationKey('wave-1', 'u-1', 3))).toBe(false);
+    expect(isCurrentManifestKey('wave-1', manifestKey('wave-2', 'u-1'))).toBe(false);
+    expect(isCurrentManifestKey('wave-1', `${manifestsPrefix('wave-1')}u-1.txt`)).toBe(false);
   });
   it('fills every {userId} of a prefix template', () => {
     expect(userPrefixFor('users/{userId}/', 'u-0001')).toBe('users/u-0001/');

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { buildManifest, manifestDigest, type Manifest, type ManifestEntry } from '../../src/domain/manifest';
+import { amendManifest, buildManifest, manifestDigest, type Manifest, type ManifestEntry } from '../../src/domain/manifest';
 import { assertManifestValid, manifestProblem, type ManifestExpectations } from '../../src/domain/manifest-guard';
 
 const entry = (key: string, over: Partial<ManifestEntry> = {}): ManifestEntry => ({
@@ -8,7 +8,8 @@ const entry = (key: string, over: Partial<ManifestEntry> = {}): ManifestEntry =>
 });
 const good = (): Manifest => buildManifest({
   migrationId: 'wave-1', userId: 'u-1', targetSite: 'eu-ie', bucket: 'clover-eu-ie', userPrefix: 'users/u-1/',
-  committedAt: '2024-05-02T00:00:00.000Z', entries: [entry('users/u-1/a'), entry('users/u-1/b', { sourceSite: 'us' })], conflicts: [],
+  committedAt: '2024-05-02T00:00:00.000Z', generation: 1, erasures: [], conflicts: [],
+  entries: [entry('users/u-1/a', { alsoAt: [{ site: 'us', etag: 'etag-dup' }] }), entry('users/u-1/b', { sourceSite: 'us', superseded: [{ site: 'sg', etag: 'etag-old' }] })],
 });
 const expected: ManifestExpectations = { migrationId: 'wave-1', userId: 'u-1', userPrefix: 'users/u-1/', sources: ['sg', 'us'] };
 /** `m` changed by `edit`, with its digest recomputed: only the guard's other checks can catch it. */
@@ -36,6 +37,23 @@ describe('manifest guard (before a destructive step)', () => {
 
   it('rejects a source site that is not one of the plan\'s sources', () => {
     expect(manifestProblem(resigned((x) => (x.entries[0]!.sourceSite = 'eu-no')), expected)).toMatch(/entry 0 .*names source site "eu-no", which is not one of the plan's sources \(sg, us\)/);
+  });
+
+  it('rejects a duplicate (alsoAt) or a superseded source in a site that is not one of the plan\'s sources', () => {
+    expect(manifestProblem(resigned((x) => (x.entries[0]!.alsoAt = [{ site: 'us', etag: 'e' }, { site: 'eu-no', etag: 'e' }])), expected))
+      .toMatch(/entry 0 \(key "users\/u-1\/a"\) names site "eu-no" in alsoAt, which is not one of the plan's sources \(sg, us\)/);
+    expect(manifestProblem(resigned((x) => (x.entries[1]!.superseded = [{ site: 'elsewhere', etag: 'e' }])), expected))
+      .toMatch(/entry 1 \(key "users\/u-1\/b"\) names site "elsewhere" in superseded, which is not one of the plan's sources/);
+    expect(manifestProblem(resigned((x) => Object.assign(x.entries[0]!, { alsoAt: 'us' })), expected)).toMatch(/entry 0 .* alsoAt that is not a list/);
+  });
+
+  it('accepts a manifest of any generation: a later pass\'s, or an amendment\'s', () => {
+    const later = resigned((x) => Object.assign(x, { generation: 5, previousDigest: 'ab'.repeat(32), erasures: [{ key: 'users/u-1/gone', size: 1, sha256: 'cd'.repeat(32), sourceSite: 'sg', erasedAt: '2024-05-03T00:00:00.000Z', generation: 4 }] }));
+    expect(manifestProblem(later, expected)).toBeUndefined();
+    const amended = amendManifest(later, { sourceDisposition: { state: 'deleted', at: '2024-06-01T00:00:00.000Z', deleted: 3, keptChanged: [], residue: [], residueCount: 0 } }, 'w');
+    expect(amended.generation).toBe(6);
+    expect(manifestProblem(amended, expected)).toBeUndefined();
+    expect(manifestProblem({ ...amended, generation: 7 }, expected)).toMatch(/digest does not match/);
   });
 
   it('rejects a userPrefix other than the user\'s resolved prefix, even when every key lies under it', () => {

@@ -6,7 +6,7 @@ describe('buildManifest refuses a key listed twice', () => {
     key, size, sha256: 'ab'.repeat(32), sourceSite: 'sg', sourceEtag: 'e', sourceLastModified: '2026-01-01T00:00:00.000Z', targetEtag: 't', outcome: 'copied',
   });
   const fields = (entries: ManifestEntry[]) => ({
-    migrationId: 'm', userId: 'u1', targetSite: 'eu-ie', bucket: 'b', userPrefix: 'users/u1/', committedAt: '2026-01-01T00:00:00.000Z', entries, conflicts: [],
+    migrationId: 'm', userId: 'u1', targetSite: 'eu-ie', bucket: 'b', userPrefix: 'users/u1/', committedAt: '2026-01-01T00:00:00.000Z', generation: 1, entries, conflicts: [], erasures: [],
   });
 
   it('counts each key once when there are no repeats', () => {

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import {
-  amendManifest, buildManifest, canonicalJson, compareKeys, manifestDigest, type Manifest, type ManifestEntry,
+  amendManifest, buildManifest, canonicalJson, compareKeys, manifestDigest, manifestGeneration, type Manifest, type ManifestEntry,
 } from '../../src/domain/manifest';
 import { at } from '../support/at';
 
@@ -11,7 +11,7 @@ const entry = (key: string, size = 10, over: Partial<ManifestEntry> = {}): Manif
 
 const fields = (entries: ManifestEntry[]) => ({
   migrationId: 'wave-1', userId: 'u-1', targetSite: 'eu-ie', bucket: 'clover-eu-ie', userPrefix: 'users/u-1/',
-  committedAt: '2024-05-02T00:00:00.000Z', entries, conflicts: [],
+  committedAt: '2024-05-02T00:00:00.000Z', generation: 1, entries, conflicts: [], erasures: [],
 });
 
 /** The same object with its keys in reverse order at every level (arrays keep their order). */
@@ -117,6 +117,17 @@ describe('manifest', () => {
     expect(manifestDigest(rolledBack)).toBe(rolledBack.digest);
     expect(rolledBack.sourceDisposition).toEqual(disposed.sourceDisposition);
     expect(new Set([m.digest, disposed.digest, rolledBack.digest]).size).toBe(3);
+  });
+
+  it('an amendment is the next generation, chained to the one it amends; the pass it belongs to keeps its name', () => {
+    const m = buildManifest(fields(entries));
+    const disposed = amendManifest(m, { sourceDisposition: { state: 'deleted', at: '2024-06-01T00:00:00.000Z', deleted: 4, keptChanged: [] } }, 'wf/run/7');
+    expect(disposed).toMatchObject({ generation: 2, previousDigest: m.digest, writtenBy: 'wf/run/7' });
+    const rolledBack = amendManifest(disposed, { rolledBack: { at: '2024-06-02T00:00:00.000Z', restored: 4, targetDeleted: 4, kept: [] } });
+    expect(rolledBack).toMatchObject({ generation: 3, previousDigest: disposed.digest });
+    expect(manifestGeneration(disposed)).toBe(manifestGeneration(m));
+    expect(manifestGeneration(rolledBack)).toBe(manifestGeneration(m));
+    expect(manifestGeneration(buildManifest(fields(entries.slice(1))))).not.toBe(manifestGeneration(m));
   });
 });
 

@@ -1,0 +1,63 @@
+import { entrySites, type ConflictRecord, type Manifest, type ManifestEntry, type ResidueItem } from './manifest';
+
+/** Why an object is in a source after cut-over when Clover knows nothing of it. */
+export const NOT_IN_MANIFEST = 'not in the manifest: written after the final pass, or never migrated';
+
+/** A source object the residue check found (key, site and the ETag listed). */
+export interface ListedObject {
+  key: string;
+  site: string;
+  etag: string;
+}
+
+/** What a conflict of the newest generation means for the object left in a source. */
+export function conflictResidueReason(c: ConflictRecord): string {
+  const sites = c.sites.map((s) => s.site).join(' and ');
+  switch (c.kind) {
+    case 'foreign-target': return 'a conflict of the last pass: the EU site holds an object at this key that this migration did not write, so it was not migrated';
+    case 'target-changed': return 'a conflict of the last pass: the EU copy was changed by someone else since Clover wrote it, so the source was not deleted';
+    default: return c.resolution === 'newest-wins'
+      ? `a conflict of the last pass: sources ${sites} hold different bytes; the newest (${c.chosenSite ?? '?'}) was copied`
+      : `a conflict of the last pass: sources ${sites} hold different bytes (conflictPolicy "fail"), so it was not migrated`;
+  }
+}
+
+const at = (key: string, site: string) => `${site}\u0000${key}`;
+
+/**
+ * Classifies what a listing of the user's prefix in the sources found after the deletion: each object
+ * with why it is there, from what Clover knows, first match wins:
+ * 1. kept at disposal (`kept`: the disposal's per-site kept reasons, e.g. it changed since the copy);
+ * 2. a conflict of the newest generation (`m.conflicts`);
+ * 3. superseded under newest-wins (`e.superseded`, same ETag as recorded): never deleted;
+ * 4. a manifest entry's site: still the migrated object (ETag as recorded), or written again after the deletion;
+ * 5. otherwise NOT_IN_MANIFEST.
+ * Pure: builds its indexes once, then classifies each listed object.
+ */
+export function residueClassifier(m: Pick<Manifest, 'entries' | 'conflicts'>, kept: readonly { key: string; site: string; reason: string }[]): (o: ListedObject) => ResidueItem {
+  const keptAt = new Map(kept.map((k) => [at(k.key, k.site), k.reason]));
+  const conflicts = new Map<string, ConflictRecord>();
+  for (const c of m.conflicts) if (!conflicts.has(c.key)) conflicts.set(c.key, c);
+  const entries = new Map<string, ManifestEntry>(m.entries.map((e) => [e.key, e]));
+  return (o) => {
+    const item = (reason: string): ResidueItem => ({ key: o.key, site: o.site, etag: o.etag, reason });
+    const keptReason = keptAt.get(at(o.key, o.site));
+    if (keptReason !== undefined) return item(`kept at disposal: ${keptReason}`);
+    const c = conflicts.get(o.key);
+    if (c) return item(conflictResidueReason(c));
+    const e = entries.get(o.key);
+    if (e) {
+      const lost = e.superseded?.find((s) => s.site === o.site);
+      if (lost && lost.etag === o.etag) {
+        return item(`superseded under newest-wins: its different bytes lost to the newer copy from ${e.sourceSite}; never deleted`);
+      }
+      const mine = entrySites(e).find((s) => s.site === o.site);
+      if (mine) {
+        return item(mine.etag === o.etag
+          ? 'the migrated object is still there: it was not deleted'
+          : 'written at this key after Clover deleted the migrated object (different bytes)');
+      }
+    }
+    return item(NOT_IN_MANIFEST);
+  };
+}
