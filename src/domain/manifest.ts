@@ -196,7 +196,7 @@ export function buildManifest(fields: Omit<Manifest, 'digest' | 'format' | 'obje
  * same entries, generation + 1, chained to `m`'s digest, digest recomputed.
  */
 export function amendManifest(m: Manifest, changes: Partial<Pick<Manifest, 'sourceDisposition' | 'rolledBack'>>, writtenBy?: string): Manifest {
-  const next = { ...m, ...changes, generation: m.generation + 1, previousDigest: m.digest, writtenBy, pass: undefined };
+  const next = { ...m, ...changes, generation: (m.generation ?? 1) + 1, previousDigest: m.digest, writtenBy, pass: undefined };
   return { ...next, digest: manifestDigest(next) };
 }
 
