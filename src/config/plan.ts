@@ -24,6 +24,14 @@ export const MAX_USERS_IN_FLIGHT = 1000;
 /** Objects of one user copied at once, at most (each holds a socket and a buffer). */
 export const MAX_OBJECTS_PER_USER = 256;
 
+const DURATION_UNITS_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+
+/** Milliseconds of a plan duration (`500ms`, `45s`, `30m`, `12h`, `7d`); NaN for anything else. */
+export function durationMs(d: string): number {
+  const m = /^(\d+)(ms|s|m|h|d)$/.exec(d);
+  return m ? Number(m[1]) * DURATION_UNITS_MS[m[2] as keyof typeof DURATION_UNITS_MS] : NaN;
+}
+
 const planSchema = z
   .object({
     migrationId: z.string().regex(/^[a-z0-9-]{1,63}$/, 'must be 1-63 characters of a-z, 0-9 and "-"'),
@@ -58,6 +66,12 @@ const planSchema = z
       .regex(/^\d+(ms|s|m|h|d)$/, 'must be a duration such as 7d, 12h, 30m, 45s or 500ms')
       .default('7d'),
     maxDeletes: z.number().int('must be a whole number').nonnegative('must not be negative').optional(),
+    cutover: z.enum(['auto', 'operator']).default('auto'),
+    syncInterval: z
+      .string()
+      .regex(/^\d+(ms|s|m|h|d)$/, 'must be a duration such as 7d, 12h, 30m, 45s or 500ms')
+      .refine((d) => durationMs(d) >= 1000, 'must be at least 1s')
+      .optional(),
   })
   .strict();
 
