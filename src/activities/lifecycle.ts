@@ -39,6 +39,7 @@ interface DisposalOutcome {
 export interface DisposeSourcesResult {
   deleted: number;
   keptChanged: number;
+  residue?: { key: string; site: string; reason: string }[]; residueCount?: number;
 }
 
 export function createLifecycleActivities(deps: ActivityDeps) {

@@ -7,6 +7,7 @@ import { isEea } from '../domain/eea';
 import { CONTROL_ROOT } from '../domain/layout';
 import type { UserRow } from '../domain/routing';
 import { routingTargets } from '../domain/routing';
+import { durationMs } from './duration';
 import { InputError, firstIssue, formatPath } from './errors';
 import type { Sites } from './sites';
 
@@ -23,14 +24,6 @@ const userRowSchema = z
 export const MAX_USERS_IN_FLIGHT = 1000;
 /** Objects of one user copied at once, at most (each holds a socket and a buffer). */
 export const MAX_OBJECTS_PER_USER = 256;
-
-const DURATION_UNITS_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
-
-/** Milliseconds of a plan duration (`500ms`, `45s`, `30m`, `12h`, `7d`); NaN for anything else. */
-export function durationMs(d: string): number {
-  const m = /^(\d+)(ms|s|m|h|d)$/.exec(d);
-  return m ? Number(m[1]) * DURATION_UNITS_MS[m[2] as keyof typeof DURATION_UNITS_MS] : NaN;
-}
 
 const planSchema = z
   .object({
