@@ -89,6 +89,8 @@ export async function userMigrationWorkflow(input: UserMigrationInput, resume?: 
   const cursor = resume && !('stage' in resume) ? resume : undefined;
 
   const controls = new UserControls(userId, resume?.paused === true);
+  // Before the handlers: an update buffered for this run's first activation is validated as they are set.
+  controls.syncState = mode !== 'migrate' ? 'one-off' : carried ? 'open' : 'first-pass';
   controls.installHandlers();
   const pausable = <T>(fn: () => Promise<T>) => controls.pausable(fn);
   // Only the user's own run in the migration reports to it; one-off runs answer the CLI alone.
@@ -107,13 +109,11 @@ export async function userMigrationWorkflow(input: UserMigrationInput, resume?: 
 
   try {
     if (mode === 'sync-once') {
-      controls.syncState = 'one-off';
       const r = await deltaPass(true);
       setPhase(r.error ? 'failed' : 'done');
       return await finish({ userId, ok: !r.error, reason: r.error, counters: zeroCounters(), lastPass: r });
     }
     if (mode === 'cutover-once') {
-      controls.syncState = 'one-off';
       if (!disposing) throw ApplicationFailure.create({ type: 'CutOver', nonRetryable: true, message: `user ${userId}: sourceDisposition is "keep": there is no source to delete` });
       return await finish(await cutOver(true));
     }
