@@ -185,7 +185,7 @@ export async function userMigrationWorkflow(input: UserMigrationInput, resume?: 
       partsSent: transferred.parts ?? 0, partsReused: transferred.partsReused ?? 0,
     });
     const o: UserOutcome = { userId, ok: true, counters, manifestKey: c.manifestKey, awaitingDisposal: disposing || operator, lastPass: report };
-    if (!operator && !disposing) setPhase('done');
+    setPhase(operator ? 'in-sync' : disposing ? 'grace' : 'done');
     // Reported now, so the user's slot in the migration's window is free while it waits for its cut-over.
     await reportFinished(o);
     return o;
