@@ -195,7 +195,7 @@ async function runClover(ctx: Ctx, ds: DataSet, verify: 'checksum' | 'full', run
     settings: {
       migrationId, sources: ['sg'], routing: { default: 'eu-ie', byCountry: {} }, userPrefix: 'users/{userId}/', verify,
       conflictPolicy: 'newest-wins', concurrency: clover(ds, ctx.concurrency),
-      sourceDisposition: 'keep', gracePeriod: '7d',
+      sourceDisposition: 'keep', gracePeriod: '7d', cutover: 'auto',
     },
     usersSource: 'bench', users,
   }, taskQueue);

@@ -10,6 +10,7 @@ import { registerRetry } from './retry';
 import { registerPause } from './pause';
 import { registerCancel } from './cancel';
 import { registerCutover } from './cutover';
+import { registerSync } from './sync';
 import { registerRollback } from './rollback';
 import { registerBench } from '../bench/bench';
 
@@ -31,6 +32,7 @@ export function main(argv: string[]): void {
   registerRetry(program);
   registerPause(program);
   registerCancel(program);
+  registerSync(program);
   registerCutover(program);
   registerRollback(program);
   registerBench(program);

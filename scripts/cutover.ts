@@ -1,18 +1,26 @@
 import type { Command } from 'commander';
-import { cutover } from '../src/operator/lifecycle';
+import { cutoverUsers } from '../src/operator/lifecycle';
+import { cutoverExitCode, cutoverLines, cutoverSummary } from '../src/operator/pass-results';
 import { connectClient, out } from './common';
 
 export function registerCutover(program: Command): void {
   program
     .command('cutover')
-    .description('end the grace period now and delete the sources that still match (one user, or all waiting); approves deletions above maxDeletes')
+    .description('cut users over: final pass, then delete the sources that still match (the named users, or every user waiting); approves deletions above maxDeletes')
     .argument('<migrationId>')
-    .option('--user <userId>', 'only this user')
-    .action(async (id: string, o: { user?: string }) => {
+    .option('--user <userId...>', 'only these users (repeatable); a finished user not yet cut over gets a cut-over run of its own')
+    .option('--wait', 'wait for each user\'s cut-over and print what it deleted and the residue; exit 0 only if every user was cut over with no residue')
+    .action(async (id: string, o: { user?: string[]; wait?: boolean }) => {
       const { client, close } = await connectClient();
       try {
-        const n = await cutover(client, id, o.user);
-        out(`cutover sent to ${n} user(s) of migration ${id}`);
+        const results = await cutoverUsers(client, id, o.user, o.wait === true);
+        const sent = results.filter((r) => r.kind !== 'refused' || o.wait).length;
+        if (!o.wait) out(`cutover sent to ${sent} user(s) of migration ${id}`);
+        for (const r of results) for (const l of cutoverLines(r)) out(l);
+        const summary = cutoverSummary(results);
+        if (summary && results.length > 0) out(summary);
+        // Nothing named and nothing waiting is not a failure: there was nothing to cut over.
+        process.exitCode = results.length === 0 && !o.user?.length ? 0 : cutoverExitCode(results);
       } finally {
         await close();
       }

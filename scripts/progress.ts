@@ -16,8 +16,8 @@ export function summarize(s: MigrationStatus): string[] {
     `users:   ${s.usersDone} done, ${s.usersFailed} failed, ${s.usersInFlight} in flight, ${s.usersCancelled} cancelled, ${s.usersAlreadyDone} already done earlier, of ${s.usersTotal}`,
     `objects: ${c.objects} (${formatBytes(c.bytes)}): ${c.copied} copied, ${c.skipped} already in place, ${c.verified} verified, ${c.recopied} re-copied, ${c.conflicts} conflict(s)`,
     `rate:    ${formatBytes(rate)}/s over ${Math.round(secs)}s${eta !== undefined ? `, ETA ${eta}s` : ''}`,
-    ...(s.usersAwaitingDisposal || c.sourceDeleted || c.sourceKeptChanged
-      ? [`sources: ${c.sourceDeleted} deleted after the grace period, ${c.sourceKeptChanged} kept (changed since the copy), ${s.usersAwaitingDisposal} user(s) still in their grace period`]
+    ...(s.usersAwaitingDisposal || c.sourceDeleted || c.sourceKeptChanged || c.sourceResidue
+      ? [`cut-over: ${s.usersAwaitingDisposal} user(s) awaiting cut-over (grace period or in-sync); sources: ${c.sourceDeleted} deleted, ${c.sourceKeptChanged} kept (changed since the copy), ${c.sourceResidue ?? 0} residue`]
       : []),
   ];
 }

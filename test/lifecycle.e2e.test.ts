@@ -245,6 +245,8 @@ describe('migration lifecycle', () => {
     const r = await result(id);
     expect(r.counters).toMatchObject({ sourceDeleted: 4, sourceKeptChanged: 0 });
     for (const key of bigBodies.keys()) expect(await exists(c, 'sg', key)).toBe(false);
-    expect((await runCli(['cutover', id, '--user', big])).code).toBe(2); // nothing waiting any more
+    const again = await runCli(['cutover', id, '--user', big]); // nothing waiting any more
+    expect(again.code).toBe(1);
+    expect(again.stdout).toMatch(/not cut over: already cut over/);
   });
 });

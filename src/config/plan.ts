@@ -7,6 +7,7 @@ import { isEea } from '../domain/eea';
 import { CONTROL_ROOT } from '../domain/layout';
 import type { UserRow } from '../domain/routing';
 import { routingTargets } from '../domain/routing';
+import { durationMs } from './duration';
 import { InputError, firstIssue, formatPath } from './errors';
 import type { Sites } from './sites';
 
@@ -58,6 +59,12 @@ const planSchema = z
       .regex(/^\d+(ms|s|m|h|d)$/, 'must be a duration such as 7d, 12h, 30m, 45s or 500ms')
       .default('7d'),
     maxDeletes: z.number().int('must be a whole number').nonnegative('must not be negative').optional(),
+    cutover: z.enum(['auto', 'operator']).default('auto'),
+    syncInterval: z
+      .string()
+      .regex(/^\d+(ms|s|m|h|d)$/, 'must be a duration such as 7d, 12h, 30m, 45s or 500ms')
+      .refine((d) => durationMs(d) >= 1000, 'must be at least 1s')
+      .optional(),
   })
   .strict();
 

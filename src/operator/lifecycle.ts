@@ -1,12 +1,17 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { WorkflowFailedError, WorkflowIdConflictPolicy, WorkflowIdReusePolicy, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
+import {
+  WorkflowFailedError, WorkflowIdConflictPolicy, WorkflowIdReusePolicy, WorkflowNotFoundError, WorkflowUpdateFailedError, WorkflowUpdateStage,
+  type Client, type WorkflowHandle,
+} from '@temporalio/client';
+import { defaultPayloadConverter } from '@temporalio/common';
 import { InputError } from '../config/errors';
 import {
-  SA, cutoverSignal, pauseUpdate, resumeUpdate, rollbackWorkflowId, userPauseSignal, userWorkflowId,
-  type MigrationStatus, type RollbackInput,
+  SA, cutoverSignal, pauseUpdate, resumeUpdate, rollbackWorkflowId, syncUpdate, userPauseSignal, userWorkflowId,
+  type MigrationStatus, type RollbackInput, type UserMigrationInput, type UserOutcome,
 } from '../workflows/definitions';
 import type { rollbackWorkflow } from '../workflows/rollback';
-import { NoWorkerError, migrationInput, type MigrationHandle } from './migrations';
+import { NoWorkerError, migrationInput } from './migrations';
+import type { UserCutoverResult, UserSyncResult } from './pass-results';
 
 /** Running user workflows of a migration (from visibility), optionally in the given phases. */
 async function runningUsers(client: Client, migrationId: string, phases?: string[]): Promise<string[]> {
@@ -28,10 +33,10 @@ export const WORKER_ANSWER_TIMEOUT_MS = 15_000;
 
 /**
  * Runs `call` (which only a worker can complete) within WORKER_ANSWER_TIMEOUT_MS. When it does not
- * finish in time and the migration still runs, no worker answered: a NoWorkerError says so (with `note`,
+ * finish in time and the workflow (the migration, or a user) still runs, no worker answered: a NoWorkerError says so (with `note`,
  * what becomes of the request meanwhile). Anything else is rethrown.
  */
-async function answeredByWorker<T>(client: Client, migrationId: string, handle: MigrationHandle, what: string, note: string, call: () => Promise<T>): Promise<T> {
+async function answeredByWorker<T>(client: Client, migrationId: string, handle: WorkflowHandle, what: string, note: string, call: () => Promise<T>): Promise<T> {
   try {
     return await client.withDeadline(Date.now() + WORKER_ANSWER_TIMEOUT_MS, call);
   } catch (err) {
@@ -93,19 +98,6 @@ async function waitForNoRunningUsers(client: Client, migrationId: string): Promi
   }
 }
 
-/** Ends the grace period now (one user, or every user waiting) and approves deletions above maxDeletes. */
-export async function cutover(client: Client, migrationId: string, userId?: string): Promise<number> {
-  await migrationInput(client, migrationId);
-  const ids = userId ? [userWorkflowId(migrationId, userId)] : await runningUsers(client, migrationId, ['grace', 'awaiting-operator']);
-  if (userId) {
-    const id = userWorkflowId(migrationId, userId);
-    const d = await client.workflow.getHandle(id).describe().catch(() => undefined);
-    if (!d || d.status.name !== 'RUNNING') throw new InputError(`user ${userId} of migration ${migrationId} is not waiting for a cutover (no running workflow ${id})`);
-  }
-  for (const id of ids) await client.workflow.getHandle(id).signal(cutoverSignal);
-  return ids.length;
-}
-
 /**
  * Starts (or attaches to) `rollback-<migrationId>`, after cancelling the migration if it still runs.
  * With `userIds`, only those users are rolled back. Each user's own workflow is stopped by the
@@ -133,3 +125,193 @@ export async function startRollback(client: Client, migrationId: string, userIds
   });
 }
 
+
+/** Phases in which a user waits for its cut-over (a cutover signal ends the wait). */
+const WAITING_PHASES = ['grace', 'awaiting-operator', 'in-sync'];
+
+interface UserRef {
+  userId: string;
+  workflowId: string;
+}
+
+/**
+ * The named users, or every user workflow of the migration visibility knows (any status: one entry per
+ * workflow id, however many runs it had).
+ */
+async function migrationUsers(client: Client, migrationId: string, userIds?: string[]): Promise<UserRef[]> {
+  if (userIds?.length) return [...new Set(userIds)].map((userId) => ({ userId, workflowId: userWorkflowId(migrationId, userId) }));
+  const prefix = userWorkflowId(migrationId, '');
+  const seen = new Set<string>();
+  const q = `${SA.migrationId.name} = "${migrationId}" AND WorkflowType = "userMigrationWorkflow"`;
+  for await (const w of client.workflow.list({ query: q })) if (w.workflowId.startsWith(prefix)) seen.add(w.workflowId);
+  return [...seen].sort().map((workflowId) => ({ userId: workflowId.slice(prefix.length), workflowId }));
+}
+
+interface UserRun {
+  handle: WorkflowHandle;
+  status: string;
+  taskQueue: string;
+  /** A finished run's outcome (undefined while it runs, or when it did not complete normally). */
+  outcome?: UserOutcome;
+}
+
+/** The newest run of a user's workflow, or undefined when it has none. */
+async function userRun(client: Client, ref: UserRef): Promise<UserRun | undefined> {
+  const handle = client.workflow.getHandle(ref.workflowId);
+  let d;
+  try {
+    d = await handle.describe();
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) return undefined;
+    throw err;
+  }
+  const status = d.status.name;
+  const outcome = status === 'COMPLETED' ? await (client.workflow.getHandle(ref.workflowId, d.runId).result() as Promise<UserOutcome>) : undefined;
+  return { handle, status, taskQueue: d.taskQueue, outcome };
+}
+
+/** A finished user whose cut-over is done, or who never committed a manifest: why no pass can run; else undefined. */
+function noPassReason(o: UserOutcome | undefined): string | undefined {
+  if (o?.sourceDeleted !== undefined) return `already cut over (${o.sourceDeleted} source object(s) deleted${o.residueCount !== undefined ? `; residue ${o.residueCount}` : ''}): no pass can run any more`;
+  if (o && !o.manifestKey && !o.lastPass) {
+    return `no committed manifest: its workflow ended ${o.cancelled ? 'cancelled' : `failed (${o.reason ?? 'unknown'})`} before its first pass committed; \`clover retry\` migrates it`;
+  }
+  return undefined;
+}
+
+/**
+ * Starts a one-off run (sync-once, cutover-once) of a finished user's workflow: same workflow id, the
+ * input of its newest run. Waits (bounded) until a worker has picked it up: NoWorkerError otherwise.
+ */
+async function startOneOff(client: Client, migrationId: string, ref: UserRef, run: UserRun, mode: 'sync-once' | 'cutover-once'): Promise<WorkflowHandle> {
+  const history = await run.handle.fetchHistory();
+  const payload = history.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
+  if (!payload) throw new Error(`workflow ${ref.workflowId} has no recorded input in its first history event`);
+  const prev = defaultPayloadConverter.fromPayload<UserMigrationInput>(payload);
+  const input: UserMigrationInput = { ...prev, mode };
+  const handle = await client.workflow.start('userMigrationWorkflow', {
+    workflowId: ref.workflowId,
+    taskQueue: run.taskQueue,
+    args: [input],
+    workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
+    typedSearchAttributes: [
+      { key: SA.migrationId, value: migrationId }, { key: SA.userId, value: ref.userId },
+      { key: SA.targetSite, value: prev.targetSite }, { key: SA.phase, value: 'copy' },
+    ],
+  });
+  // Its first workflow task started (event 3) once a worker holds it.
+  const deadline = Date.now() + WORKER_ANSWER_TIMEOUT_MS;
+  for (;;) {
+    const d = await handle.describe();
+    if (d.status.name !== 'RUNNING' || d.historyLength >= 3) return handle;
+    if (Date.now() >= deadline) {
+      throw new NoWorkerError(migrationId, run.taskQueue, undefined, {
+        what: `the ${mode} run of user ${ref.userId}`, timeoutMs: WORKER_ANSWER_TIMEOUT_MS, note: 'the run is started and goes on when a worker runs',
+      });
+    }
+    await sleep(250);
+  }
+}
+
+const updateMessage = (err: WorkflowUpdateFailedError) => (err.cause as Error | undefined)?.message ?? err.message;
+
+/**
+ * `clover sync`: a delta pass for each user (the named ones, else every user of the migration). A
+ * running user gets the sync update (a worker must accept it within WORKER_ANSWER_TIMEOUT_MS, else
+ * NoWorkerError); a finished one a sync-once run of its workflow. With `wait`, each result is the
+ * pass's report. Users that cannot have a pass (no manifest, cut over) get a result saying why.
+ */
+export async function syncUsers(client: Client, migrationId: string, userIds: string[] | undefined, wait: boolean): Promise<UserSyncResult[]> {
+  await migrationInput(client, migrationId);
+  const refused = (userId: string, reason: string): UserSyncResult => ({ userId, kind: 'refused', reason });
+  const waits: (() => Promise<UserSyncResult>)[] = [];
+  for (const ref of await migrationUsers(client, migrationId, userIds)) {
+    const { userId } = ref;
+    const run = await userRun(client, ref);
+    if (!run) {
+      waits.push(async () => refused(userId, `no workflow ${ref.workflowId}: the user has not started in migration ${migrationId} (or is not in it)`));
+      continue;
+    }
+    if (run.status === 'RUNNING') {
+      let upd;
+      try {
+        upd = await answeredByWorker(client, migrationId, run.handle, `the sync request of user ${userId}`,
+          'nothing was requested; run `clover sync` again once a worker runs',
+          () => run.handle.startUpdate(syncUpdate, { waitForStage: WorkflowUpdateStage.ACCEPTED }));
+      } catch (err) {
+        if (!(err instanceof WorkflowUpdateFailedError)) throw err;
+        const reason = updateMessage(err);
+        waits.push(async () => refused(userId, reason));
+        continue;
+      }
+      const accepted = upd;
+      waits.push(wait
+        ? async () => {
+          try {
+            return { userId, kind: 'pass', report: await accepted.result() };
+          } catch (err) {
+            if (err instanceof WorkflowUpdateFailedError) return refused(userId, updateMessage(err));
+            throw err;
+          }
+        }
+        : async () => ({ userId, kind: 'requested', how: 'update' }));
+      continue;
+    }
+    const why = noPassReason(run.outcome);
+    if (why) {
+      waits.push(async () => refused(userId, why));
+      continue;
+    }
+    const h = await startOneOff(client, migrationId, ref, run, 'sync-once');
+    waits.push(wait
+      ? async () => {
+        const o = await (h.result() as Promise<UserOutcome>).catch((err: unknown) => ({ ok: false, reason: (err as Error).message } as Partial<UserOutcome>));
+        return o.lastPass ? { userId, kind: 'pass', report: o.lastPass } : refused(userId, `the sync-once run ended without a pass: ${o.reason ?? 'unknown'}`);
+      }
+      : async () => ({ userId, kind: 'requested', how: 'sync-once' }));
+  }
+  return Promise.all(waits.map((w) => w()));
+}
+
+/**
+ * `clover cutover`: ends the wait of each user (the named ones, else every running user waiting in
+ * grace, awaiting-operator or in-sync). A running user gets the cutover signal; a finished user not yet
+ * cut over (delete-after-verify) a cutover-once run. With `wait`, each result is the user's outcome
+ * (final pass, deletion, residue).
+ */
+export async function cutoverUsers(client: Client, migrationId: string, userIds: string[] | undefined, wait: boolean): Promise<UserCutoverResult[]> {
+  const m = await migrationInput(client, migrationId);
+  const keep = m.input.settings.sourceDisposition === 'keep';
+  const refused = (userId: string, reason: string): UserCutoverResult => ({ userId, kind: 'refused', reason });
+  const refs = userIds?.length
+    ? await migrationUsers(client, migrationId, userIds)
+    : (await runningUsers(client, migrationId, WAITING_PHASES)).map((workflowId) => ({ workflowId, userId: workflowId.slice(userWorkflowId(migrationId, '').length) }));
+  const outcomeOf = (userId: string, h: WorkflowHandle) => async (): Promise<UserCutoverResult> => {
+    try {
+      return { userId, kind: 'outcome', outcome: await (h.result() as Promise<UserOutcome>), keep };
+    } catch (err) {
+      return refused(userId, `its workflow did not complete: ${(err as Error).message}`);
+    }
+  };
+  const waits: (() => Promise<UserCutoverResult>)[] = [];
+  for (const ref of refs) {
+    const { userId } = ref;
+    const run = await userRun(client, ref);
+    if (!run) {
+      waits.push(async () => refused(userId, `no workflow ${ref.workflowId}: the user has not started in migration ${migrationId} (or is not in it)`));
+    } else if (run.status === 'RUNNING') {
+      await run.handle.signal(cutoverSignal);
+      // The handle without a run id follows the workflow across continue-as-new to its last run.
+      waits.push(wait ? outcomeOf(userId, client.workflow.getHandle(ref.workflowId)) : async () => ({ userId, kind: 'requested', how: 'signal' }));
+    } else {
+      const why = noPassReason(run.outcome) ?? (keep ? 'sourceDisposition is "keep": its sources are never deleted, so there is nothing to cut over' : undefined);
+      if (why) {
+        waits.push(async () => refused(userId, why));
+        continue;
+      }
+      const h = await startOneOff(client, migrationId, ref, run, 'cutover-once');
+      waits.push(wait ? outcomeOf(userId, h) : async () => ({ userId, kind: 'requested', how: 'cutover-once' }));
+    }
+  }
+  return Promise.all(waits.map((w) => w()));
+}

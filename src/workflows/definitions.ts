@@ -87,6 +87,8 @@ export interface ObjectCounters {
   /** Source objects deleted after the grace period / left because they changed since the copy. */
   sourceDeleted: number;
   sourceKeptChanged: number;
+  /** Objects still found in a source under a user's prefix after its cut-over (the residue check). */
+  sourceResidue: number;
   /** Multipart parts uploaded, and parts found already uploaded by a crashed attempt and reused. */
   partsSent: number;
   partsReused: number;
@@ -94,12 +96,13 @@ export interface ObjectCounters {
 
 export const zeroCounters = (): ObjectCounters => ({
   objects: 0, bytes: 0, copied: 0, skipped: 0, verified: 0, transferredObjects: 0, transferredBytes: 0, recopied: 0, conflicts: 0,
-  sourceDeleted: 0, sourceKeptChanged: 0, partsSent: 0, partsReused: 0,
+  sourceDeleted: 0, sourceKeptChanged: 0, sourceResidue: 0, partsSent: 0, partsReused: 0,
 });
 
 export function addCounters(a: ObjectCounters, b: Partial<ObjectCounters>): ObjectCounters {
   const out = { ...a };
-  for (const k of Object.keys(out) as (keyof ObjectCounters)[]) out[k] += b[k] ?? 0;
+  // Counters carried from a run before a counter existed lack it: it starts at 0.
+  for (const k of Object.keys(zeroCounters()) as (keyof ObjectCounters)[]) out[k] = (out[k] ?? 0) + (b[k] ?? 0);
   return out;
 }
 
@@ -192,8 +195,11 @@ export interface UserMigrationInput {
   /**
    * `migrate` (default): the user's whole life in the migration. `sync-once`: one delta pass of a user
    * whose workflow had finished (`clover sync` on a finished user); reports to no parent.
+   * `cutover-once`: the cut-over of a user whose workflow had finished before it (`clover cutover` on
+   * a finished user, delete-after-verify, manifest neither cut over nor rolled back): final delta pass,
+   * then the sources are deleted; reports to no parent.
    */
-  mode?: 'migrate' | 'sync-once';
+  mode?: 'migrate' | 'sync-once' | 'cutover-once';
 }
 
 export interface UserOutcome {

@@ -76,8 +76,8 @@ export class MigrationRun {
     });
     setHandler(userDisposedSignal, (d) => {
       state.usersAwaitingDisposal = Math.max(0, state.usersAwaitingDisposal - 1);
-      state.counters = addCounters(state.counters, { sourceDeleted: d.deleted, sourceKeptChanged: d.keptChanged });
-      if (d.error && state.failed.length < MAX_FAILED_LISTED) state.failed.push({ userId: d.userId, reason: `source deletion: ${d.error}` });
+      state.counters = addCounters(state.counters, { sourceDeleted: d.deleted, sourceKeptChanged: d.keptChanged, sourceResidue: d.residue ?? 0 });
+      if (d.error && state.failed.length < MAX_FAILED_LISTED) state.failed.push({ userId: d.userId, reason: `cut-over: ${d.error}` });
     });
     setHandler(pauseUpdate, async () => {
       state.paused = true;

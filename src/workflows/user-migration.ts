@@ -1,13 +1,16 @@
 import {
-  ApplicationFailure, CancellationScope, ActivityCancellationType, ContinueAsNew, continueAsNew, getExternalWorkflowHandle,
-  isCancellation, log, proxyActivities, upsertSearchAttributes, workflowInfo,
+  ApplicationFailure, CancellationScope, ActivityCancellationType, ContinueAsNew, allHandlersFinished, condition, continueAsNew,
+  getExternalWorkflowHandle, isCancellation, log, proxyActivities, sleep, upsertSearchAttributes, workflowInfo,
 } from '@temporalio/workflow';
 import type { CloverActivities } from '../activities';
 import type { Transferred } from '../activities/copy';
+import { durationMs } from '../config/duration';
 import { userPrefixFor } from '../domain/layout';
 import {
-  ACTIVITY_RETRY, SA, addCounters, cutReason, rootMessage, userDisposedSignal, userFinishedSignal, zeroCounters, type UserMigrationInput, type UserOutcome,
+  ACTIVITY_RETRY, SA, addCounters, cutReason, rootMessage, userDisposedSignal, userFinishedSignal, zeroCounters,
+  type DisposalOutcome, type PassReport, type UserMigrationInput, type UserOutcome,
 } from './definitions';
+import { failedPassReport, passReport } from './pass-report';
 import { UserControls } from './user-controls';
 
 
@@ -19,14 +22,14 @@ const { copyUserObjects, verifyUserObjects, disposeSources } = proxyActivities<C
   cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
   retry: ACTIVITY_RETRY,
 });
-const { commitManifest, cleanupUser } = proxyActivities<CloverActivities>({
+const { commitManifest, cleanupUser, readManifestHead } = proxyActivities<CloverActivities>({
   startToCloseTimeout: '30m',
   heartbeatTimeout: '20s',
   cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
   retry: ACTIVITY_RETRY,
 });
 
-/** Resume point carried across continue-as-new (a user with very many pages). */
+/** Resume point of the first pass carried across continue-as-new (a user with very many pages). */
 interface UserCursor {
   page: number;
   cursor?: string;
@@ -35,47 +38,103 @@ interface UserCursor {
   paused?: boolean;
 }
 
-type Phase = 'copy' | 'verify' | 'commit' | 'grace' | 'awaiting-operator' | 'delete' | 'done' | 'failed' | 'cancelled';
+/**
+ * Carried across continue-as-new once the first pass is committed and reported: the new run goes
+ * straight back to waiting for its cut-over (in-sync, or the grace period), without another first
+ * pass and without reporting to the migration again.
+ */
+interface InSyncCarry {
+  stage: 'in-sync';
+  paused?: boolean;
+  /** The first pass's commit time (workflow time): the grace period runs from it. */
+  firstCommittedAt: string;
+  /** What the first pass reported to the migration. */
+  outcome: UserOutcome;
+  /** Objects in the newest committed generation (for the maxDeletes check). */
+  objects: number;
+  lastPass?: PassReport;
+}
+
+type Phase = 'copy' | 'verify' | 'commit' | 'in-sync' | 'grace' | 'awaiting-operator' | 'final-pass' | 'delete' | 'done' | 'failed' | 'cancelled';
 const setPhase = (p: Phase) => upsertSearchAttributes([{ key: SA.phase, value: p }]);
 
 /**
- * Moves one user's shard: copy (all sources, a batch of listing pages per activity call), verify, commit
- * the manifest; then, with sourceDisposition `delete-after-verify`, wait out the grace period (a durable
- * timer) and delete the source objects that still match. Reports to the migration by signal (by workflow
- * id, so it reaches the newest run) and completes normally: a failed user never fails the migration.
- * Pause stops the running activity at its next checkpoint and holds; cancel aborts uploads and reports.
+ * Moves one user's shard in passes. A pass copies (all sources, a batch of listing pages per activity
+ * call), verifies and commits one manifest generation: the first pass generation 1, each delta pass the
+ * newest generation + 1 (new and changed objects copied, unchanged ones carried, erasures carried over).
+ *
+ * After the first pass the user reports to the migration (by workflow id, so it reaches the newest run).
+ * Then, by the plan's `cutover` and `sourceDisposition`:
+ * - auto + keep: done.
+ * - auto + delete-after-verify: phase grace (a durable timer from the first commit; `clover cutover`
+ *   ends it, `clover sync` passes run meanwhile) → maxDeletes check → final-pass → delete.
+ * - operator: phase in-sync, a delta pass on every `clover sync` (an update answered with the pass's
+ *   report) and every `syncInterval`, until `clover cutover` → final-pass → with delete-after-verify the
+ *   rest of the grace period since the first commit, the maxDeletes check and delete; with keep, done.
+ * A final pass that fails deletes nothing: the cut-over fails and is reported. A failed user never
+ * fails the migration. Pause holds every activity at its next checkpoint; cancel aborts uploads and reports.
+ *
+ * Modes `sync-once` / `cutover-once` (started by the CLI for a user whose workflow had finished): one
+ * delta pass / the cut-over; they never report to the migration.
  */
-export async function userMigrationWorkflow(input: UserMigrationInput, resume?: UserCursor): Promise<UserOutcome> {
+export async function userMigrationWorkflow(input: UserMigrationInput, resume?: UserCursor | InSyncCarry): Promise<UserOutcome> {
   const { settings, userId, targetSite } = input;
   const migrationId = settings.migrationId;
+  const mode = input.mode ?? 'migrate';
   const prefix = userPrefixFor(settings.userPrefix, userId);
   const parent = getExternalWorkflowHandle(input.parentWorkflowId);
+  const operator = settings.cutover === 'operator';
+  const disposing = settings.sourceDisposition === 'delete-after-verify';
+  const carried = resume && 'stage' in resume ? resume : undefined;
+  const cursor = resume && !('stage' in resume) ? resume : undefined;
 
-  const controls = new UserControls(resume?.paused === true);
+  const controls = new UserControls(userId, resume?.paused === true);
+  // Before the handlers: an update buffered for this run's first activation is validated as they are set.
+  controls.syncState = mode !== 'migrate' ? 'one-off' : carried ? 'open' : 'first-pass';
   controls.installHandlers();
   const pausable = <T>(fn: () => Promise<T>) => controls.pausable(fn);
+  // Only the user's own run in the migration reports to it; one-off runs answer the CLI alone.
+  const reportFinished = async (o: UserOutcome) => {
+    if (mode === 'migrate') await parent.signal(userFinishedSignal, o);
+  };
+  const reportDisposed = async (d: DisposalOutcome) => {
+    if (mode === 'migrate') await parent.signal(userDisposedSignal, d);
+  };
 
-  let outcome: UserOutcome | undefined;
+  /** Set once the first pass is committed and reported. */
+  let outcome: UserOutcome | undefined = carried?.outcome;
+  let firstCommittedAt = carried?.firstCommittedAt;
+  let objects = carried?.objects ?? 0;
+  let lastPass = carried?.lastPass;
+
   try {
-    setPhase('copy');
-    const transferred = await copyAll();
-    setPhase('verify');
-    const v = await pausable(() => verifyUserObjects({ migrationId, userId, targetSite, prefix, mode: settings.verify, objectsPerUser: settings.concurrency.objectsPerUser, generation: 1 }));
-    setPhase('commit');
-    const c = await pausable(() => commitManifest({ migrationId, userId, targetSite, userPrefix: prefix, sources: settings.sources, generation: 1, kind: 'first', committedAt: new Date().toISOString() }));
-    const counters = addCounters(zeroCounters(), {
-      objects: c.objects, bytes: c.bytes, copied: c.copied, skipped: c.skipped, verified: v.verified, conflicts: c.conflicts,
-      transferredObjects: transferred.objects + v.transferredObjects, transferredBytes: transferred.bytes + v.transferredBytes, recopied: v.recopied,
-      partsSent: transferred.parts ?? 0, partsReused: transferred.partsReused ?? 0,
-    });
-    const disposing = settings.sourceDisposition === 'delete-after-verify';
-    outcome = { userId, ok: true, counters, manifestKey: c.manifestKey, awaitingDisposal: disposing };
-    setPhase(disposing ? 'grace' : 'done');
-    // Reported now, so the user's slot in the migration's window is free during the grace period.
-    await parent.signal(userFinishedSignal, outcome);
-    if (!disposing) return outcome;
-    await disposeAfterGrace(outcome.counters.objects);
-    return outcome;
+    if (mode === 'sync-once') {
+      const r = await deltaPass(true);
+      setPhase(r.error ? 'failed' : 'done');
+      return await finish({ userId, ok: !r.error, reason: r.error, counters: zeroCounters(), lastPass: r });
+    }
+    if (mode === 'cutover-once') {
+      if (!disposing) throw ApplicationFailure.create({ type: 'CutOver', nonRetryable: true, message: `user ${userId}: sourceDisposition is "keep": there is no source to delete` });
+      return await finish(await cutOver(true));
+    }
+    if (!outcome) {
+      outcome = await firstPass();
+      if (!operator && !disposing) {
+        controls.syncState = 'done';
+        return await finish(outcome);
+      }
+    }
+    controls.syncState = 'open';
+    if (operator) {
+      setPhase('in-sync');
+      await serveSyncs({ interval: settings.syncInterval });
+    } else {
+      setPhase('grace');
+      // A durable timer from the first commit: it survives worker and server restarts. `clover cutover` ends it early.
+      await serveSyncs({ deadline: graceEnd() });
+    }
+    controls.syncState = 'cut-over';
+    return await finish(await cutOver(false));
   } catch (err) {
     // Continue-as-new is thrown as an error: it is the run handing over, not a failure of the user.
     if (err instanceof ContinueAsNew) throw err;
@@ -83,40 +142,195 @@ export async function userMigrationWorkflow(input: UserMigrationInput, resume?: 
       return await CancellationScope.nonCancellable(async () => {
         setPhase('cancelled');
         await cleanupUser({ targetSite, prefix });
-        const cancelled: UserOutcome = { userId, ok: false, cancelled: true, reason: 'cancelled', counters: zeroCounters() };
-        // A user already reported as migrated is only waiting for its grace period: nothing to report again.
-        if (!outcome) await parent.signal(userFinishedSignal, cancelled);
-        else await parent.signal(userDisposedSignal, { userId, deleted: 0, keptChanged: 0, error: 'cancelled before the source was deleted' });
-        return outcome ?? cancelled;
+        const cancelled: UserOutcome = { userId, ok: false, cancelled: true, reason: 'cancelled', counters: zeroCounters(), lastPass };
+        // A user already reported as migrated is only waiting for its cut-over: nothing to report again.
+        if (!outcome) await reportFinished(cancelled);
+        else await reportDisposed({ userId, deleted: 0, keptChanged: 0, error: 'cancelled before the source was deleted' });
+        return await finish(outcome ? { ...outcome, lastPass } : cancelled);
       });
     }
     const full = rootMessage(err);
-    log.warn('user migration failed', { userId, reason: full });
+    log.warn('user migration failed', { userId, mode, reason: full });
     const reason = cutReason(full);
     setPhase('failed');
     if (outcome) {
-      await parent.signal(userDisposedSignal, { userId, deleted: 0, keptChanged: 0, error: reason });
-      return outcome;
+      await reportDisposed({ userId, deleted: 0, keptChanged: 0, error: reason });
+      return await finish({ ...outcome, lastPass, reason });
     }
-    const failed: UserOutcome = { userId, ok: false, reason, counters: zeroCounters() };
-    await parent.signal(userFinishedSignal, failed);
-    return failed;
+    const failed: UserOutcome = { userId, ok: false, reason, counters: zeroCounters(), lastPass };
+    await reportFinished(failed);
+    return await finish(failed);
   }
 
-  /** Copies every page of the user (a batch of pages per activity call), continuing-as-new when history grows. */
-  async function copyAll(): Promise<Transferred> {
-    let page = resume?.page ?? 0;
-    let cursor = resume?.cursor;
-    let transferred: Transferred = resume?.transferred ?? { objects: 0, bytes: 0 };
+  /** The run ends: sync updates still waiting fail with a message, the others have their answer. */
+  async function finish(o: UserOutcome): Promise<UserOutcome> {
+    controls.close();
+    await CancellationScope.nonCancellable(() => condition(allHandlersFinished));
+    return o;
+  }
+
+  function graceEnd(): number {
+    return Date.parse(firstCommittedAt ?? new Date().toISOString()) + durationMs(settings.gracePeriod);
+  }
+
+  /** The first pass: generation 1; keys it cannot migrate fail the user. Reports to the migration. */
+  async function firstPass(): Promise<UserOutcome> {
+    const { report, c, v, transferred, committedAt } = await pass('first', true);
+    firstCommittedAt = committedAt;
+    objects = c.objects;
+    lastPass = report;
+    const counters = addCounters(zeroCounters(), {
+      objects: c.objects, bytes: c.bytes, copied: c.copied, skipped: c.skipped, verified: v.verified, conflicts: c.conflicts,
+      transferredObjects: transferred.objects + v.transferredObjects, transferredBytes: transferred.bytes + v.transferredBytes, recopied: v.recopied,
+      partsSent: transferred.parts ?? 0, partsReused: transferred.partsReused ?? 0,
+    });
+    const o: UserOutcome = { userId, ok: true, counters, manifestKey: c.manifestKey, awaitingDisposal: disposing || operator, lastPass: report };
+    setPhase(operator ? 'in-sync' : disposing ? 'grace' : 'done');
+    // Reported now, so the user's slot in the migration's window is free while it waits for its cut-over.
+    await reportFinished(o);
+    return o;
+  }
+
+  /**
+   * One pass: copy, verify, commit one manifest generation. A delta pass starts from the newest
+   * committed generation and is refused when there is none, or the user is cut over or rolled back.
+   */
+  async function pass(kind: 'first' | 'delta', phases: boolean) {
+    let generation = 1;
+    if (kind === 'delta') {
+      const head = await pausable(() => readManifestHead({ migrationId, userId, targetSite }));
+      if (!head) throw ApplicationFailure.create({ type: 'NoManifest', nonRetryable: true, message: `user ${userId} has no committed manifest (its first pass never finished): nothing to sync; \`clover retry\` migrates it` });
+      if (head.rolledBack) throw ApplicationFailure.create({ type: 'RolledBack', nonRetryable: true, message: `user ${userId} was rolled back: no pass can run any more` });
+      if (head.cutOver) throw ApplicationFailure.create({ type: 'CutOver', nonRetryable: true, message: `user ${userId} is already cut over (its sources were emptied): no pass can run any more` });
+      generation = head.generation + 1;
+    }
+    if (phases) setPhase('copy');
+    const transferred = await copyAll(generation, kind === 'first' ? cursor : undefined);
+    if (phases) setPhase('verify');
+    const v = await pausable(() => verifyUserObjects({ migrationId, userId, targetSite, prefix, mode: settings.verify, objectsPerUser: settings.concurrency.objectsPerUser, generation }));
+    if (phases) setPhase('commit');
+    // Workflow time: a retried or re-run commit writes the very same manifest.
+    const committedAt = new Date().toISOString();
+    const c = await pausable(() => commitManifest({ migrationId, userId, targetSite, userPrefix: prefix, sources: settings.sources, generation, kind, committedAt }));
+    return { report: passReport(userId, kind, c, v), c, v, transferred, committedAt };
+  }
+
+  /**
+   * A delta pass, numbered for the sync updates waiting for it. A pass that fails (not a cancellation)
+   * gives a report with `error`: the user keeps its newest generation and keeps waiting.
+   */
+  async function deltaPass(phases = false): Promise<PassReport> {
+    const n = controls.beginPass();
+    let report: PassReport;
+    try {
+      const r = await pass('delta', phases);
+      objects = r.c.objects;
+      report = r.report;
+    } catch (err) {
+      if (err instanceof ContinueAsNew || isCancellation(err)) throw err;
+      const full = rootMessage(err);
+      log.warn('delta pass failed', { userId, reason: full });
+      report = failedPassReport(userId, cutReason(full));
+    }
+    lastPass = report;
+    controls.endPass(n, report);
+    return report;
+  }
+
+  /**
+   * Waits for the cut-over (a cutover signal, or `deadline`), running a delta pass for every sync update
+   * and every `interval`. Continues as new between passes when the history grows (never while a sync
+   * update waits: its answer belongs to this run).
+   */
+  async function serveSyncs(opts: { interval?: string; deadline?: number }): Promise<void> {
+    const firstPassHere = !carried;
+    const historyLarge = () => workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > (input.historyLimit ?? Infinity);
+    // A new run starts with a few events of its own: it hands over only after a pass of its own (or when Temporal asks).
+    const handOver = () => historyLarge() && allHandlersFinished() && (firstPassHere || controls.passes() > 0 || workflowInfo().continueAsNewSuggested);
+    const wake = () => controls.cutoverWanted() || controls.syncWanted() || handOver();
+    for (;;) {
+      if (controls.cutoverWanted()) return;
+      if (controls.syncWanted()) {
+        await deltaPass();
+        continue;
+      }
+      if (opts.deadline !== undefined && Date.now() >= opts.deadline) return;
+      if (handOver()) {
+        const carry: InSyncCarry = { stage: 'in-sync', paused: controls.isPaused(), firstCommittedAt: firstCommittedAt!, outcome: outcome!, objects, lastPass };
+        await continueAsNew<typeof userMigrationWorkflow>(input, carry);
+      }
+      const timeout = Math.min(opts.interval ? durationMs(opts.interval) : Infinity, opts.deadline !== undefined ? opts.deadline - Date.now() : Infinity);
+      const woken = timeout === Infinity ? (await condition(wake), true) : await condition(wake, timeout);
+      // Timed out before the deadline: the sync interval is up.
+      if (!woken && opts.interval && (opts.deadline === undefined || Date.now() < opts.deadline)) await deltaPass();
+    }
+  }
+
+  /** Above maxDeletes, the deletion waits (phase awaiting-operator) for a cutover of its own. */
+  async function approveDeletes(): Promise<void> {
+    if (settings.maxDeletes === undefined || objects <= settings.maxDeletes) return;
+    setPhase('awaiting-operator');
+    log.warn('deletion above maxDeletes: waiting for `clover cutover --user`', { userId, objects, maxDeletes: settings.maxDeletes });
+    controls.consumeCutover();
+    await controls.cutoverRequested();
+  }
+
+  /**
+   * The cut-over: (auto: maxDeletes check) → final delta pass → (operator: rest of the grace period,
+   * maxDeletes check) → delete the sources. A final pass that fails deletes nothing; the cut-over fails.
+   * `oneOff`: a cutover-once run, asked for by an operator: no grace period, no maxDeletes wait.
+   */
+  async function cutOver(oneOff: boolean): Promise<UserOutcome> {
+    if (!oneOff && !operator) await approveDeletes();
+    setPhase('final-pass');
+    const fin = await deltaPass();
+    const base: UserOutcome = outcome ?? { userId, ok: true, counters: zeroCounters() };
+    const done = { ...base, lastPass: fin, awaitingDisposal: false };
+    if (fin.error) {
+      setPhase('failed');
+      const reason = cutReason(`the final pass failed, so nothing was deleted: ${fin.error}`);
+      await reportDisposed({ userId, deleted: 0, keptChanged: 0, error: reason });
+      return { ...done, ok: false, reason };
+    }
+    if (!disposing) {
+      setPhase('done');
+      await reportDisposed({ userId, deleted: 0, keptChanged: 0 });
+      return { ...done, sourceDeleted: 0 };
+    }
+    if (!oneOff && operator) {
+      const left = graceEnd() - Date.now();
+      if (left > 0) {
+        setPhase('grace');
+        await sleep(left);
+      }
+      await approveDeletes();
+    }
+    setPhase('delete');
+    const d = await pausable(() => disposeSources({
+      migrationId, userId, targetSite, objectsPerUser: settings.concurrency.objectsPerUser, sources: settings.sources, userPrefix: prefix,
+    }));
+    setPhase('done');
+    await reportDisposed({ userId, deleted: d.deleted, keptChanged: d.keptChanged, residue: d.residueCount });
+    return {
+      ...done, sourceDeleted: d.deleted, residue: d.residue, residueCount: d.residueCount,
+      counters: addCounters(done.counters, { sourceDeleted: d.deleted, sourceKeptChanged: d.keptChanged, sourceResidue: d.residueCount ?? 0 }),
+    };
+  }
+
+  /** Copies every page of the user (a batch of pages per activity call); the first pass continues as new when history grows. */
+  async function copyAll(generation: number, from?: UserCursor): Promise<Transferred> {
+    let page = from?.page ?? 0;
+    let after = from?.cursor;
+    let transferred: Transferred = from?.transferred ?? { objects: 0, bytes: 0 };
     for (;;) {
       const r = await pausable(() => copyUserObjects({
         migrationId, userId, sources: settings.sources, targetSite, prefix, conflictPolicy: settings.conflictPolicy,
-        objectsPerUser: settings.concurrency.objectsPerUser, generation: 1, page, cursor, transferred,
+        objectsPerUser: settings.concurrency.objectsPerUser, generation, page, cursor: after, transferred,
       }));
       page = r.page;
-      cursor = r.cursor;
+      after = r.cursor;
       transferred = r.transferred;
-      if (r.blockedCount > 0) {
+      if (generation === 1 && r.blockedCount > 0) {
         throw ApplicationFailure.create({
           type: 'SourcesConflict',
           nonRetryable: true,
@@ -124,26 +338,10 @@ export async function userMigrationWorkflow(input: UserMigrationInput, resume?: 
         });
       }
       if (r.done) return transferred;
-      if (workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > (input.historyLimit ?? Infinity)) {
-        await continueAsNew<typeof userMigrationWorkflow>(input, { page, cursor, transferred, paused: controls.isPaused() });
+      // Only the first pass hands over mid-copy (its cursor resumes it); a delta pass is short and runs whole.
+      if (generation === 1 && (workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > (input.historyLimit ?? Infinity))) {
+        await continueAsNew<typeof userMigrationWorkflow>(input, { page, cursor: after, transferred, paused: controls.isPaused() });
       }
     }
-  }
-
-  async function disposeAfterGrace(objects: number): Promise<void> {
-    // A durable timer: it survives worker and server restarts. `clover cutover` ends it early.
-    await controls.cutoverRequested(settings.gracePeriod);
-    if (settings.maxDeletes !== undefined && objects > settings.maxDeletes) {
-      setPhase('awaiting-operator');
-      log.warn('deletion above maxDeletes: waiting for `clover cutover --user`', { userId, objects, maxDeletes: settings.maxDeletes });
-      controls.consumeCutover();
-      await controls.cutoverRequested();
-    }
-    setPhase('delete');
-    const d = await pausable(() => disposeSources({
-      migrationId, userId, targetSite, objectsPerUser: settings.concurrency.objectsPerUser, sources: settings.sources, userPrefix: prefix,
-    }));
-    setPhase('done');
-    await parent.signal(userDisposedSignal, { userId, deleted: d.deleted, keptChanged: d.keptChanged });
   }
 }

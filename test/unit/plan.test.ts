@@ -61,6 +61,7 @@ describe('a valid plan', () => {
       concurrency: { users: 8, objectsPerUser: 16 },
       sourceDisposition: 'keep',
       gracePeriod: '7d',
+      cutover: 'auto',
     });
     expect(Object.isFrozen(p.settings)).toBe(true);
     expect(p.users).toEqual([{ userId: 'u-1', country: 'DE' }]);
@@ -80,6 +81,16 @@ describe('a valid plan', () => {
 
   it.each(['500ms', '45s', '30m', '12h', '7d', '0s'])('gracePeriod %s is a duration', async (gracePeriod) => {
     expect((await loadPlan(writePlan({ ...base, gracePeriod }), sites)).settings.gracePeriod).toBe(gracePeriod);
+  });
+
+  it('cut-over by an operator with a sync interval', async () => {
+    const p = await loadPlan(writePlan({ ...base, cutover: 'operator', syncInterval: '15m' }), sites);
+    expect(p.settings).toMatchObject({ cutover: 'operator', syncInterval: '15m' });
+    expect(p.settings.syncInterval).toBe('15m');
+  });
+
+  it.each(['1s', '1000ms', '30m', '1d'])('syncInterval %s is accepted', async (syncInterval) => {
+    expect((await loadPlan(writePlan({ ...base, syncInterval }), sites)).settings.syncInterval).toBe(syncInterval);
   });
 
   it('a users file, relative to the plan, blank lines ignored', async () => {
@@ -152,6 +163,10 @@ describe('every rejected plan names the field in one line', () => {
     ['gracePeriod in weeks', { ...base, gracePeriod: '1w' }, /field gracePeriod: must be a duration/],
     ['gracePeriod without a unit', { ...base, gracePeriod: '3600' }, /field gracePeriod: must be a duration/],
     ['gracePeriod as a number', { ...base, gracePeriod: 7 }, /field gracePeriod: /],
+    ['cutover not auto or operator', { ...base, cutover: 'manual' }, /field cutover: /],
+    ['syncInterval below 1s', { ...base, syncInterval: '500ms' }, /field syncInterval: must be at least 1s/],
+    ['syncInterval zero', { ...base, syncInterval: '0s' }, /field syncInterval: must be at least 1s/],
+    ['syncInterval in words', { ...base, syncInterval: 'hourly' }, /field syncInterval: must be a duration/],
     ['negative maxDeletes', { ...base, maxDeletes: -1 }, /field maxDeletes: must not be negative/],
     ['fractional maxDeletes', { ...base, maxDeletes: 2.5 }, /field maxDeletes: must be a whole number/],
     // the document

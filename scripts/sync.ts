@@ -1,0 +1,25 @@
+import type { Command } from 'commander';
+import { syncUsers } from '../src/operator/lifecycle';
+import { syncExitCode, syncLines, syncSummary } from '../src/operator/pass-results';
+import { connectClient, out } from './common';
+
+export function registerSync(program: Command): void {
+  program
+    .command('sync')
+    .description('run a delta pass for users with a committed manifest: copy what is new or changed in the sources since the last pass, carry erasures, verify, commit a new manifest generation')
+    .argument('<migrationId>')
+    .option('--user <userId...>', 'only these users (repeatable; default: every user of the migration)')
+    .option('--wait', 'wait for each pass and print what it did; exit 0 only if every user\'s pass is in step (no conflict)')
+    .action(async (id: string, o: { user?: string[]; wait?: boolean }) => {
+      const { client, close } = await connectClient();
+      try {
+        const results = await syncUsers(client, id, o.user, o.wait === true);
+        for (const r of results) for (const l of syncLines(r)) out(l);
+        const summary = syncSummary(results);
+        if (summary) out(summary);
+        process.exitCode = syncExitCode(results);
+      } finally {
+        await close();
+      }
+    });
+}
