@@ -17,6 +17,8 @@ import { waitUntil } from './support/wait';
 /** The worker runs with `--part-mib 5`: objects above 5 MiB are copied as multipart uploads. */
 const PART_MIB = 5;
 const BIG = PART_MIB * 1024 * 1024 + 300 * 1024;
+/** Per test: a few passes of small objects; the syncInterval test waits for a dozen passes. */
+const TEST_MS = 180_000;
 const SOURCES = ['sg', 'us'];
 
 /**
@@ -83,6 +85,8 @@ describe('live data: delta passes until cut-over', () => {
   };
   const phase = async (id: string, userId: string) =>
     (await client.workflow.getHandle(userWorkflowId(id, userId)).describe()).typedSearchAttributes.get(SA.phase);
+  const waitInSync = (id: string, userId: string) =>
+    waitUntil(`user ${userId} waits in phase in-sync`, () => phase(id, userId), (p) => p === 'in-sync', { timeoutMs: 30_000 });
   /** The exit code, with what the CLI printed when it is not the expected one (a failing test explains itself). */
   const expectExit = (r: CliResult, code: number) => expect({ code: r.code, stdout: r.stdout, stderr: r.stderr }).toMatchObject({ code });
   const lines = (r: CliResult) => r.stdout.split('\n');
@@ -110,7 +114,7 @@ describe('live data: delta passes until cut-over', () => {
       const m = await manifest(id, u);
       expect(m.generation).toBe(1);
       before.set(u, m);
-      expect(await phase(id, u)).toBe('in-sync'); // operator mode: waits for a sync or a cut-over
+      await waitInSync(id, u); // operator mode: waits for a sync or a cut-over
     }
 
     // The application, between passes, in both sources.
@@ -156,7 +160,7 @@ describe('live data: delta passes until cut-over', () => {
       expect(g2.digest).toBe(m.digest);
     }
     expectExit(await runCli(['verify', id]), 0);
-  });
+  }, TEST_MS);
 
   it('a change made while a pass runs (a source held mid-pass) is in step after the next sync', async () => {
     const { id, users } = migration('during', ['u']);
@@ -193,9 +197,10 @@ describe('live data: delta passes until cut-over', () => {
     expectExit(await runCli(['sync', id, '--wait']), 0);
     await expectInStep(u);
     const m = await manifest(id, u);
-    expect(m.generation).toBe(3);
+    // Generation 2: the first sync (when it committed), 3: the second; the erasures are carried over either way.
+    expect(m.generation).toBeGreaterThanOrEqual(during.code === 0 ? 3 : 2);
     expect(m.erasures.map((e) => e.key).sort()).toEqual([app.key(u, 'b.txt'), app.key(u, 'us-03.txt')]);
-  });
+  }, TEST_MS);
 
   it('cutover: the final pass catches changes made right before it; every source is empty afterwards (duplicates too); a late write makes verify exit 1', async () => {
     const { id, users } = migration('cut', ['cut', 'stays']);
@@ -207,7 +212,7 @@ describe('live data: delta passes until cut-over', () => {
     await app.write('sg', other, 'o.txt', 'a user not cut over');
     expectExit(await runCli(['start', '--plan', plan(id, [u, other], { sourceDisposition: 'delete-after-verify', gracePeriod: '0s' }), '--wait']), 0);
     await expectInStep(u);
-    expect(await phase(id, u)).toBe('in-sync');
+    for (const x of users) await waitInSync(id, x);
     // Operator mode: nothing is deleted before the cutover.
     expect(asObject(await sourceState(c, u))).toEqual(asObject(app.expected(u)));
 
@@ -225,8 +230,7 @@ describe('live data: delta passes until cut-over', () => {
     // Only the named user was cut over.
     expect(asObject(await sourceState(c, other))).toEqual(asObject(app.expected(other)));
     expect(await phase(id, other)).toBe('in-sync');
-    const m = await manifest(id, u);
-    expect(m.sourceDisposition).toMatchObject({ state: 'deleted' });
+    const m = await waitUntil('the manifest records the sources\' deletion', () => manifest(id, u), (x) => x.sourceDisposition?.state === 'deleted', { timeoutMs: 30_000 });
     expect(m.sourceDisposition?.residueCount ?? 0).toBe(0);
     expect(m.erasures.map((e) => e.key)).toEqual([erased]);
     expect(m.entries.find((e) => e.key === app.key(u, 'dup.txt'))?.alsoAt).toHaveLength(1);
@@ -237,7 +241,7 @@ describe('live data: delta passes until cut-over', () => {
     const v = await runCli(['verify', id]);
     expectExit(v, 1);
     expect(lines(v).filter((l) => l.includes('OUTSIDE-EEA'))).toEqual([expect.stringContaining(stray)]);
-  });
+  }, TEST_MS);
 
   it('rollback after erasures: the sources get back their final state, byte for byte, and nothing the application erased', async () => {
     const { id, users } = migration('rberase', ['u']);
@@ -269,7 +273,7 @@ describe('live data: delta passes until cut-over', () => {
       expect(await get(c, 'eu-ie', key)).toBeUndefined();
     }
     expect(await listKeys(c, 'eu-ie', userPrefix(u))).toEqual([]); // the EU copies are removed
-  });
+  }, TEST_MS);
 
   it('an EU object changed by someone else between passes is neither overwritten nor deleted by a sync, and is reported', async () => {
     const { id, users } = migration('foreign', ['u']);
@@ -306,12 +310,14 @@ describe('live data: delta passes until cut-over', () => {
     expectExit(again, 1);
     expect(again.stdout).toContain(changed);
     await untouched();
-  });
+  }, TEST_MS);
 
   it('syncInterval: passes happen on their own, and the user workflow\'s history stays bounded over many passes', async () => {
     const { id, users } = migration('interval', ['u']);
     const u = at(users, 0);
     await app.write('sg', u, 'a.txt', 'present from the start');
+    // The migration and the users it starts continue as new past 60 events (MigrationInput.historyLimit,
+    // which the migration hands on to each user's UserMigrationInput.historyLimit): a few passes per run.
     const historyLimit = 60;
     const p = plan(id, [u], { syncInterval: '1s' });
     await startWithHistoryLimit(client, p, historyLimit);
@@ -350,5 +356,5 @@ describe('live data: delta passes until cut-over', () => {
     const m = await manifest(id, u);
     expect(m.conflicts).toEqual([]);
     expect(m.pass).toMatchObject({ kind: 'delta', copied: 0, overwritten: 0, erased: 0, conflicts: 0 });
-  });
+  }, 240_000);
 });
