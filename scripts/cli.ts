@@ -12,6 +12,7 @@ import { registerCancel } from './cancel';
 import { registerCutover } from './cutover';
 import { registerRollback } from './rollback';
 import { registerBench } from '../bench/bench';
+import { registerBenchDelta } from '../bench/delta';
 
 /**
  * `clover` entry point: one subcommand per file under scripts/. Every failure ends here and prints one
@@ -34,6 +35,7 @@ export function main(argv: string[]): void {
   registerCutover(program);
   registerRollback(program);
   registerBench(program);
+  registerBenchDelta(program);
   program.parseAsync(argv).catch(fail);
 }
 
