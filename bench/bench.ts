@@ -1,4 +1,4 @@
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -19,8 +19,8 @@ import { SEARCH_ATTRIBUTE_NAMES } from '../src/domain/names';
 import { migrationWorkflowId, type MigrationResult } from '../src/workflows/definitions';
 import { out } from '../scripts/common';
 
-const ROOT = resolve(__dirname, '..');
-const MiB = 1024 * 1024;
+export const ROOT = resolve(__dirname, '..');
+export const MiB = 1024 * 1024;
 
 interface DataSet {
   name: string;
@@ -62,7 +62,7 @@ const QUICK: DataSet[] = [
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 /** Deterministic bytes from the seed: a 1 MiB block per object, varied per chunk, streamed. */
-function objectStream(seed: number, size: number): Readable {
+export function objectStream(seed: number, size: number): Readable {
   const rnd = prng(seed);
   const block = Buffer.alloc(Math.min(size, MiB));
   for (let i = 0; i + 4 <= block.length; i += 4) block.writeUInt32LE((rnd() * 2 ** 32) >>> 0, i);
@@ -79,7 +79,7 @@ function objectStream(seed: number, size: number): Readable {
   });
 }
 
-function ensurePackage(cmd: string, pkg: string): void {
+export function ensurePackage(cmd: string, pkg: string): void {
   try {
     execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' });
   } catch {
@@ -89,7 +89,7 @@ function ensurePackage(cmd: string, pkg: string): void {
 }
 
 /** Runs a command under GNU time: wall seconds, CPU seconds (user+sys), peak RSS. */
-function timed(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<Measure & { code: number }> {
+export function timed(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<Measure & { code: number }> {
   const statsFile = join(tmpdir(), `clover-bench-${process.pid}-${Math.random().toString(36).slice(2)}.time`);
   const fullEnv = { ...process.env, ...env };
   for (const [k, v] of Object.entries(fullEnv)) if (v === undefined) delete fullEnv[k];
@@ -114,7 +114,7 @@ function timed(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<Mea
 let clockTicks: number | undefined;
 
 /** CPU seconds (user + system, all threads) and peak RSS of a live process, from /proc. */
-function procStats(pid: number): { cpuS: number; rssMiB: number } {
+export function procStats(pid: number): { cpuS: number; rssMiB: number } {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   clockTicks ??= Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
@@ -131,7 +131,7 @@ function serversCpu(services: ServiceRecord[]): Record<string, number> {
 /** Ends a partial run (--sets / --tools) before the largest-object and many-users measurements. */
 class Done extends Error {}
 
-async function clearPrefix(site: Site, prefix: string): Promise<void> {
+export async function clearPrefix(site: Site, prefix: string): Promise<void> {
   for (;;) {
     const r = await site.s3.send(new ListObjectsV2Command({ Bucket: site.bucket, Prefix: prefix, MaxKeys: 1000 }));
     const keys = (r.Contents ?? []).map((o) => ({ Key: o.Key! }));
@@ -172,11 +172,13 @@ function clover(ds: DataSet, objects: number): { users: number; objectsPerUser: 
   return { users, objectsPerUser: Math.max(1, Math.ceil(objects / users)) };
 }
 
-async function runClover(ctx: Ctx, ds: DataSet, verify: 'checksum' | 'full', runNo: number): Promise<Measure & { maxHistory?: number }> {
-  const taskQueue = `bench-${Date.now()}`;
+/**
+ * Starts a worker on `taskQueue` as operators start it (`npx clover worker` runs bin/clover.js with the node
+ * flags of its first line), its output appended to `workerLog`; `exited` settles when it exits.
+ */
+export function startBenchWorker(ctx: { sitesFile: string; env: NodeJS.ProcessEnv; workerLog: string }, taskQueue: string): { worker: ChildProcess; exited: Promise<unknown> } {
   const log = openSync(ctx.workerLog, 'a');
   // CLOVER_BENCH_CPU_PROF=<dir>: write a V8 CPU profile of each worker there (for "Where the time goes").
-  // Started as operators start it: `npx clover worker` runs bin/clover.js with the node flags of its first line.
   const bin = join(ROOT, 'bin', 'clover.js');
   const prof = process.env.CLOVER_BENCH_CPU_PROF;
   const [cmd, pre] = prof
@@ -186,7 +188,12 @@ async function runClover(ctx: Ctx, ds: DataSet, verify: 'checksum' | 'full', run
     env: { ...process.env, ...ctx.env, CLOVER_LOG_LEVEL: 'warn' }, stdio: ['ignore', log, log],
   });
   closeSync(log);
-  const exited = new Promise((ok) => worker.once('exit', ok));
+  return { worker, exited: new Promise((ok) => worker.once('exit', ok)) };
+}
+
+async function runClover(ctx: Ctx, ds: DataSet, verify: 'checksum' | 'full', runNo: number): Promise<Measure & { maxHistory?: number }> {
+  const taskQueue = `bench-${Date.now()}`;
+  const { worker, exited } = startBenchWorker(ctx, taskQueue);
   await new Promise((r) => setTimeout(r, 1500));
   const migrationId = `bench-${ds.name}-${verify}-${runNo}-${Date.now().toString(36)}`;
   const users = Array.from({ length: ds.users }, (_, u) => ({ userId: `bench-${ds.name}-${String(u).padStart(5, '0')}`, country: 'DE' }));
@@ -213,16 +220,15 @@ async function runClover(ctx: Ctx, ds: DataSet, verify: 'checksum' | 'full', run
   return { wallS, cpuS: m.cpuS, rssMiB: m.rssMiB, maxHistory };
 }
 
-async function runRclone(ctx: Ctx, ds: DataSet): Promise<Measure> {
+/**
+ * rclone's configuration for the named sites as environment variables: remote `SG` for site sg, `EUIE` for
+ * eu-ie (the name upper-cased without dashes).
+ */
+export function rcloneEnv(sites: Sites, names: string[]): NodeJS.ProcessEnv {
   // A CA bundle named in the environment makes rclone's S3 client refuse its own transport; these endpoints are plain HTTP.
   const env: NodeJS.ProcessEnv = { AWS_CA_BUNDLE: undefined };
-  const site = (name: string) => {
-    const s = ctx.sites[name];
-    if (!s) throw new InputError(`the bench's sites file has no site ${name}`);
-    return s;
-  };
-  for (const name of ['sg', 'eu-ie']) {
-    const s = site(name);
+  for (const name of names) {
+    const s = benchSite(sites, name);
     const v = name.replace('-', '').toUpperCase();
     Object.assign(env, {
       [`RCLONE_CONFIG_${v}_TYPE`]: 's3', [`RCLONE_CONFIG_${v}_PROVIDER`]: 'Other', [`RCLONE_CONFIG_${v}_ENDPOINT`]: s.endpoint,
@@ -230,6 +236,18 @@ async function runRclone(ctx: Ctx, ds: DataSet): Promise<Measure> {
       [`RCLONE_CONFIG_${v}_REGION`]: s.region, [`RCLONE_CONFIG_${v}_FORCE_PATH_STYLE`]: 'true',
     });
   }
+  return env;
+}
+
+export function benchSite(sites: Sites, name: string): Sites[string] {
+  const s = sites[name];
+  if (!s) throw new InputError(`the bench's sites file has no site ${name}`);
+  return s;
+}
+
+async function runRclone(ctx: Ctx, ds: DataSet): Promise<Measure> {
+  const env = rcloneEnv(ctx.sites, ['sg', 'eu-ie']);
+  const site = (name: string) => benchSite(ctx.sites, name);
   const args = [
     'copy', `SG:${site('sg').bucket}/users`, `EUIE:${site('eu-ie').bucket}/users`, '--include', `/bench-${ds.name}-*/**`,
     '--transfers', String(ctx.concurrency), '--checkers', String(ctx.concurrency * 2), '--s3-chunk-size', '16M', '--s3-upload-concurrency', '4',

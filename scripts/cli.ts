@@ -13,6 +13,7 @@ import { registerCutover } from './cutover';
 import { registerSync } from './sync';
 import { registerRollback } from './rollback';
 import { registerBench } from '../bench/bench';
+import { registerBenchDelta } from '../bench/delta';
 
 /**
  * `clover` entry point: one subcommand per file under scripts/. Every failure ends here and prints one
@@ -36,6 +37,7 @@ export function main(argv: string[]): void {
   registerCutover(program);
   registerRollback(program);
   registerBench(program);
+  registerBenchDelta(program);
   program.parseAsync(argv).catch(fail);
 }
 

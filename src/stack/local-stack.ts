@@ -199,6 +199,17 @@ export interface StartOptions {
   ports: StackPorts;
   /** Print progress lines (the CLI); tests pass a no-op. */
   say?: (line: string) => void;
+  /**
+   * Each versitygw site also writes an S3 access log, one line per request, to `accessLogPath(dir, site)`
+   * (for benchmarks that count requests). Off by default. It is part of the site's recorded arguments;
+   * a site already running from an earlier start is kept as it is (with or without its log).
+   */
+  accessLogs?: boolean;
+}
+
+/** Where a site of the local stack started with `accessLogs` writes its access log. */
+export function accessLogPath(dir: string, site: string): string {
+  return join(dir, 'logs', `${site}-access.log`);
 }
 
 /**
@@ -223,6 +234,9 @@ export async function startStack(opts: StartOptions): Promise<StackState> {
   const launch = async (name: string, port: number, binary: string, args: string[], extraPorts: number[] = [], env: NodeJS.ProcessEnv = {}) => {
     const already = running.get(name);
     if (already && already.port === port) {
+      if (already.args && already.args.join('\0') !== args.join('\0')) {
+        say(`${name} is already running with other arguments; keeping it (\`clover stack down\` first to apply the new ones)`);
+      }
       services.push(already);
       return { rec: already, fresh: false };
     }
@@ -283,7 +297,11 @@ export async function startStack(opts: StartOptions): Promise<StackState> {
     const r = await launch(
       `site-${s.name}`, port, tools.versitygw,
       // Keep-alive as real S3 endpoints do: otherwise every request of every tool pays a new TCP connection.
-      ['--port', `127.0.0.1:${port}`, '--region', s.region, '--quiet', '--keep-alive', 'posix', dataDir],
+      [
+        '--port', `127.0.0.1:${port}`, '--region', s.region, '--quiet', '--keep-alive',
+        ...(opts.accessLogs ? ['--access-log', accessLogPath(dir, s.name)] : []),
+        'posix', dataDir,
+      ],
       [],
       { ROOT_ACCESS_KEY_ID: c.accessKeyId, ROOT_SECRET_ACCESS_KEY: c.secretAccessKey },
     );
