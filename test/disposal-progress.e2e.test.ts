@@ -51,9 +51,7 @@ describe('disposal progress records', () => {
       sourceDisposition: 'delete-after-verify', gracePeriod: '1h', concurrency: { users: 1, objectsPerUser: 2 },
     });
     expect((await runCli(['start', '--plan', plan, '--wait'])).code).toBe(0);
-    const m = JSON.parse((await get(c, 'eu-ie', manifestKey(id, userId)))!.body.toString()) as Manifest;
-    const recordsPrefix = progressPrefix(id, userId, 'dispose', manifestGeneration(m));
-    const records = async () => Promise.all((await listKeys(c, 'eu-ie', recordsPrefix)).map(async (k) => JSON.parse((await get(c, 'eu-ie', k))!.body.toString()) as ProgressRecord<Outcome>));
+    const manifest = async () => JSON.parse((await get(c, 'eu-ie', manifestKey(id, userId)))!.body.toString()) as Manifest;
 
     // Each delete now takes a few tens of ms: the deletion is mid-way (past its first batch of 100) when held.
     await proxy.addToxic('sg', { type: 'latency', attributes: { latency: 20 } });
@@ -63,6 +61,11 @@ describe('disposal progress records', () => {
     const remaining = (await listKeys(c, 'sg', `users/${userId}/`)).length;
     expect(remaining).toBeGreaterThan(0);
     await stopProcess(a, 'SIGKILL');
+    // The deletion acts on the generation its final pass committed (nothing changed: same entries).
+    const m = await manifest();
+    expect(m.generation).toBe(2);
+    const recordsPrefix = progressPrefix(id, userId, 'dispose', manifestGeneration(m));
+    const records = async () => Promise.all((await listKeys(c, 'eu-ie', recordsPrefix)).map(async (k) => JSON.parse((await get(c, 'eu-ie', k))!.body.toString()) as ProgressRecord<Outcome>));
 
     // What the killed worker left: its finished batches with their outcomes, the batch in flight as issued.
     const atKill = await records();
@@ -80,8 +83,9 @@ describe('disposal progress records', () => {
     const done = (await records()).filter((x) => x.state === 'done').flatMap((x) => x.outcomes);
     expect(done.map((o) => o.key).sort()).toEqual(keys); // every key recorded, each exactly once
     expect(done.every((o) => o.outcome === 'deleted')).toBe(true);
-    const amended = JSON.parse((await get(c, 'eu-ie', manifestKey(id, userId)))!.body.toString()) as Manifest;
-    expect(amended.sourceDisposition).toMatchObject({ state: 'deleted', deleted: n, keptChanged: [] });
+    const amended = await manifest();
+    expect(amended.sourceDisposition).toMatchObject({ state: 'deleted', deleted: n, keptChanged: [], residueCount: 0 });
+    expect(amended.generation).toBe(3);
     expect((await runCli(['verify', id])).code).toBe(0);
   }, 180_000);
 });

@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
 import { Client, Connection } from '@temporalio/client';
 import pLimit from 'p-limit';
-import { manifestKey } from '../src/domain/layout';
+import { manifestGenerationKey, manifestKey } from '../src/domain/layout';
 import type { Manifest } from '../src/domain/manifest';
 import { destroySiteClients } from '../src/storage/clients';
 import { SA, migrationWorkflowId, rollbackWorkflowId, userWorkflowId, type MigrationResult, type RollbackResult } from '../src/workflows/definitions';
@@ -129,25 +129,32 @@ describe('migration lifecycle', () => {
     for (const [key, body] of sources) expect(sha256((await get(c, 'us', key))!.body)).toBe(sha256(body)); // sources untouched
   });
 
-  it('delete-after-verify: sources go only after the grace period; one rewritten meanwhile survives and is reported', async () => {
+  it('delete-after-verify: sources wait out the grace period; one rewritten meanwhile is caught by the final pass, then every source goes', async () => {
     const id = uniqueId('dispose');
     const userId = `${id}-u`;
     const bodies = await seed('sg', userId, 3, 1000);
-    const start = await runCli(['start', '--plan', plan(id, [userId], { sourceDisposition: 'delete-after-verify', gracePeriod: '6s' }), '--wait']);
+    const start = await runCli(['start', '--plan', plan(id, [userId], { sourceDisposition: 'delete-after-verify', gracePeriod: '1h' }), '--wait']);
     expect(start.code).toBe(0);
-    // Verified and committed, still in its grace period: every source object is still there.
+    // Verified and committed, in its grace period: every source object is still there.
     for (const key of bodies.keys()) expect(await exists(c, 'sg', key)).toBe(true);
     const rewritten = at([...bodies.keys()], 1);
     await put(c, 'sg', rewritten, 'changed during the grace period');
 
+    // The cutover ends the grace period; the final delta pass copies the rewrite before anything is deleted.
+    const cut = await runCli(['cutover', id, '--user', userId, '--wait']);
+    expect(cut.stdout).toMatch(new RegExp(`user ${userId}: cut over: 3 source object\\(s\\) deleted; residue 0`));
+    expect(cut.code).toBe(0);
     const r = await result(id);
     expect(r).toMatchObject({ phase: 'completed', usersAwaitingDisposal: 0 });
-    expect(r.counters).toMatchObject({ sourceDeleted: 2, sourceKeptChanged: 1 });
-    for (const key of bodies.keys()) expect(await exists(c, 'sg', key)).toBe(key === rewritten);
-    expect((await get(c, 'sg', rewritten))!.body.toString()).toBe('changed during the grace period');
+    expect(r.counters).toMatchObject({ sourceDeleted: 3, sourceKeptChanged: 0 });
+    for (const key of bodies.keys()) expect(await exists(c, 'sg', key)).toBe(false);
+    expect((await get(c, 'eu-ie', rewritten))!.body.toString()).toBe('changed during the grace period');
     const m = await manifest(id, userId);
-    expect(m.sourceDisposition).toMatchObject({ state: 'deleted', deleted: 2, keptChanged: [expect.objectContaining({ key: rewritten })] });
-    expect((await runCli(['verify', id])).code).toBe(0); // the amended manifest's digest holds
+    expect(m.generation).toBe(3); // first pass, final pass, the deletion's record
+    expect(m.sourceDisposition).toMatchObject({ state: 'deleted', deleted: 3, keptChanged: [], residueCount: 0 });
+    const finalPass = JSON.parse((await get(c, 'eu-ie', manifestGenerationKey(id, userId, 2)))!.body.toString()) as Manifest;
+    expect(finalPass.pass).toMatchObject({ kind: 'delta', overwritten: 1, unchanged: 2 });
+    expect((await runCli(['verify', id])).code).toBe(0); // the amended manifest's digest holds, nothing left in the sources
   });
 
   it('rollback after delete-after-verify: every source object back, byte-identical with its metadata, EU copies gone', async () => {

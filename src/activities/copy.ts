@@ -2,6 +2,8 @@ import { ApplicationFailure } from '@temporalio/common';
 import pLimit from 'p-limit';
 import { compareKeys, ManifestConflictError, type ManifestEntry } from '../domain/manifest';
 import { entriesInRange, planPage } from '../domain/pass-plan';
+import { manifestKey } from '../domain/layout';
+import { assertManifestValid } from '../domain/manifest-guard';
 import type { Site } from '../storage/clients';
 import type { UploadCheckpoint } from '../storage/copy-request';
 import { abortUploads } from '../storage/delete';
@@ -171,6 +173,9 @@ async function previousEntries(target: Site, input: CopyUserInput, signal: Abort
       message: `user ${input.userId}: ${m.sourceDisposition ? 'was cut over (its sources were emptied by Clover)' : 'was rolled back'}; no further pass can run`,
     });
   }
+  // The generation a pass builds on drives erasures (deletes in the EU copy): checked like any manifest a
+  // destructive step acts on, so an edited one (a key outside the user's prefix, say) stops the pass.
+  if (m) assertManifestValid(m, { migrationId: input.migrationId, userId: input.userId, userPrefix: input.prefix, sources: input.sources }, manifestKey(input.migrationId, input.userId));
   if (m?.generation !== input.generation - 1) {
     throw new ManifestConflictError(
       `user ${input.userId}: a pass for manifest generation ${input.generation} needs generation ${input.generation - 1} as the newest, found ${m?.generation ?? 'none'}; run the pass again`,
