@@ -1,0 +1,52 @@
+import { migrationPrefix } from '../domain/layout';
+import type { Site } from '../storage/clients';
+import { getJson, putJson } from '../storage/json-records';
+import { listAllKeys } from '../storage/listing';
+import { buildRecord, type Actor, type LedgerEventType, type LedgerRecord, type SigningKey } from './ledger';
+
+/** The migration's ledger: `_clover/migrations/<id>/ledger/`, in the site that holds its user list (the plan's default target). */
+export function ledgerPrefix(migrationId: string): string {
+  return `${migrationPrefix(migrationId)}ledger/`;
+}
+
+export function ledgerKey(migrationId: string, seq: number): string {
+  return `${ledgerPrefix(migrationId)}${String(seq).padStart(12, '0')}.json`;
+}
+
+/** Every record of the ledger, in seq order. */
+export async function readLedger(site: Site, migrationId: string, signal?: AbortSignal): Promise<LedgerRecord[]> {
+  const keys = (await listAllKeys(site, ledgerPrefix(migrationId), 'listing the ledger', signal)).sort();
+  const out: LedgerRecord[] = [];
+  for (const k of keys) {
+    const r = await getJson<LedgerRecord>(site, k, 'a ledger record', signal);
+    if (r) out.push(r);
+  }
+  return out;
+}
+
+/** The newest record (undefined when the ledger is empty). */
+async function head(site: Site, migrationId: string, signal?: AbortSignal): Promise<LedgerRecord | undefined> {
+  const keys = (await listAllKeys(site, ledgerPrefix(migrationId), 'listing the ledger', signal)).sort();
+  const last = keys.at(-1);
+  return last === undefined ? undefined : getJson<LedgerRecord>(site, last, 'a ledger record', signal);
+}
+
+/**
+ * Appends one record: reads the newest, writes the next seq with a create-only write (If-None-Match),
+ * and when another writer took that seq first, reads again and retries. So many writers at once never
+ * fork the chain (one record per seq, each naming the one before) and never lose a record (each retries
+ * until it is in). Returns the stored record.
+ */
+export async function appendLedger(
+  site: Site, migrationId: string, key: SigningKey,
+  event: { type: LedgerEventType; actor: Actor; data: Record<string, unknown> }, signal?: AbortSignal,
+): Promise<LedgerRecord> {
+  for (let attempt = 0; ; attempt++) {
+    const previous = await head(site, migrationId, signal);
+    const record = buildRecord(key, migrationId, previous, event);
+    const r = await putJson(site, ledgerKey(migrationId, record.seq), record, 'a ledger record', { signal, ifNoneMatch: '*' });
+    if (r !== 'precondition-failed') return record;
+    if (attempt >= 50) throw new Error(`ledger of migration ${migrationId}: could not append after ${attempt + 1} tries (too many writers at once)`);
+    await new Promise((ok) => setTimeout(ok, 20 + Math.random() * 80 * Math.min(attempt + 1, 10)));
+  }
+}
