@@ -31,7 +31,7 @@ export function headline(r: ResidencyReport): string {
 function barChart(rows: { label: string; value: number; colour: string; text: string }[], title: string): string {
   const rowH = 28;
   const labelW = 150;
-  const barW = 420;
+  const barW = 300;
   const textW = 110;
   const max = Math.max(1, ...rows.map((r) => r.value));
   const h = rows.length * rowH + 8;
