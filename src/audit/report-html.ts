@@ -121,7 +121,7 @@ ${more}
 ${userRows}
 </tbody></table>
 ${more}
-<p class="note">SHA-256 total: the SHA-256 of the newest manifest's entries sorted by key, one <code>key&#9;sha256</code> line each. "Still outside the EEA" is what a listing of the user's prefix in every source found when this report was made.</p>
+<p class="note">SHA-256 total: the SHA-256 of the newest manifest's entries sorted by key, one line each: <code>key</code>, a tab, <code>sha256</code>, a newline. "Still outside the EEA" is what a listing of the user's prefix in every source found when this report was made.</p>
 </body></html>
 `;
 }
