@@ -131,12 +131,15 @@ export async function auditMigration(
   const limit = pLimit(opts.concurrency ?? 16);
   const report: AuditReport = { migrationId, manifests: 0, users: 0, objects: 0, bytes: 0, objectsChecked: 0, rolledBack: 0, cutOver: 0, residue: 0, incomplete: 0, unlisted: 0, problems: [], ok: false };
   const users = new Set<string>();
+  /** Users with a current manifest key in some site, valid or not (an altered one is a mismatch, not also incomplete). */
+  const withManifest = new Set<string>();
   try {
     for (const s of clients.values()) {
       // The newest generation of each user (`manifests/<userId>.json`); the kept generations live under `manifests/<userId>/`.
       const current = (await listAllKeys(s, manifestsPrefix(migrationId), 'listing manifests')).filter((k) => isCurrentManifestKey(migrationId, k));
       for (const key of current) {
         report.manifests++;
+        withManifest.add(key.slice(manifestsPrefix(migrationId).length, -'.json'.length));
         let m: Manifest | undefined;
         try {
           m = await getJson<Manifest>(s, key, 'a manifest');
@@ -202,7 +205,7 @@ export async function auditMigration(
     if (listed) {
       report.listedUsers = listed.length;
       for (const u of new Set(listed.map((r) => r.userId))) {
-        if (users.has(u)) continue;
+        if (withManifest.has(u)) continue;
         report.incomplete++;
         report.problems.push({ kind: 'incomplete', site: '-', manifest: manifestKey(migrationId, u), userId: u, problem: 'no committed manifest' });
       }
