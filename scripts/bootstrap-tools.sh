@@ -84,6 +84,27 @@ temporal=$(resolve temporal github.com/temporalio/cli/cmd/temporal "$TEMPORAL_VE
 versitygw=$(resolve versitygw github.com/versity/versitygw/cmd/versitygw "$VERSITYGW_VERSION" versitygw_fits CLOVER_VERSITYGW_BIN)
 # Toxiproxy's server command is the module's cmd/server, so go install names the binary `server`.
 toxiproxy=$(resolve toxiproxy github.com/Shopify/toxiproxy/v2/cmd/server "$TOXIPROXY_VERSION" toxiproxy_fits CLOVER_TOXIPROXY_BIN server toxiproxy-server)
+# Chromium renders the HTML residency report in a test (test/report.e2e.test.ts). Installed here only when
+# missing, apt-get is available and we are root (a fresh CI machine); otherwise say how to get it.
+ensure_chromium() {
+  [ "${CLOVER_SKIP_BROWSER_TESTS:-}" = 1 ] && return 0
+  local c
+  for c in chromium chromium-browser google-chrome; do
+    command -v "$c" >/dev/null 2>&1 && return 0
+  done
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    say "installing chromium with apt-get (for the HTML report rendering test)"
+    if apt-get install -y -qq chromium >&2 || { apt-get update -qq >&2 && apt-get install -y -qq chromium >&2; }; then
+      say "chromium ready: $(command -v chromium)"
+    else
+      say "installing chromium failed; the HTML rendering test will fail (or set CLOVER_SKIP_BROWSER_TESTS=1)"
+    fi
+  else
+    say "chromium is missing and cannot be installed here (needs apt-get as root): install it, or set CLOVER_SKIP_BROWSER_TESTS=1"
+  fi
+}
+ensure_chromium
+
 echo "CLOVER_TEMPORAL_BIN=$temporal"
 echo "CLOVER_VERSITYGW_BIN=$versitygw"
 echo "CLOVER_TOXIPROXY_BIN=$toxiproxy"

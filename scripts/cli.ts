@@ -6,6 +6,7 @@ import { registerWorker } from './worker';
 import { registerStart } from './start';
 import { registerStatus } from './status';
 import { registerVerify } from './verify';
+import { registerReport } from './report';
 import { registerRetry } from './retry';
 import { registerPause } from './pause';
 import { registerCancel } from './cancel';
@@ -30,6 +31,7 @@ export function main(argv: string[]): void {
   registerStart(program);
   registerStatus(program);
   registerVerify(program);
+  registerReport(program);
   registerRetry(program);
   registerPause(program);
   registerCancel(program);

@@ -1,28 +1,31 @@
 import pLimit from 'p-limit';
 import { InputError } from '../config/errors';
 import type { Sites } from '../config/sites';
-import { isCurrentManifestKey, manifestGenerationKey, manifestsPrefix, usersListKey } from '../domain/layout';
+import { isCurrentManifestKey, manifestGenerationKey, manifestKey, manifestsPrefix, usersListKey } from '../domain/layout';
 import { entrySites, manifestDigest, type Manifest } from '../domain/manifest';
 import { residueClassifier } from '../domain/residue';
 import { createSiteClients, destroySiteClients, type Site, type SiteClients } from '../storage/clients';
 import { StorageError, isNotFound } from '../storage/errors';
 import { getJson } from '../storage/json-records';
 import { listAllKeys } from '../storage/listing';
-import { headObject } from '../storage/object-meta';
 import { hashObject } from '../storage/pinned-read';
 import { forEachObject } from '../storage/residue-listing';
+import { readStoredUsers } from './report';
 
 export interface AuditProblem {
   /**
    * `mismatch`: storage holds something other than the manifest says (bytes, size, a missing object, an
    * altered manifest). `error`: it could not be read (access denied, timeout, 5xx): nothing is known
-   * about those bytes, so it is never reported as a mismatch.
+   * about those bytes, so it is never reported as a mismatch. `incomplete`: a user of the stored user
+   * list has no committed manifest (no failure is recorded in storage, so a failed, cancelled or
+   * not yet migrated user is incomplete). `unlisted`: an object in the target under a user's prefix
+   * that the user's newest manifest generation does not list.
    */
-  kind: 'mismatch' | 'error' | 'residue';
+  kind: 'mismatch' | 'error' | 'residue' | 'incomplete' | 'unlisted';
   site: string;
   manifest: string;
   key?: string;
-  /** The user whose manifest the problem is about (set for `residue`). */
+  /** The user whose manifest the problem is about (set for `residue`, `incomplete` and `unlisted`). */
   userId?: string;
   problem: string;
 }
@@ -40,6 +43,12 @@ export interface AuditReport {
   cutOver: number;
   /** Objects found in a source under a cut-over user's prefix (each one is a `residue` problem). */
   residue: number;
+  /** Users in the stored user list (`users.jsonl`); undefined when no site holds it. */
+  listedUsers?: number;
+  /** Users of the list with no committed manifest (each one an `incomplete` problem). */
+  incomplete: number;
+  /** Objects in a target under a user's prefix that no manifest lists (each one an `unlisted` problem). */
+  unlisted: number;
   problems: AuditProblem[];
   ok: boolean;
 }
@@ -88,17 +97,30 @@ async function checkResidue(clients: SiteClients, m: Manifest, manifest: string,
   }
 }
 
-/** True when some site holds the migration's user list (`clover start` writes it before anything else). */
-async function userListStored(clients: SiteClients, migrationId: string): Promise<boolean> {
-  for (const s of clients.values()) if (await headObject(s, usersListKey(migrationId))) return true;
-  return false;
+/**
+ * Completeness in the target: every object under the user's prefix in its EU site must be one the
+ * newest manifest generation lists; anything else is an `unlisted` problem.
+ */
+async function checkUnlisted(s: Site, m: Manifest, manifest: string, report: AuditReport): Promise<void> {
+  const listed = new Set(m.entries.map((e) => e.key));
+  try {
+    await forEachObject(s, m.userPrefix, 'listing a user\'s prefix in its EU site', (o) => {
+      if (listed.has(o.key)) return;
+      report.unlisted++;
+      report.problems.push({ kind: 'unlisted', site: s.name, manifest, key: o.key, userId: m.userId, problem: 'in the EU site but in no manifest of this migration' });
+    });
+  } catch (err) {
+    report.problems.push({ kind: 'error', site: s.name, manifest, userId: m.userId, problem: `the user's prefix could not be listed in its EU site, so objects no manifest lists were not looked for: ${(err as Error).message}` });
+  }
 }
 
 /**
  * The auditor's check, from storage alone (no Temporal): reads the newest committed manifest generation
  * of every user in every site, checks its digest and its link to the generation before, re-reads every
  * listed object and recomputes its SHA-256; for a user cut over (and not rolled back), lists the
- * user's prefix in every source and reports whatever is still there (`residue`).
+ * user's prefix in every source and reports whatever is still there (`residue`). Completeness: every
+ * user of the stored user list has a committed manifest (`incomplete`), and every object under a
+ * user's prefix in its EU site is listed by its newest manifest generation (`unlisted`).
  * An id that no site knows (no manifest, no user list) is bad input (InputError), not a failed audit.
  */
 export async function auditMigration(
@@ -107,14 +129,17 @@ export async function auditMigration(
 ): Promise<AuditReport> {
   const clients = opts.clients ?? createSiteClients(sites, { maxSockets: opts.concurrency ?? 16 });
   const limit = pLimit(opts.concurrency ?? 16);
-  const report: AuditReport = { migrationId, manifests: 0, users: 0, objects: 0, bytes: 0, objectsChecked: 0, rolledBack: 0, cutOver: 0, residue: 0, problems: [], ok: false };
+  const report: AuditReport = { migrationId, manifests: 0, users: 0, objects: 0, bytes: 0, objectsChecked: 0, rolledBack: 0, cutOver: 0, residue: 0, incomplete: 0, unlisted: 0, problems: [], ok: false };
   const users = new Set<string>();
+  /** Users with a current manifest key in some site, valid or not (an altered one is a mismatch, not also incomplete). */
+  const withManifest = new Set<string>();
   try {
     for (const s of clients.values()) {
       // The newest generation of each user (`manifests/<userId>.json`); the kept generations live under `manifests/<userId>/`.
       const current = (await listAllKeys(s, manifestsPrefix(migrationId), 'listing manifests')).filter((k) => isCurrentManifestKey(migrationId, k));
       for (const key of current) {
         report.manifests++;
+        withManifest.add(key.slice(manifestsPrefix(migrationId).length, -'.json'.length));
         let m: Manifest | undefined;
         try {
           m = await getJson<Manifest>(s, key, 'a manifest');
@@ -137,6 +162,7 @@ export async function auditMigration(
         users.add(m.userId);
         const chain = await chainProblem(s, m);
         if (chain) report.problems.push({ ...chain, site: s.name, manifest: key });
+        await checkUnlisted(s, m, key, report);
         if (m.sourceDisposition && !m.rolledBack) {
           report.cutOver++;
           await checkResidue(clients, m, key, report);
@@ -169,7 +195,22 @@ export async function auditMigration(
         );
       }
     }
-    if (report.manifests === 0 && !(await userListStored(clients, migrationId))) {
+    let listed: { userId: string }[] | undefined;
+    try {
+      listed = await readStoredUsers(clients, migrationId);
+    } catch (err) {
+      report.problems.push({ kind: 'error', site: '-', manifest: usersListKey(migrationId), problem: `the user list could not be read, so completeness was not checked: ${(err as Error).message}` });
+      listed = [];
+    }
+    if (listed) {
+      report.listedUsers = listed.length;
+      for (const u of new Set(listed.map((r) => r.userId))) {
+        if (withManifest.has(u)) continue;
+        report.incomplete++;
+        report.problems.push({ kind: 'incomplete', site: '-', manifest: manifestKey(migrationId, u), userId: u, problem: 'no committed manifest' });
+      }
+    }
+    if (report.manifests === 0 && !listed) {
       throw new InputError(`no migration with id "${migrationId}" in any site of the sites file (no manifest and no user list ${usersListKey(migrationId)}); check the id, or --sites`);
     }
   } finally {
