@@ -1,4 +1,4 @@
-import { DeleteObjectCommand } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, DeleteObjectCommand } from '@aws-sdk/client-s3';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createActivities, type ActivityDeps } from '../src/activities';
 import type { CopyUserInput, CopyUserResult } from '../src/activities/copy';
@@ -158,6 +158,30 @@ describe('delta passes against the real sites', () => {
     const m = await manifest(u);
     expect(m.entries.map((e) => e.key)).toEqual([0, 1, 2, 3].map((i) => `${u.prefix}o-${i}`));
     expect(await state('eu-ie', u.prefix)).toEqual(await state('sg', u.prefix));
+  });
+
+  it('a source bucket that lists nothing at all stops the pass before any erasure (a replaced or emptied bucket is not an erasure)', async () => {
+    const u = user();
+    for (let i = 0; i < 3; i++) await put(deps.clients, 'sg', `${u.prefix}o-${i}`, `object ${i}`);
+    await pass(u, 1);
+    // The sites file now points sg at an empty bucket (as after a mistaken edit, or a bucket emptied by accident).
+    const empty = `empty-${u.migrationId}`.toLowerCase().slice(0, 60);
+    await deps.clients.get('sg')!.s3.send(new CreateBucketCommand({ Bucket: empty }));
+    const sites = testSites();
+    const swapped = createSiteClients({ ...sites, sg: { ...sites.sg!, bucket: empty } }, { maxSockets: 8 });
+    try {
+      const wrong = createActivities({ ...deps, clients: swapped } as ActivityDeps);
+      const err = await new MockActivityEnvironment().run(wrong.copyUserObjects, {
+        migrationId: u.migrationId, userId: u.userId, sources: ['sg', 'us'], targetSite: 'eu-ie', prefix: u.prefix, conflictPolicy: 'newest-wins' as const,
+        objectsPerUser: 8, generation: 2, page: 0, transferred: { objects: 0, bytes: 0 },
+      }).then(() => undefined, (e: unknown) => e);
+      expect(err).toMatchObject({ type: 'SourceEmpty', nonRetryable: true });
+      expect((err as Error).message).toMatch(/source site sg .* lists no object at all, while manifest generation 1 records 3 object\(s\)/);
+    } finally {
+      destroySiteClients(swapped);
+    }
+    // Nothing was erased: the EU copy is whole.
+    expect([...(await state('eu-ie', u.prefix)).keys()]).toHaveLength(3);
   });
 
   it('refuses to commit over a generation another writer committed first', async () => {

@@ -1,6 +1,8 @@
 import { ApplicationFailure } from '@temporalio/common';
 import pLimit from 'p-limit';
-import { compareKeys, ManifestConflictError, type ManifestEntry } from '../domain/manifest';
+import { compareKeys, entrySites, ManifestConflictError, type ManifestEntry } from '../domain/manifest';
+import { describeS3Error } from '../storage/errors';
+import { listObjectsPage } from '../storage/listing';
 import { entriesInRange, planPage } from '../domain/pass-plan';
 import { manifestKey } from '../domain/layout';
 import { assertManifestValid } from '../domain/manifest-guard';
@@ -126,6 +128,7 @@ export function createCopyActivities(deps: ActivityDeps) {
       };
       if (listed) return finish();
       const previous = await previousEntries(target, input, signal);
+      if (!resumed && page === 0) await refuseEmptySources(sources, previous, input, signal);
       // Whatever an interrupted attempt staged from this page on is redone (its page ranges may differ now).
       await removeStaging(target, input.migrationId, input.userId, input.generation, page, signal);
       for (let pages = 0; pages < deps.batch.maxPages && Date.now() - started < deps.batch.maxMillis; pages++) {
@@ -157,6 +160,34 @@ export function createCopyActivities(deps: ActivityDeps) {
     });
   }
   return { copyUserObjects };
+}
+
+/**
+ * A delta pass carries every key no source lists over as an erasure. A source bucket that lists nothing
+ * at all (a bucket replaced or emptied by mistake, a sites file pointing at the wrong one) would so
+ * erase the EU copy of every user it held: a pass whose previous generation recorded objects from a
+ * site whose bucket is now empty is refused (permanent SourceEmpty), before anything is touched. A
+ * user erasing all their own data leaves the bucket's other users: that is carried over as usual.
+ */
+async function refuseEmptySources(sources: Site[], previous: ManifestEntry[], input: CopyUserInput, signal: AbortSignal): Promise<void> {
+  const recorded = new Set(previous.flatMap((e) => entrySites(e).map((p) => p.site)));
+  for (const s of sources) {
+    if (!recorded.has(s.name)) continue;
+    let r;
+    try {
+      r = await listObjectsPage(s, { MaxKeys: 1 }, signal);
+    } catch (err) {
+      throw describeS3Error(err, { site: s.name, bucket: s.bucket, action: 'ListObjectsV2 (empty-source check)' });
+    }
+    if ((r.Contents ?? []).length === 0) {
+      const n = previous.filter((e) => entrySites(e).some((p) => p.site === s.name)).length;
+      throw ApplicationFailure.create({
+        type: 'SourceEmpty', nonRetryable: true,
+        message: `user ${input.userId}: source site ${s.name} (bucket ${s.bucket}) lists no object at all, while manifest generation ${input.generation - 1} ` +
+          `records ${n} object(s) from it; a delta pass would erase their EU copies, so none ran. Check the sites file and the bucket`,
+      });
+    }
+  }
 }
 
 /**

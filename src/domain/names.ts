@@ -17,7 +17,7 @@ export const SEARCH_ATTRIBUTE_NAMES = {
 
 /** Failure types of Clover's own permanent faults (raised by activities and workflows). */
 export const CLOVER_PERMANENT_FAILURES = [
-  'UnknownSite', 'ResidencyViolation', 'VerifyMismatch', 'SourcesConflict', 'NoManifest', 'ManifestInvalid', 'ManifestConflict', 'CutOver', 'MalformedRecord', 'UserListChanged', 'RolledBack', 'UserStillRunning',
+  'UnknownSite', 'ResidencyViolation', 'VerifyMismatch', 'SourcesConflict', 'NoManifest', 'ManifestInvalid', 'ManifestConflict', 'CutOver', 'SourceEmpty', 'MalformedRecord', 'UserListChanged', 'RolledBack', 'UserStillRunning',
 ] as const;
 
 /** Every failure type that retry policies never retry. */
