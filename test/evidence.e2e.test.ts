@@ -1,11 +1,11 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, statSync, existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { manifestGenerationKey, manifestKey, usersListKey } from '../src/domain/layout';
 import { buildManifest, manifestDigest } from '../src/domain/manifest';
-import { writeKeyPair, loadSigningKey, operatorActor } from '../src/evidence/keys';
+import { defaultSigningKeyFile, writeKeyPair, loadSigningKey, operatorActor } from '../src/evidence/keys';
 import { buildRecord, ledgerProblems, signingKeyFromPem, type LedgerRecord } from '../src/evidence/ledger';
 import { appendLedger, ledgerKey, readLedger } from '../src/evidence/storage';
 import { canonicalJson } from '../src/domain/manifest';
@@ -27,6 +27,13 @@ function appender(migrationId: string, n: number, writer: string, startAt: numbe
 }
 
 describe('evidence ledger against the real sites', () => {
+  it('the test stack made its signing key beside its sites file (0600), and the setup hands it to tests and workers', () => {
+    const file = join(process.env.CLOVER_TEST_STACK_DIR!, 'signing-key.pem');
+    expect(process.env.CLOVER_SIGNING_KEY_FILE).toBe(file);
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    expect(defaultSigningKeyFile(process.env.CLOVER_SITES, {})).toBe(file);
+  });
+
   it('two OS processes appending at once leave one unbroken chain of every record', async () => {
     const migrationId = uniqueId('ev-conc');
     const key = loadSigningKey()!;
@@ -68,7 +75,8 @@ describe('evidence ledger against the real sites', () => {
     const key = loadSigningKey()!;
     const site = c.get('eu-ie')!;
     // A user list, two manifest generations of one user, and a ledger naming them.
-    await put(c, 'eu-ie', usersListKey(migrationId), '{"userId":"u1","country":"FR"}\n{"userId":"u2","country":"NO"}\n');
+    const usersJsonl = '{"userId":"u1","country":"FR"}\n{"userId":"u2","country":"NO"}\n';
+    await put(c, 'eu-ie', usersListKey(migrationId), usersJsonl);
     const m1 = buildManifest({
       migrationId, userId: 'u1', targetSite: 'eu-ie', bucket: site.bucket, userPrefix: 'users/u1/', committedAt: '2026-01-01T00:00:00.000Z',
       generation: 1, entries: [], conflicts: [], erasures: [],
@@ -76,7 +84,7 @@ describe('evidence ledger against the real sites', () => {
     await put(c, 'eu-ie', manifestGenerationKey(migrationId, 'u1', 1), JSON.stringify(m1));
     await put(c, 'eu-ie', manifestKey(migrationId, 'u1'), JSON.stringify(m1));
     const actor = operatorActor({ CLOVER_OPERATOR: 'auditor-test' });
-    await appendLedger(site, migrationId, key, { type: 'operator-command', actor, data: { command: 'start' } });
+    await appendLedger(site, migrationId, key, { type: 'plan-accepted', actor, data: { userListDigest: createHash('sha256').update(usersJsonl).digest('hex') } });
     await appendLedger(site, migrationId, key, { type: 'user-committed', actor, data: { userId: 'u1', generation: 1, digest: m1.digest, manifestKey: manifestGenerationKey(migrationId, 'u1', 1) } });
     await appendLedger(site, migrationId, key, { type: 'operator-command', actor, data: { command: 'cutover' } });
     await appendLedger(site, migrationId, key, { type: 'operator-command', actor, data: { command: 'pause' } });
@@ -97,7 +105,7 @@ describe('evidence ledger against the real sites', () => {
 
       const pub = join(dir, 'signing-key.pub.pem');
       const ok = await runCli(['verify', '--evidence', dir, '--public-key', pub]);
-      expect(ok.stdout).toMatch(/^OK: migration .*: 4 record\(s\) \(3 operator-command, 1 user-committed\).*1 manifest reference\(s\).*1 user\(s\) committed of 2 listed/m);
+      expect(ok.stdout).toMatch(/^OK: migration .*: 4 record\(s\) \(1 plan-accepted, 1 user-committed, 2 operator-command\).*1 manifest reference\(s\).*1 user\(s\) committed of 2 listed/m);
       expect(ok.code).toBe(0);
 
       // openssl alone, as the bundle's README says (jq and node for the canonical form).
@@ -169,6 +177,10 @@ describe('evidence ledger against the real sites', () => {
       });
       expect(edited.code).toBe(1);
       expect(edited.stdout).toContain(`PROBLEM: record 2 (user-committed) names manifest u1/00000001.json with digest ${m1.digest}`);
+
+      const users = await tampered('users-edited', (d) => writeFileSync(join(d, 'users.jsonl'), '{"userId":"u1","country":"FR"}\n'));
+      expect(users.code).toBe(1);
+      expect(users.stdout).toContain('PROBLEM: users.jsonl does not hash to the user list digest the plan-accepted record names');
 
       const removed = await tampered('manifest-removed', (d) => rmSync(join(d, 'manifests', 'eu-ie', 'u1', '00000001.json')));
       expect(removed.code).toBe(1);

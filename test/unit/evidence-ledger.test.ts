@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, statSync, writeFileSync, chmodSync, mkdirSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildRecord, ledgerProblems, recordHash, signingKeyFromPem, type Actor, type LedgerRecord } from '../../src/evidence/ledger';
-import { defaultSigningKeyFile, generateKeyPair, loadSigningKey, operatorActor, writeKeyPair } from '../../src/evidence/keys';
+import { defaultSigningKeyFile, ensureKeyPair, generateKeyPair, loadSigningKey, operatorActor, writeKeyPair } from '../../src/evidence/keys';
 import { InputError } from '../../src/config/errors';
 
 const actor: Actor = { who: 'alice', host: 'ops-1', via: 'cli' };
@@ -106,6 +106,14 @@ describe('signing keys', () => {
     expect(defaultSigningKeyFile(sites, {})).toBe(join(stack, 'signing-key.pem'));
     expect(defaultSigningKeyFile(join(stack, 'prod-sites.json'), {})).toBeUndefined();
     expect(defaultSigningKeyFile(sites, { CLOVER_SIGNING_KEY_FILE: '/x/k.pem' })).toBe('/x/k.pem');
+  });
+
+  it('the local stack\'s key is made once: a later start keeps it', () => {
+    const file = ensureKeyPair(dir);
+    const before = readFileSync(file, 'utf8');
+    expect(ensureKeyPair(dir)).toBe(file);
+    expect(readFileSync(file, 'utf8')).toBe(before);
+    expect(statSync(file).mode & 0o777).toBe(0o600);
   });
 
   it('names the operator: CLOVER_OPERATOR, else the OS user', () => {
