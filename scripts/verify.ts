@@ -56,6 +56,8 @@ export function registerVerify(program: Command): void {
         process.exitCode = verifyEvidence(o.evidence, o.publicKey, id, o.json);
         return;
       }
+      // Not silently ignored: an auditor must not believe the online check verified signatures.
+      if (o.publicKey !== undefined) throw new InputError('--public-key goes with --evidence DIR for now: the online check of signatures and the chain is not built yet (export the evidence and verify it offline)');
       if (id === undefined) throw new InputError('verify needs a migration id (or --evidence DIR --public-key FILE for an exported bundle)');
       const report = await auditMigration(loadSites(o.sites), id);
       if (o.json) out(JSON.stringify(report, null, 2));
