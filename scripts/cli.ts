@@ -13,6 +13,8 @@ import { registerCancel } from './cancel';
 import { registerCutover } from './cutover';
 import { registerSync } from './sync';
 import { registerRollback } from './rollback';
+import { registerKeygen } from './keygen';
+import { registerEvidence } from './evidence';
 import { registerBench } from '../bench/bench';
 import { registerBenchDelta } from '../bench/delta';
 
@@ -38,6 +40,8 @@ export function main(argv: string[]): void {
   registerSync(program);
   registerCutover(program);
   registerRollback(program);
+  registerKeygen(program);
+  registerEvidence(program);
   registerBench(program);
   registerBenchDelta(program);
   program.parseAsync(argv).catch(fail);

@@ -3,6 +3,8 @@ import { Client, Connection } from '@temporalio/client';
 import { UnreachableError } from '../src/config/errors';
 import { loadSitesFile, type Sites } from '../src/config/sites';
 import { temporalConfig, type TemporalConfig } from '../src/config/temporal';
+import { defaultSigningKeyFile, loadSigningKey } from '../src/evidence/keys';
+import type { SigningKey } from '../src/evidence/ledger';
 
 /** `--sites`, else CLOVER_SITES, else the local stack's generated file. */
 export function sitesPath(opt?: string): string {
@@ -11,6 +13,16 @@ export function sitesPath(opt?: string): string {
 
 export function loadSites(opt?: string): Sites {
   return loadSitesFile(sitesPath(opt));
+}
+
+/** The evidence signing key for the sites file in use: CLOVER_SIGNING_KEY_FILE, else the local stack's (see defaultSigningKeyFile). */
+export function signingKeyPath(sitesOpt?: string): string | undefined {
+  return defaultSigningKeyFile(sitesPath(sitesOpt));
+}
+
+/** The signing key itself (undefined when none is configured); an InputError names a bad key file. */
+export function loadSigningKeyFor(sitesOpt?: string): SigningKey | undefined {
+  return loadSigningKey(process.env, { sitesFile: sitesPath(sitesOpt) });
 }
 
 export async function connectClient(): Promise<{ client: Client; cfg: TemporalConfig; close: () => Promise<void> }> {

@@ -20,6 +20,7 @@ export async function stackUp(): Promise<void> {
   say(`Web UI:     ${state.uiUrl}`);
   for (const [name, port] of Object.entries(ports.sites)) say(`S3 ${name.padEnd(6)}  http://127.0.0.1:${port}`);
   say(`Sites file: ${state.sitesFile}`);
+  if (state.signingKeyFile) say(`Signing key: ${state.signingKeyFile} (evidence; used by default with this sites file)`);
   say(`Logs:       ${state.dir}/logs/`);
 }
 

@@ -1,6 +1,8 @@
 import type { Command } from 'commander';
 import { auditMigration, type AuditReport } from '../src/audit/verify';
-import { ExitCode } from '../src/config/errors';
+import { ExitCode, InputError } from '../src/config/errors';
+import { checkBundle } from '../src/evidence/bundle';
+import { readPublicKeyFile } from '../src/evidence/keys';
 import { formatBytes, loadSites, out } from './common';
 
 export function printAudit(r: AuditReport): void {
@@ -26,14 +28,43 @@ export function printAudit(r: AuditReport): void {
       `${incomplete ? `, ${incomplete} user(s) without a committed manifest` : ''}${unlisted ? `, ${unlisted} object(s) in an EU site that no manifest lists` : ''}`);
 }
 
+/** `verify --evidence DIR --public-key FILE`: the offline check of a bundle; returns the exit code. */
+export function verifyEvidence(dir: string, publicKeyFile: string | undefined, migrationId?: string, json?: boolean): number {
+  if (publicKeyFile === undefined) throw new InputError('--evidence needs --public-key FILE: the public key you trust (from the operator, not only the bundle\'s copy)');
+  const publicKey = readPublicKeyFile(publicKeyFile);
+  const r = checkBundle(dir, publicKey, migrationId);
+  if (json) {
+    out(JSON.stringify(r, null, 2));
+    return r.problems.length === 0 ? ExitCode.ok : ExitCode.failures;
+  }
+  for (const p of r.problems) out(`PROBLEM: ${p}`);
+  const types = Object.entries(r.byType).map(([t, n]) => `${n} ${t}`).join(', ') || 'none';
+  const users = `${r.usersCommitted} user(s) committed${r.usersListed === undefined ? '' : ` of ${r.usersListed} listed`}`;
+  if (r.problems.length === 0) {
+    out(`OK: migration ${r.migrationId}: ${r.records} record(s) (${types}), every signature verifies, the chain is unbroken to head ${r.headHash ?? 'none'}; ${r.manifestsReferenced} manifest reference(s), each in the bundle with its digest; ${users}`);
+    return ExitCode.ok;
+  }
+  out(`FAILED: migration ${r.migrationId}: ${r.problems.length} problem(s) in ${r.records} record(s) (${types}); ${users}`);
+  return ExitCode.failures;
+}
+
 export function registerVerify(program: Command): void {
   program
     .command('verify')
-    .description('auditor\'s check from storage alone: manifests, digests, the SHA-256 of every object, nothing left in a source after cut-over, every listed user has a manifest, and no EU object that no manifest lists')
-    .argument('<migrationId>')
+    .description('auditor\'s check from storage alone: manifests, digests, the SHA-256 of every object, nothing left in a source after cut-over, every listed user has a manifest, and no EU object that no manifest lists; or, with --evidence, an exported evidence bundle offline')
+    .argument('[migrationId]', 'the migration (with --evidence: optional, taken from the bundle)')
     .option('--sites <file>', 'sites file (default: CLOVER_SITES, else the local stack\'s)')
+    .option('--evidence <dir>', 'check an exported evidence bundle offline instead: no network, no sites file, no Temporal')
+    .option('--public-key <file>', 'with --evidence: the Ed25519 public key the ledger must verify with')
     .option('--json', 'print the report as JSON')
-    .action(async (id: string, o: { sites?: string; json?: boolean }) => {
+    .action(async (id: string | undefined, o: { sites?: string; json?: boolean; evidence?: string; publicKey?: string }) => {
+      if (o.evidence !== undefined) {
+        process.exitCode = verifyEvidence(o.evidence, o.publicKey, id, o.json);
+        return;
+      }
+      // Not silently ignored: an auditor must not believe the online check verified signatures.
+      if (o.publicKey !== undefined) throw new InputError('--public-key goes with --evidence DIR for now: the online check of signatures and the chain is not built yet (export the evidence and verify it offline)');
+      if (id === undefined) throw new InputError('verify needs a migration id (or --evidence DIR --public-key FILE for an exported bundle)');
       const report = await auditMigration(loadSites(o.sites), id);
       if (o.json) out(JSON.stringify(report, null, 2));
       else printAudit(report);

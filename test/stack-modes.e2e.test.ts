@@ -14,7 +14,7 @@ describe('local stack file modes', () => {
   const runDir = process.env.CLOVER_TEST_STACK_DIR!;
   const dir = mkdtempSync(join(runDir, 'modes-'));
   const folders = [dir, join(dir, 'logs'), join(dir, 'sites'), ...LOCAL_SITES.map((s) => join(dir, 'sites', s.name))];
-  const secrets = ['local-sites.json', 'temporal.db', 'temporal.db-shm', 'temporal.db-wal'].map((f) => join(dir, f));
+  const secrets = ['local-sites.json', 'signing-key.pem', 'temporal.db', 'temporal.db-shm', 'temporal.db-wal'].map((f) => join(dir, f));
   const start = async () => {
     try {
       return await startStack({ dir, tools: await ensureTools(), ports });

@@ -40,12 +40,15 @@ async function head(site: Site, migrationId: string, signal?: AbortSignal): Prom
 export async function appendLedger(
   site: Site, migrationId: string, key: SigningKey,
   event: { type: LedgerEventType; actor: Actor; data: Record<string, unknown> }, signal?: AbortSignal,
+  /** Called each time another writer took the seq first (tests count the races). */
+  onConflict?: (seq: number) => void,
 ): Promise<LedgerRecord> {
   for (let attempt = 0; ; attempt++) {
     const previous = await head(site, migrationId, signal);
     const record = buildRecord(key, migrationId, previous, event);
     const r = await putJson(site, ledgerKey(migrationId, record.seq), record, 'a ledger record', { signal, ifNoneMatch: '*' });
     if (r !== 'precondition-failed') return record;
+    onConflict?.(record.seq);
     if (attempt >= 50) throw new Error(`ledger of migration ${migrationId}: could not append after ${attempt + 1} tries (too many writers at once)`);
     await new Promise((ok) => setTimeout(ok, 20 + Math.random() * 80 * Math.min(attempt + 1, 10)));
   }

@@ -8,6 +8,7 @@ import { CreateBucketCommand, HeadBucketCommand, S3Client } from '@aws-sdk/clien
 import { CloverError, ExitCode } from '../config/errors';
 import { SEARCH_ATTRIBUTE_NAMES } from '../domain/names';
 import type { SiteConfig } from '../config/sites';
+import { ensureKeyPair } from '../evidence/keys';
 import type { ToolPaths } from './tools';
 
 /** The four simulated sites of the local stack. */
@@ -40,6 +41,8 @@ export interface StackState {
   temporalAddress: string;
   uiUrl: string;
   sitesFile: string;
+  /** The evidence signing key the stack made beside its sites file (absent in a state file of an older Clover). */
+  signingKeyFile?: string;
   services: ServiceRecord[];
 }
 
@@ -167,7 +170,7 @@ async function waitFor(what: string, logFile: string, pid: number, check: () => 
 }
 
 /** Files under the stack's folder that hold secrets (the sites' credentials) or data (Temporal's SQLite). */
-const PRIVATE_FILES = ['local-sites.json', 'temporal.db', 'temporal.db-shm', 'temporal.db-wal'];
+const PRIVATE_FILES = ['local-sites.json', 'signing-key.pem', 'temporal.db', 'temporal.db-shm', 'temporal.db-wal'];
 
 /**
  * Owner-only modes for the stack's folder, the folders it makes (0700) and its private files (0600),
@@ -230,6 +233,8 @@ export async function startStack(opts: StartOptions): Promise<StackState> {
   const services: ServiceRecord[] = [];
   const sitesFile = join(dir, 'local-sites.json');
   const creds = loadOrCreateCredentials(sitesFile);
+  // The evidence signing key, made once beside the sites file (see defaultSigningKeyFile).
+  const signingKeyFile = ensureKeyPair(dir);
 
   const launch = async (name: string, port: number, binary: string, args: string[], extraPorts: number[] = [], env: NodeJS.ProcessEnv = {}) => {
     const already = running.get(name);
@@ -265,6 +270,7 @@ export async function startStack(opts: StartOptions): Promise<StackState> {
     temporalAddress: `127.0.0.1:${ports.temporal}`,
     uiUrl: `http://127.0.0.1:${ports.ui}`,
     sitesFile,
+    signingKeyFile,
     services: [...services, ...[...running.values()].filter((r) => !services.some((s) => s.name === r.name))],
   });
   const writeState = () => writeFileSync(stateFile(dir), JSON.stringify(state(), null, 2));

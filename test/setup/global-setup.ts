@@ -67,6 +67,8 @@ export async function setUp(opts: SetUpOptions = {}): Promise<void> {
     Object.assign(process.env, {
       CLOVER_TEST_STACK_DIR: dir,
       CLOVER_SITES: state.sitesFile,
+      // The stack's evidence signing key (made beside its sites file); workers the tests start inherit it.
+      CLOVER_SIGNING_KEY_FILE: state.signingKeyFile ?? join(dir, 'signing-key.pem'),
       TEMPORAL_ADDRESS: state.temporalAddress,
       TEMPORAL_NAMESPACE: 'default',
       CLOVER_TEMPORAL_UI_URL: state.uiUrl,
