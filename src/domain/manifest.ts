@@ -160,7 +160,7 @@ export function manifestSignatureProblem(m: Manifest, publicKey: KeyObject, keyI
   const { signature, ...unsigned } = m;
   if (!signature || typeof signature.value !== 'string') return 'it has no signature, and this worker signs every manifest';
   if (signature.keyId !== keyId) return `it is signed with key ${JSON.stringify(signature.keyId)}, not this worker's key ${keyId}`;
-  let ok = false;
+  let ok: boolean;
   try {
     ok = verify(null, Buffer.from(canonicalJson(unsigned)), publicKey, Buffer.from(signature.value, 'base64'));
   } catch {
