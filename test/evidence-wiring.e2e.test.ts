@@ -12,7 +12,7 @@ import { testSigningKey } from './support/signing-key';
  * The evidence ledger wired into the real CLI and a worker, both given one signing key: a migration
  * started, synced (a delta pass carrying one erasure over) and cut over leaves one unbroken signed chain
  * with the plan, every operator command (with the operator's identity), each committed generation
- * (digests equal to the stored generations') and the source deletion; every manifest generation is signed.
+ * (digests equal to the stored generations'), the source deletion and a rollback; every manifest generation is signed.
  */
 describe('evidence ledger wiring', () => {
   const c = clients();
@@ -31,7 +31,7 @@ describe('evidence ledger wiring', () => {
   const generation = async (id: string, userId: string, g: number) =>
     JSON.parse((await get(c, 'eu-ie', manifestGenerationKey(id, userId, g)))!.body.toString()) as Manifest;
 
-  it('start, sync, cutover: one signed chain naming the operator, the committed generations and the deletion', async () => {
+  it('start, sync, cutover, rollback: one signed chain naming the operator, the committed generations and the deletion', async () => {
     const id = uniqueId('evidence');
     const userId = `${id}-u`;
     const keys = [0, 1, 2].map((i) => `users/${userId}/f-${i}`);
@@ -88,5 +88,13 @@ describe('evidence ledger wiring', () => {
       expect(manifestSignatureProblem(m, key.publicKey, key.keyId)).toBeUndefined();
       expect(manifestDigest(m)).toBe(m.digest);
     }
+
+    // A rollback of the signed, amended manifest passes the guard and is recorded, command first.
+    const rb = await runCli(['rollback', id, '--wait'], env);
+    expect(rb.code).toBe(0);
+    const after = await readLedger(c.get('eu-ie')!, id);
+    expect(ledgerProblems(after, id, key.publicKey)).toEqual([]);
+    expect(after.slice(ledger.length).map((r) => [r.type, r.data.command])).toEqual([['operator-command', 'rollback'], ['rollback', undefined]]);
+    expect(after.at(-1)!.data).toMatchObject({ userId, generation: newest.generation + 1, restored: 2, targetDeleted: 2 });
   });
 });
