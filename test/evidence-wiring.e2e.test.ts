@@ -10,7 +10,7 @@ import { testSigningKey } from './support/signing-key';
 
 /**
  * The evidence ledger wired into the real CLI and a worker, both given one signing key: a migration
- * started, synced (a delta pass carrying one erasure over) and cut over leaves one unbroken signed chain
+ * started, paused and resumed, synced (a delta pass carrying one erasure over) and cut over leaves one unbroken signed chain
  * with the plan, every operator command (with the operator's identity), each committed generation
  * (digests equal to the stored generations'), the source deletion and a rollback; every manifest generation is signed.
  */
@@ -31,7 +31,7 @@ describe('evidence ledger wiring', () => {
   const generation = async (id: string, userId: string, g: number) =>
     JSON.parse((await get(c, 'eu-ie', manifestGenerationKey(id, userId, g)))!.body.toString()) as Manifest;
 
-  it('start, sync, cutover, rollback: one signed chain naming the operator, the committed generations and the deletion', async () => {
+  it('start, pause, resume, sync, cutover, rollback: one signed chain naming the operator, the committed generations and the deletion', async () => {
     const id = uniqueId('evidence');
     const userId = `${id}-u`;
     const keys = [0, 1, 2].map((i) => `users/${userId}/f-${i}`);
@@ -44,6 +44,8 @@ describe('evidence ledger wiring', () => {
     expect(start.stderr).not.toMatch(/no signing key/);
     expect(start.code).toBe(0);
 
+    // The migration runs until its last cut-over: pause and resume it while the user waits out its grace period.
+    for (const cmd of ['pause', 'resume']) expect((await runCli([cmd, id], env)).code).toBe(0);
     await c.get('sg')!.s3.send(new DeleteObjectCommand({ Bucket: c.get('sg')!.bucket, Key: keys[2]! })); // erased by the application: the delta pass carries it over
     const sync = await runCli(['sync', id, '--user', userId, '--wait'], env);
     expect(sync.code).toBe(0);
@@ -64,12 +66,12 @@ describe('evidence ledger wiring', () => {
     expect(plain.data.usersDigest).toEqual(expect.any(String));
 
     const commands = ledger.filter((r) => r.type === 'operator-command');
-    expect(commands.map((r) => r.data.command)).toEqual(['start', 'sync', 'cutover']);
+    expect(commands.map((r) => r.data.command)).toEqual(['start', 'pause', 'resume', 'sync', 'cutover']);
     for (const r of commands) expect(r.actor).toMatchObject({ who: 'alice@example', via: 'cli' });
-    expect(commands[1]!.data.args).toMatchObject({ users: [userId], wait: true });
+    expect(commands[3]!.data.args).toMatchObject({ users: [userId], wait: true });
     // Each command is recorded before its effects.
     expect(types.indexOf('operator-command')).toBeLessThan(types.indexOf('user-committed'));
-    expect(ledger.indexOf(commands[2]!)).toBeLessThan(types.indexOf('sources-deleted'));
+    expect(ledger.indexOf(commands[4]!)).toBeLessThan(types.indexOf('sources-deleted'));
 
     const committed = ledger.find((r) => r.type === 'user-committed')!;
     expect(committed.actor.via).toBe('worker');
