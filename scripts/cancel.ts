@@ -1,15 +1,18 @@
 import type { Command } from 'commander';
 import { cancelMigration } from '../src/operator/lifecycle';
 import { connectClient, out } from './common';
+import { recordOperatorCommand } from './record';
 
 export function registerCancel(program: Command): void {
   program
     .command('cancel')
     .description('stop a running migration and its users cleanly (uploads aborted; finished users keep their manifests)')
     .argument('<migrationId>')
-    .action(async (id: string) => {
+    .option('--sites <file>', 'sites file, for the evidence ledger (default: CLOVER_SITES, else the local stack\'s)')
+    .action(async (id: string, o: { sites?: string }) => {
       const { client, close } = await connectClient();
       try {
+        await recordOperatorCommand({ client, migrationId: id, command: 'cancel', args: {}, sitesFile: o.sites });
         const s = await cancelMigration(client, id);
         out(`migration ${id} cancelled: ${s.usersDone} user(s) had finished (manifests committed), ${s.usersCancelled} stopped, ${s.usersFailed} failed`);
         out(`undo what was copied with: npx clover rollback ${id}`);

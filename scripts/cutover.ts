@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { cutoverUsers } from '../src/operator/lifecycle';
 import { cutoverExitCode, cutoverLines, cutoverSummary } from '../src/operator/pass-results';
 import { connectClient, out } from './common';
+import { recordOperatorCommand } from './record';
 
 export function registerCutover(program: Command): void {
   program
@@ -10,9 +11,11 @@ export function registerCutover(program: Command): void {
     .argument('<migrationId>')
     .option('--user <userId...>', 'only these users (repeatable); a finished user not yet cut over gets a cut-over run of its own')
     .option('--wait', 'wait for each user\'s cut-over and print what it deleted and the residue; exit 0 only if every user was cut over with no residue')
-    .action(async (id: string, o: { user?: string[]; wait?: boolean }) => {
+    .option('--sites <file>', 'sites file, for the evidence ledger (default: CLOVER_SITES, else the local stack\'s)')
+    .action(async (id: string, o: { user?: string[]; wait?: boolean; sites?: string }) => {
       const { client, close } = await connectClient();
       try {
+        await recordOperatorCommand({ client, migrationId: id, command: 'cutover', args: { users: o.user ?? 'all', wait: o.wait === true }, sitesFile: o.sites });
         const results = await cutoverUsers(client, id, o.user, o.wait === true);
         const sent = results.filter((r) => r.kind !== 'refused' || o.wait).length;
         if (!o.wait) out(`cutover sent to ${sent} user(s) of migration ${id}`);

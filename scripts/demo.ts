@@ -9,7 +9,9 @@ import { loadPlan } from '../src/config/plan';
 import { migrationListUiUrl, workflowUiUrl } from '../src/config/temporal';
 import { demoDataSet, seedObjects } from '../src/demo/seed';
 import { startMigration } from '../src/operator/migrations';
+import { operatorActor } from '../src/evidence/keys';
 import { connectClient, loadSites, out, sitesPath } from './common';
+import { cliSigningKey } from './record';
 import { printFinal, watch } from './progress';
 import { stackDir, stackUp } from './stack';
 import { printAudit } from './verify';
@@ -49,7 +51,8 @@ export function registerDemo(program: Command): void {
       out(`worker started (pid ${worker.pid}); its logs: ${logFile}`);
       const { client, cfg, close } = await connectClient();
       try {
-        const r = await startMigration(client, sites, plan, cfg.taskQueue);
+        const key = cliSigningKey(sitesPath());
+        const r = await startMigration(client, sites, plan, cfg.taskQueue, key && { key, actor: operatorActor(), args: { demo: true } });
         out(`migration ${migrationId} started: ${workflowUiUrl(cfg, r.workflowId)}`);
         const final = await watch(client, migrationId);
         out('');

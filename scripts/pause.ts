@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { pauseMigration } from '../src/operator/lifecycle';
 import { connectClient, out } from './common';
+import { recordOperatorCommand } from './record';
 
 /** `clover pause ID` and `clover resume ID`: the two directions of one switch. */
 export function registerPause(program: Command): void {
@@ -9,9 +10,11 @@ export function registerPause(program: Command): void {
       .command(name)
       .description(text)
       .argument('<migrationId>')
-      .action(async (id: string) => {
+      .option('--sites <file>', 'sites file, for the evidence ledger (default: CLOVER_SITES, else the local stack\'s)')
+      .action(async (id: string, o: { sites?: string }) => {
         const { client, close } = await connectClient();
         try {
+          await recordOperatorCommand({ client, migrationId: id, command: name, args: {}, sitesFile: o.sites });
           const s = await pauseMigration(client, id, paused);
           out(paused ? `migration ${id} paused at ${s.pausedAt}; ${s.usersInFlight} user(s) hold at their next checkpoint` : `migration ${id} resumed`);
         } finally {

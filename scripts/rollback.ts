@@ -7,6 +7,7 @@ import { routingTargets } from '../src/domain/routing';
 import { createSiteClients, destroySiteClients } from '../src/storage/clients';
 import type { RollbackResult } from '../src/workflows/definitions';
 import { connectClient, loadSites, out } from './common';
+import { recordOperatorCommand } from './record';
 
 export function printRollback(r: RollbackResult): number {
   const c = r.counters;
@@ -34,12 +35,14 @@ export function registerRollback(program: Command): void {
       const { client, cfg, close } = await connectClient();
       try {
         // Rollback deletes EU copies: only where the store is proven to enforce conditional deletes.
+        const { input } = await migrationInput(client, id);
         const clients = createSiteClients(sites, { maxSockets: 4 });
         try {
-          await requireConditionalDeletes(clients, routingTargets((await migrationInput(client, id)).input.settings.routing));
+          await requireConditionalDeletes(clients, routingTargets(input.settings.routing));
         } finally {
           destroySiteClients(clients);
         }
+        await recordOperatorCommand({ client, migrationId: id, command: 'rollback', args: { users: o.user ?? 'all', wait: o.wait === true }, sites, sitesFile: o.sites, ledgerSite: input.usersSite });
         const h = await startRollback(client, id, o.user);
         out(`rollback of ${id} running: ${workflowUiUrl(cfg, h.workflowId)}`);
         if (o.wait) process.exitCode = printRollback(await h.result());

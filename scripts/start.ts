@@ -3,7 +3,9 @@ import type { Command } from 'commander';
 import { loadPlan } from '../src/config/plan';
 import { migrationListUiUrl, workflowUiUrl } from '../src/config/temporal';
 import { startMigration } from '../src/operator/migrations';
+import { operatorActor } from '../src/evidence/keys';
 import { connectClient, loadSites, out } from './common';
+import { cliSigningKey } from './record';
 import { printFinal, watch } from './progress';
 
 export function registerStart(program: Command): void {
@@ -16,9 +18,11 @@ export function registerStart(program: Command): void {
     .action(async (o: { plan: string; sites?: string; wait?: boolean }) => {
       const sites = loadSites(o.sites);
       const plan = await loadPlan(resolve(o.plan), sites);
+      const key = cliSigningKey(o.sites);
       const { client, cfg, close } = await connectClient();
       try {
-        const r = await startMigration(client, sites, plan, cfg.taskQueue);
+        const evidence = key && { key, actor: operatorActor(), args: { plan: resolve(o.plan), wait: o.wait === true } };
+        const r = await startMigration(client, sites, plan, cfg.taskQueue, evidence);
         const verb = { started: 'started', attached: 'is already running; attached to', finished: 'already finished:' }[r.state];
         out(`migration ${plan.settings.migrationId} ${verb} ${r.workflowId} (${plan.users.length} users)`);
         out(`web UI: ${workflowUiUrl(cfg, r.workflowId)}`);

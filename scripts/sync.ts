@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { syncUsers } from '../src/operator/lifecycle';
 import { syncExitCode, syncLines, syncSummary } from '../src/operator/pass-results';
 import { connectClient, out } from './common';
+import { recordOperatorCommand } from './record';
 
 export function registerSync(program: Command): void {
   program
@@ -10,9 +11,11 @@ export function registerSync(program: Command): void {
     .argument('<migrationId>')
     .option('--user <userId...>', 'only these users (repeatable; default: every user of the migration)')
     .option('--wait', 'wait for each pass and print what it did; exit 0 only if every user\'s pass is in step (no conflict)')
-    .action(async (id: string, o: { user?: string[]; wait?: boolean }) => {
+    .option('--sites <file>', 'sites file, for the evidence ledger (default: CLOVER_SITES, else the local stack\'s)')
+    .action(async (id: string, o: { user?: string[]; wait?: boolean; sites?: string }) => {
       const { client, close } = await connectClient();
       try {
+        await recordOperatorCommand({ client, migrationId: id, command: 'sync', args: { users: o.user ?? 'all', wait: o.wait === true }, sitesFile: o.sites });
         const results = await syncUsers(client, id, o.user, o.wait === true);
         for (const r of results) for (const l of syncLines(r)) out(l);
         const summary = syncSummary(results);

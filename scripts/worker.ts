@@ -31,6 +31,7 @@ export function registerWorker(program: Command): void {
       const sites = loadSites(o.sites);
       logger.info({ sitesFile: sitesPath(o.sites) }, 'sites loaded');
       await runWorker({
+        sitesFile: sitesPath(o.sites),
         temporal,
         sites,
         logger,

@@ -1,16 +1,19 @@
 import type { ChildProcess } from 'node:child_process';
 import { Client, Connection } from '@temporalio/client';
 import { manifestKey } from '../src/domain/layout';
-import { manifestDigest, type Manifest } from '../src/domain/manifest';
+import { manifestDigest, signManifest, type Manifest } from '../src/domain/manifest';
 import { destroySiteClients } from '../src/storage/clients';
 import { putJson } from '../src/storage/json-records';
 import { migrationWorkflowId, type MigrationResult } from '../src/workflows/definitions';
+import { testSigningKey } from './support/signing-key';
 import { clients, exists, get, listKeys, put, runCli, sha256, startWorkerProcess, stopProcess, tmpPlanDir, uniqueId, writePlan } from './helpers';
 
 /**
  * The manifest guard on the real stack: a committed manifest edited in storage so that one entry points
- * into another user's prefix (its digest recomputed, so only the prefix check can catch it) makes the
- * source deletion and the rollback of that user touch nothing, and the user is reported failed.
+ * into another user's prefix makes the source deletion and the rollback of that user touch nothing, and
+ * the user is reported failed. The worker signs manifests with its evidence key: an edit with the plain
+ * digest recomputed is caught by the signature (cutover test); an edit re-signed with the key (a faulty
+ * writer that holds it) is caught by the prefix check (rollback test).
  * The other user's object is made as deletable as possible: its source ETag and an EU copy with the
  * recorded ETag exist, so without the guard the conditional deletes would succeed.
  */
@@ -19,11 +22,12 @@ describe('manifest guard before destructive steps', () => {
   let worker: ChildProcess;
   let connection: Connection;
   let client: Client;
+  const { file, key } = testSigningKey();
 
   beforeAll(async () => {
     connection = await Connection.connect({ address: process.env.TEMPORAL_ADDRESS! });
     client = new Client({ connection });
-    worker = startWorkerProcess(uniqueId('guard-worker'));
+    worker = startWorkerProcess(uniqueId('guard-worker'), [], { CLOVER_SIGNING_KEY_FILE: file });
   });
   afterAll(async () => {
     await stopProcess(worker, 'SIGKILL');
@@ -46,15 +50,16 @@ describe('manifest guard before destructive steps', () => {
   });
   const readManifest = async (id: string, userId: string) => JSON.parse((await get(c, 'eu-ie', manifestKey(id, userId)))!.body.toString()) as Manifest;
 
-  /** Points the user's first manifest entry at the victim's object (source and EU copy), digest recomputed. */
-  const redirectFirstEntry = async (id: string, userId: string, victimKey: string) => {
+  /** Points the user's first manifest entry at the victim's object (source and EU copy), digest recomputed (and re-signed with the worker's key when `resign`). */
+  const redirectFirstEntry = async (id: string, userId: string, victimKey: string, resign = false) => {
     const body = (await get(c, 'sg', victimKey))!.body;
     await put(c, 'eu-ie', victimKey, body);
     const m = await readManifest(id, userId);
     const e = m.entries[0]!;
     Object.assign(e, { key: victimKey, sourceSite: 'sg', sourceEtag: (await get(c, 'sg', victimKey))!.etag, targetEtag: (await get(c, 'eu-ie', victimKey))!.etag, sha256: sha256(body), size: body.length });
     // Tampered in place at the newest copy (manifestKey), as an attacker or a faulty tool would: no new generation.
-    await putJson(c.get('eu-ie')!, manifestKey(id, userId), { ...m, digest: manifestDigest(m) }, 'a tampered manifest', { pretty: true });
+    const tampered = { ...m, digest: manifestDigest(m) };
+    await putJson(c.get('eu-ie')!, manifestKey(id, userId), resign ? signManifest(tampered, key) : tampered, 'a tampered manifest', { pretty: true });
   };
 
   it('cutover with an edited manifest deletes nothing and reports the user failed', async () => {
@@ -69,7 +74,8 @@ describe('manifest guard before destructive steps', () => {
 
     expect((await runCli(['cutover', id])).code).toBe(0);
     const r = (await client.workflow.getHandle(migrationWorkflowId(id)).result()) as MigrationResult;
-    expect(r.failed).toEqual([expect.objectContaining({ userId, reason: expect.stringMatching(new RegExp(`user ${userId}: manifest .*${userId}\\.json is not valid: entry 0 \\(key "${victimKey}"\\) lies outside the user's prefix`)) })]);
+    // Its signature no longer holds: the plain digest recomputed does not make the edit pass.
+    expect(r.failed).toEqual([expect.objectContaining({ userId, reason: expect.stringMatching(new RegExp(`the final pass failed, so nothing was deleted: user ${userId}: manifest .*${userId}\\.json is not valid: its signature does not verify`)) })]);
     expect(r.counters).toMatchObject({ sourceDeleted: 0 });
     for (const [key, body] of [...mine, ...theirs]) expect(sha256((await get(c, 'sg', key))!.body)).toBe(sha256(body));
     expect(await exists(c, 'eu-ie', victimKey)).toBe(true);
@@ -86,7 +92,7 @@ describe('manifest guard before destructive steps', () => {
     await client.workflow.getHandle(migrationWorkflowId(id)).result();
     expect(await listKeys(c, 'sg', `users/${userId}/`)).toEqual([]);
     const victimKey = [...theirs.keys()][1]!;
-    await redirectFirstEntry(id, userId, victimKey);
+    await redirectFirstEntry(id, userId, victimKey, true);
     const euBefore = await listKeys(c, 'eu-ie', `users/${userId}/`);
     expect(euBefore).toHaveLength(mine.size);
 

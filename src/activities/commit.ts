@@ -1,8 +1,9 @@
-import { manifestKey } from '../domain/layout';
-import { buildManifest, compareKeys, ManifestConflictError, type ConflictRecord, type ErasureRecord, type Manifest, type ManifestEntry, type PassSummary } from '../domain/manifest';
+import { manifestGenerationKey, manifestKey } from '../domain/layout';
+import { buildManifest, compareKeys, ManifestConflictError, type ConflictRecord, type ErasureRecord, type Manifest, type ManifestEntry, type PassSummary, signManifest } from '../domain/manifest';
+import { recordUserEvents, type UserEvent } from '../evidence/record';
 import { commitManifestGeneration, getCurrentManifest } from '../storage/manifests';
 import { listStagingPages, readStaging, removeStaging } from '../storage/staging';
-import { targetSite, type ActivityDeps } from './deps';
+import { ledgerSiteOf, targetSite, type ActivityDeps } from './deps';
 import { runActivity, writer } from './scaffold';
 
 export interface CommitManifestInput {
@@ -17,6 +18,8 @@ export interface CommitManifestInput {
   kind: 'first' | 'delta';
   /** From the workflow's clock, so a retried attempt writes the very same manifest. */
   committedAt: string;
+  /** Where the migration's evidence ledger lives (the plan's default target); absent in histories from before it. */
+  ledgerSite?: string;
 }
 
 export interface CommitManifestResult {
@@ -84,8 +87,29 @@ export function createCommitActivities(deps: ActivityDeps) {
           conflictKeys: m.conflicts.slice(0, CONFLICTS_REPORTED).map((c) => ({ key: c.key, reason: conflictReason(c) })),
         };
       };
+      const ledger = ledgerSiteOf(deps, input.ledgerSite);
+      /** The ledger records of a committed generation: the pass, and the erasures it carried over. */
+      const evidence = (m: Manifest): UserEvent[] => {
+        const r = report(m, manifestGenerationKey(m.migrationId, m.userId, m.generation));
+        const events: UserEvent[] = [{
+          type: input.kind === 'first' ? 'user-committed' : 'delta-pass',
+          data: {
+            userId: m.userId, targetSite: m.targetSite, generation: m.generation, digest: m.digest, manifestKey: r.manifestKey,
+            objects: r.objects, bytes: r.bytes, pass: r.pass,
+          },
+        }];
+        const carried = m.erasures.filter((x) => x.generation === m.generation);
+        if (input.kind === 'delta' && carried.length > 0) {
+          events.push({
+            type: 'erasure-carried-over',
+            data: { userId: m.userId, generation: m.generation, erasures: carried.map((x) => ({ key: x.key, sha256: x.sha256, sourceSite: x.sourceSite })) },
+          });
+        }
+        return events;
+      };
       if (current?.manifest.generation === input.generation && current.manifest.writtenBy === who) {
-        // An earlier attempt committed it (and may have removed the staging already).
+        // An earlier attempt committed it (and may have removed the staging already), and may have recorded it.
+        await recordUserEvents(deps.signingKey, ledger, input.migrationId, evidence(current.manifest), true, signal);
         return report(current.manifest, manifestKey(input.migrationId, input.userId));
       }
       const base = current?.manifest;
@@ -118,13 +142,15 @@ export function createCommitActivities(deps: ActivityDeps) {
         pass.erased += page.erasures.length;
       }
       pass.conflicts = conflicts.length;
-      const manifest = buildManifest({
+      const built = buildManifest({
         migrationId: input.migrationId, userId: input.userId, targetSite: target.name, bucket: target.bucket,
         userPrefix: input.userPrefix, sources: input.sources, committedAt: input.committedAt, generation: input.generation, previousDigest: base?.digest,
         writtenBy: who, pass, entries, conflicts, erasures,
       });
+      const manifest = deps.signingKey ? signManifest(built, deps.signingKey) : built;
       const done = await commitManifestGeneration(target, manifest, current && { etag: current.etag }, signal);
       await removeStaging(target, input.migrationId, input.userId, input.generation, undefined, signal);
+      await recordUserEvents(deps.signingKey, ledger, input.migrationId, evidence(done.manifest), false, signal);
       return report(done.manifest, done.key);
     });
   }

@@ -5,7 +5,7 @@ import { describeS3Error } from '../storage/errors';
 import { listObjectsPage } from '../storage/listing';
 import { entriesInRange, planPage } from '../domain/pass-plan';
 import { manifestKey } from '../domain/layout';
-import { assertManifestValid } from '../domain/manifest-guard';
+import { assertManifestValid, type ManifestExpectations } from '../domain/manifest-guard';
 import type { Site } from '../storage/clients';
 import type { UploadCheckpoint } from '../storage/copy-request';
 import { abortUploads } from '../storage/delete';
@@ -14,7 +14,7 @@ import { listPage } from '../storage/page-listing';
 import { removeStaging, writeStaging, type StagingPage } from '../storage/staging';
 import { executeKey, type PassContext } from './pass-executor';
 import { runActivity } from './scaffold';
-import { site, targetSite, type ActivityDeps } from './deps';
+import { expectedKey, site, targetSite, type ActivityDeps } from './deps';
 
 export interface CopyUserInput {
   migrationId: string;
@@ -127,7 +127,7 @@ export function createCopyActivities(deps: ActivityDeps) {
         return { done: true, page, cursor, ...totals, transferred: checkpoint().transferred, blocked, blockedCount };
       };
       if (listed) return finish();
-      const previous = await previousEntries(target, input, signal);
+      const previous = await previousEntries(target, input, signal, expectedKey(deps));
       if (!resumed && page === 0) await refuseEmptySources(sources, previous, input, signal);
       // Whatever an interrupted attempt staged from this page on is redone (its page ranges may differ now).
       await removeStaging(target, input.migrationId, input.userId, input.generation, page, signal);
@@ -195,7 +195,7 @@ async function refuseEmptySources(sources: Site[], previous: ManifestEntry[], in
  * committed one), in key order; none for a first pass. A pass on a user already cut over (sources
  * emptied by Clover) or rolled back is refused: it would take every deleted source object for an erasure.
  */
-async function previousEntries(target: Site, input: CopyUserInput, signal: AbortSignal): Promise<ManifestEntry[]> {
+async function previousEntries(target: Site, input: CopyUserInput, signal: AbortSignal, publicKey?: ManifestExpectations['publicKey']): Promise<ManifestEntry[]> {
   if (input.generation <= 1) return [];
   const m = await getManifest(target, input.migrationId, input.userId, signal);
   if (m?.sourceDisposition || m?.rolledBack) {
@@ -205,8 +205,13 @@ async function previousEntries(target: Site, input: CopyUserInput, signal: Abort
     });
   }
   // The generation a pass builds on drives erasures (deletes in the EU copy): checked like any manifest a
-  // destructive step acts on, so an edited one (a key outside the user's prefix, say) stops the pass.
-  if (m) assertManifestValid(m, { migrationId: input.migrationId, userId: input.userId, userPrefix: input.prefix, sources: input.sources }, manifestKey(input.migrationId, input.userId));
+  // destructive step acts on, so an edited one (a key outside the user's prefix, say) stops the pass. With
+  // an evidence key its signature is checked too: a pass must not build (and sign) on an edited generation.
+  if (m) {
+    assertManifestValid(m, {
+      migrationId: input.migrationId, userId: input.userId, userPrefix: input.prefix, sources: input.sources, publicKey,
+    }, manifestKey(input.migrationId, input.userId));
+  }
   if (m?.generation !== input.generation - 1) {
     throw new ManifestConflictError(
       `user ${input.userId}: a pass for manifest generation ${input.generation} needs generation ${input.generation - 1} as the newest, found ${m?.generation ?? 'none'}; run the pass again`,

@@ -1,9 +1,11 @@
+import type { KeyObject } from 'node:crypto';
 import { ApplicationFailure } from '@temporalio/common';
 import type { ByteBudget } from '../storage/byte-budget';
 import type { Site, SiteClients } from '../storage/clients';
 import type { Hasher } from '../storage/hash-pool';
 import type { CopySettings } from '../storage/copy-request';
 import { isEea } from '../domain/eea';
+import type { SigningKey } from '../evidence/ledger';
 
 /** What the worker builds once and injects into every activity (tests pass their own). */
 export interface ActivityDeps {
@@ -14,6 +16,21 @@ export interface ActivityDeps {
   hasher?: Hasher;
   /** One copy activity call returns after this many listing pages or this long, so progress is durable in history. */
   batch: { maxPages: number; maxMillis: number; listPageSize: number };
+  /**
+   * The evidence key (CLOVER_SIGNING_KEY_FILE): manifests are signed with it, ledger records written,
+   * and disposal and rollback refuse a manifest whose signature does not verify. None: no evidence.
+   */
+  signingKey?: SigningKey;
+}
+
+/** The site holding the migration's ledger, when the input names one (older histories do not). */
+export function ledgerSiteOf(deps: ActivityDeps, name: string | undefined): Site | undefined {
+  return name === undefined || !deps.signingKey ? undefined : site(deps, name);
+}
+
+/** What the manifest guard expects of a signature: this worker's key, when it has one. */
+export function expectedKey(deps: ActivityDeps): { key: KeyObject; keyId: string } | undefined {
+  return deps.signingKey && { key: deps.signingKey.publicKey, keyId: deps.signingKey.keyId };
 }
 
 export function site(deps: ActivityDeps, name: string): Site {

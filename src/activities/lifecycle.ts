@@ -2,7 +2,8 @@ import { ApplicationFailure } from '@temporalio/common';
 import pLimit from 'p-limit';
 import { manifestKey } from '../domain/layout';
 import { deletedCount, keptAtDisposal, type DisposalOutcome } from '../domain/disposal';
-import { amendManifest, entrySites, manifestGeneration, RESIDUE_LISTED, type Manifest, type ResidueItem } from '../domain/manifest';
+import { amendManifest, entrySites, manifestGeneration, RESIDUE_LISTED, signManifest, type Manifest, type ResidueItem } from '../domain/manifest';
+import { recordUserEvents, type UserEvent } from '../evidence/record';
 import { assertManifestValid } from '../domain/manifest-guard';
 import { residueClassifier } from '../domain/residue';
 import { abortUploads, deleteIfUnchanged } from '../storage/delete';
@@ -11,7 +12,7 @@ import { commitManifestGeneration, getCurrentManifest } from '../storage/manifes
 import { headObject } from '../storage/object-meta';
 import { readProgress, runRecorded } from '../storage/progress';
 import { forEachObject } from '../storage/residue-listing';
-import { site, targetSite, type ActivityDeps } from './deps';
+import { expectedKey, ledgerSiteOf, site, targetSite, type ActivityDeps } from './deps';
 import { runActivity, writer } from './scaffold';
 
 export interface CleanupUserInput {
@@ -28,6 +29,8 @@ export interface DisposeSourcesInput {
   sources: string[];
   /** The user's resolved prefix: the manifest's `userPrefix` and every entry's key must lie under it. */
   userPrefix: string;
+  /** Where the migration's evidence ledger lives (the plan's default target); absent in histories from before it. */
+  ledgerSite?: string;
 }
 
 export interface DisposeSourcesResult {
@@ -85,8 +88,25 @@ export function createLifecycleActivities(deps: ActivityDeps) {
         throw ApplicationFailure.create({ type: 'NoManifest', nonRetryable: true, message: `user ${input.userId}: no committed manifest, so no source object may be deleted` });
       }
       const m = current.manifest;
-      assertManifestValid(m, { migrationId: input.migrationId, userId: input.userId, userPrefix: input.userPrefix, sources: input.sources }, manifestKey(input.migrationId, input.userId));
-      if (m.sourceDisposition) return disposalResult(m.sourceDisposition);
+      assertManifestValid(m, {
+        migrationId: input.migrationId, userId: input.userId, userPrefix: input.userPrefix, sources: input.sources, publicKey: expectedKey(deps),
+      }, manifestKey(input.migrationId, input.userId));
+      const ledger = ledgerSiteOf(deps, input.ledgerSite);
+      const evidence = (d: Manifest): UserEvent[] => {
+        const x = d.sourceDisposition!;
+        const count = x.residueCount ?? x.residue?.length ?? 0;
+        return [
+          { type: 'sources-deleted', data: { userId: d.userId, generation: d.generation, deleted: x.deleted, keptChanged: x.keptChanged } },
+          ...(count > 0 ? [{
+            type: 'residue-found' as const,
+            data: { userId: d.userId, generation: d.generation, residueCount: count, residue: (x.residue ?? []).slice(0, RESIDUE_REPORTED) },
+          }] : []),
+        ];
+      };
+      if (m.sourceDisposition) {
+        await recordUserEvents(deps.signingKey, ledger, input.migrationId, evidence(m), true, signal);
+        return disposalResult(m.sourceDisposition);
+      }
       // Every batch is recorded before its first delete and after its last: a run interrupted anywhere
       // leaves a record of what it did, and the next run acts only on keys with no recorded outcome.
       const generation = manifestGeneration(m);
@@ -148,8 +168,10 @@ export function createLifecycleActivities(deps: ActivityDeps) {
       const disposition: NonNullable<Manifest['sourceDisposition']> = {
         state: 'deleted', at: new Date().toISOString(), deleted: deletedCount(outcomes), keptChanged, residue, residueCount,
       };
-      const next = amendManifest(m, { sourceDisposition: disposition }, writer());
+      const amended = amendManifest(m, { sourceDisposition: disposition }, writer());
+      const next = deps.signingKey ? signManifest(amended, deps.signingKey) : amended;
       const done = await commitManifestGeneration(target, next, { etag: current.etag }, signal);
+      if (done.manifest.sourceDisposition) await recordUserEvents(deps.signingKey, ledger, input.migrationId, evidence(done.manifest), false, signal);
       return disposalResult(done.manifest.sourceDisposition ?? disposition);
     });
   }

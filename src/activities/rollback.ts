@@ -1,7 +1,8 @@
 import pLimit from 'p-limit';
 import { manifestKey } from '../domain/layout';
 import { sitesDeletedByClover, type DisposalOutcome } from '../domain/disposal';
-import { amendManifest, entrySites, manifestGeneration, RESIDUE_LISTED, type ErasureRecord, type ManifestEntry } from '../domain/manifest';
+import { amendManifest, entrySites, manifestGeneration, RESIDUE_LISTED, signManifest, type ErasureRecord, type Manifest, type ManifestEntry } from '../domain/manifest';
+import { recordUserEvents, type UserEvent } from '../evidence/record';
 import { assertManifestValid } from '../domain/manifest-guard';
 import { abortUploads, deleteIfUnchanged } from '../storage/delete';
 import { listAllKeys } from '../storage/listing';
@@ -12,7 +13,7 @@ import { copyObject } from '../storage/object-copy';
 import { META, headObject, type TargetHead } from '../storage/object-meta';
 import { hashObject } from '../storage/pinned-read';
 import { readProgress, runRecorded } from '../storage/progress';
-import { site, type ActivityDeps } from './deps';
+import { expectedKey, ledgerSiteOf, site, type ActivityDeps } from './deps';
 import { runActivity, writer } from './scaffold';
 
 export interface RollbackUserInput {
@@ -23,6 +24,8 @@ export interface RollbackUserInput {
   objectsPerUser: number;
   /** The plan's source sites: a manifest entry naming any other site is refused (manifest guard). */
   sources: string[];
+  /** Where the migration's evidence ledger lives (the plan's default target); absent in histories from before it. */
+  ledgerSite?: string;
 }
 
 export interface RollbackUserResult {
@@ -94,8 +97,21 @@ export function createRollbackActivities(deps: ActivityDeps) {
       const current = await getCurrentManifest(target, input.migrationId, input.userId, signal);
       const m = current?.manifest;
       // Checked before anything is restored or deleted: a manifest that fails touches nothing of this user.
-      if (m) assertManifestValid(m, { migrationId: input.migrationId, userId: input.userId, userPrefix: input.prefix, sources: input.sources }, manifestKey(input.migrationId, input.userId));
+      if (m) {
+        assertManifestValid(m, {
+          migrationId: input.migrationId, userId: input.userId, userPrefix: input.prefix, sources: input.sources, publicKey: expectedKey(deps),
+        }, manifestKey(input.migrationId, input.userId));
+      }
+      const ledger = ledgerSiteOf(deps, input.ledgerSite);
+      const evidence = (d: Manifest): UserEvent[] => {
+        const rb = d.rolledBack!;
+        return [{
+          type: 'rollback',
+          data: { userId: d.userId, generation: d.generation, restored: rb.restored, targetDeleted: rb.targetDeleted, kept: rb.kept.length, erased: rb.erasedCount ?? rb.erased?.length ?? 0 },
+        }];
+      };
       if (m?.rolledBack) {
+        await recordUserEvents(deps.signingKey, ledger, input.migrationId, evidence(m), true, signal);
         const rb = m.rolledBack;
         return {
           ...result, restored: rb.restored, targetDeleted: rb.targetDeleted, kept: rb.kept.length, problems: rb.kept.slice(0, 20).map((k) => ({ key: k.key, problem: k.reason })),
@@ -227,13 +243,15 @@ export function createRollbackActivities(deps: ActivityDeps) {
       result.erased = erasedAll.length;
       result.erasedKeys = erasedAll.slice(0, ERASED_REPORTED);
       if (m && current) {
-        const next = amendManifest(m, {
+        const amended = amendManifest(m, {
           rolledBack: {
             at: new Date().toISOString(), restored: result.restored, targetDeleted: result.targetDeleted, kept: keptAll,
             erased: erasedAll.slice(0, RESIDUE_LISTED), erasedCount: erasedAll.length,
           },
         }, writer());
-        await commitManifestGeneration(target, next, { etag: current.etag }, signal);
+        const next = deps.signingKey ? signManifest(amended, deps.signingKey) : amended;
+        const done = await commitManifestGeneration(target, next, { etag: current.etag }, signal);
+        if (done.manifest.rolledBack) await recordUserEvents(deps.signingKey, ledger, input.migrationId, evidence(done.manifest), false, signal);
       }
       return result;
     });

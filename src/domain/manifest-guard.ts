@@ -1,4 +1,5 @@
-import { InvalidManifestError, manifestDigest, type Manifest } from './manifest';
+import type { KeyObject } from 'node:crypto';
+import { InvalidManifestError, manifestDigest, manifestSignatureProblem, type Manifest } from './manifest';
 
 /** What a destructive step expects of the manifest it is about to act on (from the plan, not from the manifest). */
 export interface ManifestExpectations {
@@ -8,11 +9,16 @@ export interface ManifestExpectations {
   userPrefix: string;
   /** The plan's source sites. */
   sources: readonly string[];
+  /**
+   * The worker's evidence key, when it has one: then the manifest must carry a signature that verifies
+   * with it (an unsigned one is refused too).
+   */
+  publicKey?: { key: KeyObject; keyId: string };
 }
 
 /**
  * The first reason `m` must not drive a deletion or a restore, or undefined when it may: its digest
- * holds, it names this migration, user and prefix, and every entry's key lies under that prefix and
+ * holds (and its signature, when a key is expected), it names this migration, user and prefix, and every entry's key lies under that prefix and
  * names one of the plan's sources, and so does every site of its `alsoAt` duplicates and `superseded`
  * sources. Manifests of every generation (a pass's or an amendment's) are checked alike. Pure.
  */
@@ -22,6 +28,10 @@ export function manifestProblem(m: Manifest, expect: ManifestExpectations): stri
   if (m.userId !== expect.userId) return `it names user ${JSON.stringify(m.userId)}, not ${JSON.stringify(expect.userId)}`;
   if (m.userPrefix !== expect.userPrefix) return `its userPrefix ${JSON.stringify(m.userPrefix)} is not the user's prefix ${JSON.stringify(expect.userPrefix)}`;
   if (!Array.isArray(m.entries)) return 'it has no entry list';
+  if (expect.publicKey) {
+    const bad = manifestSignatureProblem(m, expect.publicKey.key, expect.publicKey.keyId);
+    if (bad) return bad;
+  }
   if (manifestDigest(m) !== m.digest) return 'its digest does not match its content (the manifest was altered)';
   const sources = new Set(expect.sources);
   for (const [i, e] of m.entries.entries()) {

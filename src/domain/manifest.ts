@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, sign, verify, type KeyObject } from 'node:crypto';
 
 /** One migrated object, as the auditor sees it. */
 export interface ManifestEntry {
@@ -120,8 +120,14 @@ export interface Manifest {
     at: string; restored: number; targetDeleted: number; kept: { key: string; reason: string }[];
     erased?: { key: string; reason: string }[]; erasedCount?: number;
   };
-  /** SHA-256 (hex) of the canonical JSON of every other field. */
+  /** SHA-256 (hex) of the canonical JSON of every other field (`signature` excluded). */
   digest: string;
+  /**
+   * Ed25519 signature (base64) by the worker's evidence key over the canonical JSON of every other field
+   * (`digest` included): what an edit with a recomputed plain digest cannot forge. Absent when the
+   * worker had no key.
+   */
+  signature?: { keyId: string; value: string };
 }
 
 /** JSON with object keys sorted at every level: the same data always gives the same bytes. */
@@ -139,8 +145,28 @@ export function canonicalJson(value: unknown): string {
 }
 
 export function manifestDigest(m: Omit<Manifest, 'digest'> & { digest?: string }): string {
-  const { digest: _ignored, ...rest } = m;
+  const { digest: _ignored, signature: _unsigned, ...rest } = m;
   return createHash('sha256').update(canonicalJson(rest)).digest('hex');
+}
+
+/** `m` signed with `key` (Ed25519 is deterministic: a retried attempt signs it the same). */
+export function signManifest(m: Manifest, key: { privateKey: KeyObject; keyId: string }): Manifest {
+  const { signature: _old, ...unsigned } = m;
+  return { ...unsigned, signature: { keyId: key.keyId, value: sign(null, Buffer.from(canonicalJson(unsigned)), key.privateKey).toString('base64') } };
+}
+
+/** Why `m`'s signature does not hold with `publicKey` (key id `keyId`), or undefined when it does. */
+export function manifestSignatureProblem(m: Manifest, publicKey: KeyObject, keyId: string): string | undefined {
+  const { signature, ...unsigned } = m;
+  if (!signature || typeof signature.value !== 'string') return 'it has no signature, and this worker signs every manifest';
+  if (signature.keyId !== keyId) return `it is signed with key ${JSON.stringify(signature.keyId)}, not this worker's key ${keyId}`;
+  let ok: boolean;
+  try {
+    ok = verify(null, Buffer.from(canonicalJson(unsigned)), publicKey, Buffer.from(signature.value, 'base64'));
+  } catch {
+    ok = false;
+  }
+  return ok ? undefined : 'its signature does not verify with the evidence key (the manifest was altered)';
 }
 
 /** Compares keys the way S3 lists them: by their UTF-8 bytes. */
@@ -196,7 +222,7 @@ export function buildManifest(fields: Omit<Manifest, 'digest' | 'format' | 'obje
  * same entries, generation + 1, chained to `m`'s digest, digest recomputed.
  */
 export function amendManifest(m: Manifest, changes: Partial<Pick<Manifest, 'sourceDisposition' | 'rolledBack'>>, writtenBy?: string): Manifest {
-  const next = { ...m, ...changes, generation: (m.generation ?? 1) + 1, previousDigest: m.digest, writtenBy, pass: undefined };
+  const next = { ...m, ...changes, generation: (m.generation ?? 1) + 1, previousDigest: m.digest, writtenBy, pass: undefined, signature: undefined };
   return { ...next, digest: manifestDigest(next) };
 }
 
@@ -208,7 +234,7 @@ export function amendManifest(m: Manifest, changes: Partial<Pick<Manifest, 'sour
  */
 export function manifestGeneration(m: Manifest): string {
   return manifestDigest({
-    ...m, sourceDisposition: undefined, rolledBack: undefined, generation: 0, previousDigest: undefined, writtenBy: undefined, pass: undefined,
+    ...m, sourceDisposition: undefined, rolledBack: undefined, generation: 0, previousDigest: undefined, writtenBy: undefined, pass: undefined, signature: undefined,
   }).slice(0, 16);
 }
 

@@ -9,6 +9,8 @@ import { usersListKey } from '../domain/layout';
 import { DEFAULT_TASK_QUEUE } from '../domain/names';
 import { routingTargets } from '../domain/routing';
 import { canonicalJson } from '../domain/manifest';
+import type { Actor, SigningKey } from '../evidence/ledger';
+import { appendLedger, readLedger } from '../evidence/storage';
 import { createSiteClients, destroySiteClients, type Site, type SiteClients } from '../storage/clients';
 import { describeS3Error, isPreconditionFailed } from '../storage/errors';
 import { headObject, stripQuotes } from '../storage/object-meta';
@@ -108,9 +110,40 @@ export interface StartResult {
 /**
  * Starts a validated plan, or finds it: the same migration id twice never duplicates work (a running
  * migration is attached to; a finished one is reported). The user list is stored in the routing
- * default site (`_clover/migrations/<id>/users.jsonl`) for the workflow to page through.
+ * default site (`_clover/migrations/<id>/users.jsonl`) for the workflow to page through. With
+ * `evidence`, a new start is recorded in the migration's ledger (`recordStart`) before its workflow starts.
  */
-export async function startMigration(client: Client, sites: Sites, plan: LoadedPlan, taskQueue = DEFAULT_TASK_QUEUE): Promise<StartResult> {
+export interface StartEvidence {
+  key: SigningKey;
+  actor: Actor;
+  /** The operator command as recorded (`operator-command`). */
+  args: Record<string, unknown>;
+}
+
+/**
+ * Records a start in the migration's ledger, after the user list is stored and before the workflow
+ * starts: `plan-accepted` (plan digest, the stored list's digest (its ETag), users, sources, routing;
+ * not again when a start that stopped before its workflow started recorded it already), then the
+ * `operator-command`.
+ */
+async function recordStart(site: Site, plan: LoadedPlan, digest: string, users: { etag: string; body: Buffer }, ev: StartEvidence): Promise<void> {
+  const s = plan.settings;
+  const signal = AbortSignal.timeout(60_000);
+  const there = await readLedger(site, s.migrationId, signal);
+  if (!there.some((r) => r.type === 'plan-accepted' && r.data.planDigest === digest)) {
+    await appendLedger(site, s.migrationId, ev.key, {
+      type: 'plan-accepted', actor: ev.actor,
+      data: { planDigest: digest, usersEtag: users.etag, userListDigest: createHash('sha256').update(users.body).digest('hex'), usersKey: usersListKey(s.migrationId), usersTotal: plan.users.length, sources: s.sources, routing: s.routing },
+    }, signal);
+  }
+  await appendLedger(site, s.migrationId, ev.key, {
+    type: 'operator-command', actor: ev.actor, data: { command: 'start', migrationId: s.migrationId, args: ev.args },
+  }, signal);
+}
+
+export async function startMigration(
+  client: Client, sites: Sites, plan: LoadedPlan, taskQueue = DEFAULT_TASK_QUEUE, evidence?: StartEvidence,
+): Promise<StartResult> {
   const settings: MigrationSettings = { ...plan.settings };
   const workflowId = migrationWorkflowId(settings.migrationId);
   const digest = planDigest(plan);
@@ -132,6 +165,7 @@ export async function startMigration(client: Client, sites: Sites, plan: LoadedP
     const usersSite = clients.get(settings.routing.default)!;
     const body = Buffer.from(plan.users.map((u) => JSON.stringify({ userId: u.userId, country: u.country })).join('\n') + '\n');
     const usersEtag = await storeUserList(usersSite, settings.migrationId, body, digest);
+    if (evidence) await recordStart(usersSite, plan, digest, { etag: usersEtag, body }, evidence);
     const input: MigrationInput = { settings, usersSite: usersSite.name, usersTotal: plan.users.length, usersEtag, mode: 'start' };
     const handle = await client.workflow.start('migrationWorkflow', {
       workflowId,

@@ -10,6 +10,7 @@ import { HashPool } from '../storage/hash-pool';
 import { DEFAULT_IDLE_TIMEOUT_MS, createSiteClients, destroySiteClients } from '../storage/clients';
 import { DEFAULT_TASK_QUEUE } from '../domain/names';
 import { temporalLogger } from './logger';
+import { loadSigningKey } from '../evidence/keys';
 
 export interface WorkerSettings {
   /** Activities (user copies, verifies) running at once in this process. */
@@ -50,7 +51,7 @@ let runtimeInstalled = false;
  * per site, registers the workflows and activities, and drains gracefully (in-flight activities get
  * `shutdownGraceMs` to checkpoint; a retried attempt elsewhere resumes from it).
  */
-export async function runWorker(opts: { temporal: TemporalConfig; sites: Sites; settings: WorkerSettings; logger: Logger }): Promise<void> {
+export async function runWorker(opts: { temporal: TemporalConfig; sites: Sites; settings: WorkerSettings; logger: Logger; /** The sites file's path: a local stack's key lies beside it. */ sitesFile?: string }): Promise<void> {
   const { temporal, sites, settings, logger } = opts;
   if (!runtimeInstalled) {
     Runtime.install({ logger: temporalLogger(logger) });
@@ -65,8 +66,13 @@ export async function runWorker(opts: { temporal: TemporalConfig; sites: Sites; 
   const clients = createSiteClients(sites, { maxSockets: settings.maxSockets, idleTimeoutMs: settings.idleTimeoutMs });
   // Buffers kept for reuse count towards resident memory, so at most a quarter of the budget is kept idle.
   const hasher = new HashPool(settings.hashThreads, settings.memoryBudget / 4);
+  // The evidence key: manifests signed, ledger records written. Without one the worker still migrates, recording no evidence.
+  const signingKey = loadSigningKey(process.env, { sitesFile: opts.sitesFile });
+  if (signingKey) logger.info({ keyId: signingKey.keyId }, 'evidence signing key loaded');
+  else logger.warn('no signing key (CLOVER_SIGNING_KEY_FILE): manifests are not signed and no evidence ledger record is written');
   const deps = {
     clients,
+    signingKey,
     hasher,
     budget: new ByteBudget(settings.memoryBudget),
     copy: { multipartThreshold: settings.multipartThreshold, minPartSize: settings.minPartSize, partConcurrency: settings.partConcurrency },

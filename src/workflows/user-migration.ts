@@ -211,7 +211,7 @@ export async function userMigrationWorkflow(input: UserMigrationInput, resume?: 
     if (phases) setPhase('commit');
     // Workflow time: a retried or re-run commit writes the very same manifest.
     const committedAt = new Date().toISOString();
-    const c = await pausable(() => commitManifest({ migrationId, userId, targetSite, userPrefix: prefix, sources: settings.sources, generation, kind, committedAt }));
+    const c = await pausable(() => commitManifest({ migrationId, userId, targetSite, userPrefix: prefix, sources: settings.sources, generation, kind, committedAt, ledgerSite: settings.routing.default }));
     return { report: passReport(userId, kind, c, v), c, v, transferred, committedAt };
   }
 
@@ -307,7 +307,7 @@ export async function userMigrationWorkflow(input: UserMigrationInput, resume?: 
     }
     setPhase('delete');
     const d = await pausable(() => disposeSources({
-      migrationId, userId, targetSite, objectsPerUser: settings.concurrency.objectsPerUser, sources: settings.sources, userPrefix: prefix,
+      migrationId, userId, targetSite, objectsPerUser: settings.concurrency.objectsPerUser, sources: settings.sources, userPrefix: prefix, ledgerSite: settings.routing.default,
     }));
     setPhase('done');
     await reportDisposed({ userId, deleted: d.deleted, keptChanged: d.keptChanged, residue: d.residueCount });
