@@ -48,8 +48,11 @@ const COUNTRIES: Pick = ['DE', 'FR', 'NL', 'IE', 'ES', 'IT', 'PL', 'NO', 'SE', '
 const NAMES: Pick = ['photo.jpg', 'notes/today.md', 'docs/2024/report.pdf', 'settings.json', 'inbox/msg-1.eml', 'avatars/small.png'];
 const SPECIAL: Pick = ['summer 2024/beach photo.jpg', 'résumé ü.txt', 'a+b%20c.txt', 'notes/日本語.md', 'deep/a/b/c/d/e/f.txt'];
 
-/** The demo's data set: ~200 users over sg and us, with every kind of key and size the engine must handle. */
-export function demoDataSet(userCount = 200, seed = 20261127, multipartBytes = 20 * 1024 * 1024): { users: UserRow[]; objects: SeedObject[]; later: SeedObject[] } {
+/**
+ * The demo's data set: ~200 users over sg and us, with every kind of key and size the engine must handle.
+ * Keys are `<root><userId>/…` (root `users/` by default, i.e. the plan's default userPrefix).
+ */
+export function demoDataSet(userCount = 200, seed = 20261127, multipartBytes = 20 * 1024 * 1024, root = 'users/'): { users: UserRow[]; objects: SeedObject[]; later: SeedObject[] } {
   const rnd = prng(seed);
   const users: UserRow[] = [];
   const objects: SeedObject[] = [];
@@ -64,20 +67,20 @@ export function demoDataSet(userCount = 200, seed = 20261127, multipartBytes = 2
       for (let j = 0; j < n; j++) {
         const name = `${site}-${pick(NAMES, rnd()).replace(/(\.[a-z]+)$/, `-${j}$1`)}`;
         const size = j === 0 && i % 10 === 0 ? 0 : Math.floor(rnd() * rnd() * 256 * 1024);
-        const key = `users/${userId}/${name}`;
+        const key = `${root}${userId}/${name}`;
         objects.push({ site, key, body: bytesFor(key, size), contentType: name.endsWith('.json') ? 'application/json' : 'application/octet-stream', metadata: { origin: site, 'user-id': userId } });
       }
     }
     if (i % 20 === 3) {
-      const key = `users/${userId}/${pick(SPECIAL, (i % SPECIAL.length) / SPECIAL.length)}`;
+      const key = `${root}${userId}/${pick(SPECIAL, (i % SPECIAL.length) / SPECIAL.length)}`;
       objects.push({ site: sitesOf[0], key, body: bytesFor(key, 1000 + i), contentType: 'text/plain; charset=utf-8', cacheControl: 'max-age=60', contentDisposition: 'attachment; filename="x.txt"' });
     }
   }
   // One object large enough to go multipart.
-  const big = 'users/u-0002/videos/holiday.mp4';
+  const big = `${root}u-0002/videos/holiday.mp4`;
   objects.push({ site: 'us', key: big, body: bytesFor(big, multipartBytes), contentType: 'video/mp4', metadata: { camera: 'demo' } });
   // One same-key conflict: the same key in both sources with different bytes (us written second: newest wins).
-  const clash = 'users/u-0005/profile.json';
+  const clash = `${root}u-0005/profile.json`;
   objects.push({ site: 'sg', key: clash, body: Buffer.from('{"theme":"light"}'), contentType: 'application/json' });
   const later = [{ site: 'us', key: clash, body: Buffer.from('{"theme":"dark","lang":"de"}'), contentType: 'application/json' }];
   return { users, objects, later };
