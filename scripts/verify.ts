@@ -11,7 +11,8 @@ export function printAudit(r: AuditReport): void {
   if (r.rolledBack > 0) out(`${r.rolledBack} user(s) rolled back: their manifests are marked so and their objects were not checked`);
   if (r.cutOver > 0) out(`${r.cutOver} user(s) cut over: their prefix was listed in every source; ${r.residue} object(s) found there`);
   for (const p of r.problems.slice(0, 50)) {
-    if (p.kind === 'incomplete') out(`INCOMPLETE user ${p.userId}: ${p.problem}`);
+    if (p.kind === 'ledger') out(`LEDGER ${p.problem}`);
+    else if (p.kind === 'incomplete') out(`INCOMPLETE user ${p.userId}: ${p.problem}`);
     else if (p.kind === 'unlisted') out(`UNLISTED site ${p.site} key ${JSON.stringify(p.key)} (user ${p.userId}): ${p.problem}`);
     else if (p.kind === 'residue') out(`OUTSIDE-EEA site ${p.site} key ${JSON.stringify(p.key)} (user ${p.userId}): ${p.problem}`);
     else out(`${p.kind === 'error' ? 'ERROR' : 'MISMATCH'} site ${p.site} ${p.manifest}${p.key !== undefined ? ` key ${JSON.stringify(p.key)}` : ''}: ${p.problem}`);
@@ -21,11 +22,17 @@ export function printAudit(r: AuditReport): void {
   const residue = r.problems.filter((p) => p.kind === 'residue').length;
   const incomplete = r.problems.filter((p) => p.kind === 'incomplete').length;
   const unlisted = r.problems.filter((p) => p.kind === 'unlisted').length;
+  const ledger = r.problems.filter((p) => p.kind === 'ledger').length;
+  const unsigned = r.problems.filter((p) => p.kind === 'signature').length;
+  if (r.ledgerRecords !== undefined) {
+    out(`evidence: ${r.ledgerRecords} ledger record(s) read; ${r.signaturesVerified ?? 0} newest manifest generation(s) signed with the given key${unsigned ? `, ${unsigned} not` : ''}`);
+  }
   if (r.listedUsers !== undefined) out(`${r.listedUsers} user(s) in the stored user list: ${r.listedUsers - r.incomplete} with a committed manifest, ${r.incomplete} without`);
   out(r.ok
-    ? 'OK: every manifest digest holds, every object matches its SHA-256, and nothing of a cut-over user is left in a source'
-    : `FAILED: ${r.problems.length - errors - residue - incomplete - unlisted} mismatch(es), ${residue} object(s) still in a source after cut-over, ${errors} read error(s)` +
-      `${incomplete ? `, ${incomplete} user(s) without a committed manifest` : ''}${unlisted ? `, ${unlisted} object(s) in an EU site that no manifest lists` : ''}`);
+    ? `OK: every manifest digest holds, every object matches its SHA-256, and nothing of a cut-over user is left in a source${r.ledgerRecords !== undefined ? '; the ledger\'s chain and signatures hold, every committed digest is the stored generation\'s, and every newest manifest is signed with the given key' : ''}`
+    : `FAILED: ${r.problems.length - errors - residue - incomplete - unlisted - ledger} mismatch(es), ${residue} object(s) still in a source after cut-over, ${errors} read error(s)` +
+      `${incomplete ? `, ${incomplete} user(s) without a committed manifest` : ''}${unlisted ? `, ${unlisted} object(s) in an EU site that no manifest lists` : ''}` +
+      `${ledger ? `, ${ledger} ledger problem(s)` : ''}`);
 }
 
 /** `verify --evidence DIR --public-key FILE`: the offline check of a bundle; returns the exit code. */
@@ -55,17 +62,16 @@ export function registerVerify(program: Command): void {
     .argument('[migrationId]', 'the migration (with --evidence: optional, taken from the bundle)')
     .option('--sites <file>', 'sites file (default: CLOVER_SITES, else the local stack\'s)')
     .option('--evidence <dir>', 'check an exported evidence bundle offline instead: no network, no sites file, no Temporal')
-    .option('--public-key <file>', 'with --evidence: the Ed25519 public key the ledger must verify with')
+    .option('--public-key <file>', 'the Ed25519 public key the ledger and the manifests must verify with (online: read from storage; with --evidence: the bundle)')
     .option('--json', 'print the report as JSON')
     .action(async (id: string | undefined, o: { sites?: string; json?: boolean; evidence?: string; publicKey?: string }) => {
       if (o.evidence !== undefined) {
         process.exitCode = verifyEvidence(o.evidence, o.publicKey, id, o.json);
         return;
       }
-      // Not silently ignored: an auditor must not believe the online check verified signatures.
-      if (o.publicKey !== undefined) throw new InputError('--public-key goes with --evidence DIR for now: the online check of signatures and the chain is not built yet (export the evidence and verify it offline)');
       if (id === undefined) throw new InputError('verify needs a migration id (or --evidence DIR --public-key FILE for an exported bundle)');
-      const report = await auditMigration(loadSites(o.sites), id);
+      const publicKey = o.publicKey !== undefined ? readPublicKeyFile(o.publicKey) : undefined;
+      const report = await auditMigration(loadSites(o.sites), id, { publicKey });
       if (o.json) out(JSON.stringify(report, null, 2));
       else printAudit(report);
       process.exitCode = report.ok ? ExitCode.ok : ExitCode.failures;

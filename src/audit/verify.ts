@@ -1,8 +1,12 @@
+import type { KeyObject } from 'node:crypto';
 import pLimit from 'p-limit';
 import { InputError } from '../config/errors';
 import type { Sites } from '../config/sites';
 import { isCurrentManifestKey, manifestGenerationKey, manifestKey, manifestsPrefix, usersListKey } from '../domain/layout';
-import { entrySites, manifestDigest, type Manifest } from '../domain/manifest';
+import { entrySites, manifestDigest, manifestSignatureProblem, type Manifest } from '../domain/manifest';
+import { findLedgerSite, manifestHasDigest, manifestReference, misplacedRecordProblem } from '../evidence/bundle';
+import { keyIdOf, ledgerProblems, type LedgerRecord } from '../evidence/ledger';
+import { ledgerPrefix } from '../evidence/storage';
 import { residueClassifier } from '../domain/residue';
 import { createSiteClients, destroySiteClients, type Site, type SiteClients } from '../storage/clients';
 import { StorageError, isNotFound } from '../storage/errors';
@@ -19,9 +23,11 @@ export interface AuditProblem {
    * about those bytes, so it is never reported as a mismatch. `incomplete`: a user of the stored user
    * list has no committed manifest (no failure is recorded in storage, so a failed, cancelled or
    * not yet migrated user is incomplete). `unlisted`: an object in the target under a user's prefix
-   * that the user's newest manifest generation does not list.
+   * that the user's newest manifest generation does not list. With a public key only: `ledger`, the
+   * ledger's chain or signatures do not hold, or a record's manifest digest is not the stored
+   * generation's; `signature`, a newest manifest generation is unsigned or its signature does not verify.
    */
-  kind: 'mismatch' | 'error' | 'residue' | 'incomplete' | 'unlisted';
+  kind: 'mismatch' | 'error' | 'residue' | 'incomplete' | 'unlisted' | 'ledger' | 'signature';
   site: string;
   manifest: string;
   key?: string;
@@ -49,8 +55,83 @@ export interface AuditReport {
   incomplete: number;
   /** Objects in a target under a user's prefix that no manifest lists (each one an `unlisted` problem). */
   unlisted: number;
+  /** With a public key: the ledger's records read (undefined: no key given, evidence not checked). */
+  ledgerRecords?: number;
+  /** With a public key: the newest manifest generations whose signature verifies. */
+  signaturesVerified?: number;
   problems: AuditProblem[];
   ok: boolean;
+}
+
+/**
+ * The evidence, online and read-only (with the public key the auditor trusts): the ledger of the
+ * migration (found as `evidence export` finds it) read in full, each record under its own seq, its
+ * chain and signatures (`ledgerProblems`), and each record naming a manifest generation against the
+ * stored generation's digest. Problems are `ledger` ones.
+ */
+async function checkLedger(clients: SiteClients, migrationId: string, publicKey: KeyObject, report: AuditReport): Promise<void> {
+  const add = (problem: string, manifest = ledgerPrefix(migrationId), site = '-') => report.problems.push({ kind: 'ledger', site, manifest, problem });
+  let found: Awaited<ReturnType<typeof findLedgerSite>>;
+  try {
+    found = await findLedgerSite(clients, migrationId);
+  } catch (err) {
+    report.problems.push({ kind: 'error', site: '-', manifest: ledgerPrefix(migrationId), problem: `the ledger could not be listed, so it was not checked: ${(err as Error).message}` });
+    return;
+  }
+  if (!found) {
+    report.ledgerRecords = 0;
+    add(`no ledger of migration ${migrationId} in any site (${ledgerPrefix(migrationId)}): nothing vouches for this migration`);
+    return;
+  }
+  const { site, keys } = found;
+  const records: LedgerRecord[] = [];
+  for (const key of keys) {
+    let r: LedgerRecord | undefined;
+    try {
+      r = await getJson<LedgerRecord>(site, key, 'a ledger record');
+    } catch (err) {
+      report.problems.push({ kind: 'error', site: site.name, manifest: key, problem: `a ledger record could not be read: ${(err as Error).message}` });
+      continue;
+    }
+    if (!r) continue;
+    const misplaced = misplacedRecordProblem(key, key.slice(ledgerPrefix(migrationId).length), r);
+    if (misplaced) add(misplaced, key, site.name);
+    records.push(r);
+  }
+  report.ledgerRecords = records.length;
+  for (const p of ledgerProblems(records, migrationId, publicKey)) add(p, ledgerPrefix(migrationId), site.name);
+  for (const r of [...records].sort((a, b) => a.seq - b.seq)) {
+    if (r.type !== 'user-committed' && r.type !== 'delta-pass') continue;
+    const ref = manifestReference(r, migrationId);
+    if (!ref) {
+      add(`record ${r.seq} (${r.type}) names no manifest generation and digest`, ledgerPrefix(migrationId), site.name);
+      continue;
+    }
+    const key = `${manifestsPrefix(migrationId)}${ref.rel}`;
+    const holder = ref.site !== undefined ? clients.get(ref.site) : site;
+    if (!holder) {
+      report.problems.push({ kind: 'error', site: ref.site ?? '-', manifest: key, problem: `record ${r.seq} (${r.type}) names site ${ref.site ?? '-'}, which is not in the sites file, so its manifest was not checked` });
+      continue;
+    }
+    let stored: unknown;
+    try {
+      stored = await getJson<unknown>(holder, key, 'a manifest generation');
+    } catch (err) {
+      report.problems.push({ kind: 'error', site: holder.name, manifest: key, problem: `record ${r.seq} (${r.type}): the manifest generation it names could not be read, so its digest was not checked: ${(err as Error).message}` });
+      continue;
+    }
+    if (stored === undefined) add(`record ${r.seq} (${r.type}) names manifest ${key}, which site ${holder.name} does not hold`, key, holder.name);
+    else if (!manifestHasDigest(stored, ref.digest)) add(`record ${r.seq} (${r.type}) names manifest ${key} with digest ${ref.digest}; the stored generation does not hash to it (manifest edited)`, key, holder.name);
+  }
+}
+
+/** The signature of a newest manifest generation, with the auditor's key (a `signature` problem when it does not hold). */
+function checkSignature(s: Site, m: Manifest, key: string, publicKey: KeyObject, report: AuditReport): void {
+  const problem = m.signature === undefined
+    ? 'unsigned: it carries no signature, so nothing shows the worker holding the evidence key wrote it'
+    : manifestSignatureProblem(m, publicKey, keyIdOf(publicKey))?.replace('this worker\'s key', 'the given public key');
+  if (problem === undefined) report.signaturesVerified = (report.signaturesVerified ?? 0) + 1;
+  else report.problems.push({ kind: 'signature', site: s.name, manifest: key, userId: m.userId, problem });
 }
 
 /**
@@ -125,7 +206,11 @@ async function checkUnlisted(s: Site, m: Manifest, manifest: string, report: Aud
  */
 export async function auditMigration(
   sites: Sites, migrationId: string,
-  opts: { concurrency?: number; onProgress?: (checked: number) => void; /** Clients to use instead of ones built from `sites` (the caller's: not destroyed here). */ clients?: SiteClients } = {},
+  opts: {
+    concurrency?: number;
+    /** The Ed25519 public key the auditor trusts: then the ledger and every newest manifest's signature are checked too. */
+    publicKey?: KeyObject;
+    onProgress?: (checked: number) => void; /** Clients to use instead of ones built from `sites` (the caller's: not destroyed here). */ clients?: SiteClients } = {},
 ): Promise<AuditReport> {
   const clients = opts.clients ?? createSiteClients(sites, { maxSockets: opts.concurrency ?? 16 });
   const limit = pLimit(opts.concurrency ?? 16);
@@ -160,6 +245,7 @@ export async function auditMigration(
           continue;
         }
         users.add(m.userId);
+        if (opts.publicKey) checkSignature(s, m, key, opts.publicKey, report);
         const chain = await chainProblem(s, m);
         if (chain) report.problems.push({ ...chain, site: s.name, manifest: key });
         await checkUnlisted(s, m, key, report);
@@ -212,6 +298,10 @@ export async function auditMigration(
     }
     if (report.manifests === 0 && !listed) {
       throw new InputError(`no migration with id "${migrationId}" in any site of the sites file (no manifest and no user list ${usersListKey(migrationId)}); check the id, or --sites`);
+    }
+    if (opts.publicKey) {
+      report.signaturesVerified ??= 0;
+      await checkLedger(clients, migrationId, opts.publicKey, report);
     }
   } finally {
     if (!opts.clients) destroySiteClients(clients);

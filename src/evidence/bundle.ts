@@ -125,6 +125,40 @@ function filesUnder(dir: string): string[] {
 }
 
 /**
+ * A record stored under a name (`<seq>.json`, 12 digits) that is not its own seq: records moved or their
+ * files' contents swapped. `label` names the file in the problem. Undefined when the name fits.
+ */
+export function misplacedRecordProblem(label: string, fileName: string, r: LedgerRecord): string | undefined {
+  const seqOfName = /^(\d+)\.json$/.exec(fileName);
+  if (seqOfName && Number(seqOfName[1]) === r.seq) return undefined;
+  return `${label} holds record ${r.seq}, not the record its name says (records moved or swapped)`;
+}
+
+/**
+ * The manifest generation a record names (a `user-committed` or `delta-pass` record, or any record with
+ * a digest and a manifest key or user and generation): its path under the migration's manifests/ prefix,
+ * the site that holds it (`data.site`, else `data.targetSite`; undefined: any) and its digest.
+ */
+export function manifestReference(r: LedgerRecord, migrationId: string): { rel: string; site?: string; digest: string } | undefined {
+  const d = r.data ?? {};
+  if (typeof d.digest !== 'string') return undefined;
+  const prefix = manifestsPrefix(migrationId);
+  const rel = typeof d.manifestKey === 'string'
+    ? (d.manifestKey.startsWith(prefix) ? d.manifestKey.slice(prefix.length) : d.manifestKey)
+    : typeof d.userId === 'string' && typeof d.generation === 'number' ? `${d.userId}/${String(d.generation).padStart(8, '0')}.json` : undefined;
+  if (rel === undefined) return undefined;
+  const site = typeof d.site === 'string' ? d.site : typeof d.targetSite === 'string' ? d.targetSite : undefined;
+  return { rel, site, digest: d.digest };
+}
+
+/** True when a stored manifest (parsed JSON) carries `digest` and its content hashes to it (signature aside). */
+export function manifestHasDigest(stored: unknown, digest: string): boolean {
+  if (!stored || typeof stored !== 'object') return false;
+  const m = stored as Manifest;
+  return m.digest === digest && manifestDigest(m) === digest;
+}
+
+/**
  * Checks a bundle from the folder alone: every record's signature (with `publicKey`, which the auditor
  * brings), the chain (no gap, fork, reordering or edit), each record stored under its own seq, the end
  * of the ledger against bundle.json's head hash, and every manifest a record references present in the
@@ -151,8 +185,8 @@ export function checkBundle(dir: string, publicKey: KeyObject, migrationIdArg?: 
       problems.push(`${name} is not valid JSON (${(err as Error).message})`);
       continue;
     }
-    const seqOfName = /^(\d+)\.json$/.exec(file);
-    if (!seqOfName || Number(seqOfName[1]) !== r.seq) problems.push(`${name} holds record ${r.seq}, not the record its name says (records moved or swapped)`);
+    const misplaced = misplacedRecordProblem(name, file, r);
+    if (misplaced) problems.push(misplaced);
     records.push(r);
   }
   const migrationId = migrationIdArg ?? summary.migrationId ?? records[0]?.migrationId ?? '';
@@ -180,27 +214,23 @@ export function checkBundle(dir: string, publicKey: KeyObject, migrationIdArg?: 
     byType[r.type] = (byType[r.type] ?? 0) + 1;
     const d = r.data ?? {};
     if (r.type === 'user-committed' && typeof d.userId === 'string') committed.add(d.userId);
-    if (typeof d.digest !== 'string') continue;
-    const rel = typeof d.manifestKey === 'string'
-      ? (d.manifestKey.startsWith(manifestsPrefix(migrationId)) ? d.manifestKey.slice(manifestsPrefix(migrationId).length) : d.manifestKey)
-      : typeof d.userId === 'string' && typeof d.generation === 'number' ? `${d.userId}/${String(d.generation).padStart(8, '0')}.json` : undefined;
-    if (rel === undefined) continue;
+    const ref = manifestReference(r, migrationId);
+    if (!ref) continue;
+    const { rel, site, digest } = ref;
     manifestsReferenced++;
-    const copies = (manifests.get(rel) ?? []).filter((c) => typeof d.site !== 'string' || c.site === d.site);
+    const copies = (manifests.get(rel) ?? []).filter((c) => site === undefined || c.site === site);
     if (copies.length === 0) {
-      problems.push(`record ${r.seq} (${r.type}) references manifest ${rel}${typeof d.site === 'string' ? ` at site ${d.site}` : ''}, which is not in the bundle`);
+      problems.push(`record ${r.seq} (${r.type}) references manifest ${rel}${site !== undefined ? ` at site ${site}` : ''}, which is not in the bundle`);
       continue;
     }
     const holds = copies.some((c) => {
       try {
-        const m = JSON.parse(readFileSync(c.file, 'utf8')) as Manifest & { signature?: unknown };
-        const { signature: _s, ...rest } = m;
-        return m.digest === d.digest && manifestDigest(rest) === d.digest;
+        return manifestHasDigest(JSON.parse(readFileSync(c.file, 'utf8')), digest);
       } catch {
         return false;
       }
     });
-    if (!holds) problems.push(`record ${r.seq} (${r.type}) names manifest ${rel} with digest ${d.digest}; the bundle's copy (${copies.map((c) => `manifests/${c.site}/${rel}`).join(', ')}) does not hash to it (manifest edited)`);
+    if (!holds) problems.push(`record ${r.seq} (${r.type}) names manifest ${rel} with digest ${digest}; the bundle's copy (${copies.map((c) => `manifests/${c.site}/${rel}`).join(', ')}) does not hash to it (manifest edited)`);
   }
   let usersListed: number | undefined;
   if (existsSync(join(dir, 'users.jsonl'))) {
