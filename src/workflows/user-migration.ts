@@ -185,6 +185,9 @@ export async function userMigrationWorkflow(input: UserMigrationInput, resume?: 
       partsSent: transferred.parts ?? 0, partsReused: transferred.partsReused ?? 0,
     });
     const o: UserOutcome = { userId, ok: true, counters, manifestKey: c.manifestKey, awaitingDisposal: disposing || operator, lastPass: report };
+    // Syncs are accepted from the moment the phase says so (an operator who sees in-sync may sync at once),
+    // even while the report to the migration below is still in flight; the wait loop serves them.
+    if (disposing || operator) controls.syncState = 'open';
     setPhase(operator ? 'in-sync' : disposing ? 'grace' : 'done');
     // Reported now, so the user's slot in the migration's window is free while it waits for its cut-over.
     await reportFinished(o);
