@@ -39,12 +39,5 @@ export async function connectClient(): Promise<{ client: Client; cfg: TemporalCo
 
 export const out = (line = '') => process.stdout.write(`${line}\n`);
 
-export function formatBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let i = 0;
-  while (n >= 1024 && i < units.length - 1) {
-    n /= 1024;
-    i++;
-  }
-  return `${n.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
-}
+/** Bytes for people (1024-based units): one definition, shared with the HTML report. */
+export { humanBytes as formatBytes } from '../src/audit/report-html';
