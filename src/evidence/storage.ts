@@ -1,7 +1,7 @@
 import { migrationPrefix } from '../domain/layout';
 import type { Site } from '../storage/clients';
 import { getJson, putJson } from '../storage/json-records';
-import { listAllKeys } from '../storage/listing';
+import { forEachListed, listAllKeys } from '../storage/listing';
 import { buildRecord, type Actor, type LedgerEventType, type LedgerRecord, type SigningKey } from './ledger';
 
 /** The migration's ledger: `_clover/migrations/<id>/ledger/`, in the site that holds its user list (the plan's default target). */
@@ -24,11 +24,27 @@ export async function readLedger(site: Site, migrationId: string, signal?: Abort
   return out;
 }
 
-/** The newest record (undefined when the ledger is empty). */
+/** The last ledger key this process saw, per site, bucket and migration: a ledger only grows (write-once records). */
+const lastSeen = new Map<string, string>();
+
+/**
+ * The newest record (undefined when the ledger is empty). Keys are zero-padded seqs, so listing order is
+ * seq order; only the keys after the last one this process saw are listed, not the whole ledger per append.
+ */
 async function head(site: Site, migrationId: string, signal?: AbortSignal): Promise<LedgerRecord | undefined> {
-  const keys = (await listAllKeys(site, ledgerPrefix(migrationId), 'listing the ledger', signal)).sort();
-  const last = keys.at(-1);
-  return last === undefined ? undefined : getJson<LedgerRecord>(site, last, 'a ledger record', signal);
+  const cacheKey = `${site.name}\u0000${site.bucket}\u0000${migrationId}`;
+  const from = lastSeen.get(cacheKey);
+  let last = from;
+  await forEachListed(site, ledgerPrefix(migrationId), 'listing the ledger', (o) => (last = o.Key!), signal, from);
+  if (last === undefined) return undefined;
+  const r = await getJson<LedgerRecord>(site, last, 'a ledger record', signal);
+  if (!r) {
+    // The record seen last is gone (someone deleted it): never build on a guess; look at the whole ledger again.
+    lastSeen.delete(cacheKey);
+    return from === undefined ? undefined : head(site, migrationId, signal);
+  }
+  lastSeen.set(cacheKey, last);
+  return r;
 }
 
 /**

@@ -1,6 +1,6 @@
 import {
   ListMultipartUploadsCommand, ListObjectsV2Command,
-  type ListMultipartUploadsCommandInput, type ListMultipartUploadsCommandOutput, type ListObjectsV2CommandInput, type ListObjectsV2CommandOutput,
+  type ListMultipartUploadsCommandInput, type ListMultipartUploadsCommandOutput, type ListObjectsV2CommandInput, type ListObjectsV2CommandOutput, type _Object,
 } from '@aws-sdk/client-s3';
 import type { Site } from './clients';
 import { describeS3Error } from './errors';
@@ -60,18 +60,29 @@ export async function listUploadsPage(site: Site, input: Omit<ListMultipartUploa
   return decodeUploadsPage(await site.s3.send(new ListMultipartUploadsCommand({ ...input, Bucket: site.bucket, EncodingType: 'url' }), { abortSignal: signal }));
 }
 
-/** Every key under `prefix` in a site, in listing order; `what` names the listing in errors. */
-export async function listAllKeys(site: Site, prefix: string, what: string, signal?: AbortSignal): Promise<string[]> {
-  const keys: string[] = [];
+/**
+ * Every object under `prefix` in a site, in listing order (after `startAfter` when given), page by page:
+ * `onObject` per object. `what` names the listing in errors.
+ */
+export async function forEachListed(
+  site: Site, prefix: string, what: string, onObject: (o: _Object) => void, signal?: AbortSignal, startAfter?: string,
+): Promise<void> {
   let token: string | undefined;
   do {
+    let r;
     try {
-      const r = await listObjectsPage(site, { Prefix: prefix, ContinuationToken: token }, signal);
-      for (const o of r.Contents ?? []) keys.push(o.Key!);
-      token = r.IsTruncated ? r.NextContinuationToken : undefined;
+      r = await listObjectsPage(site, { Prefix: prefix, ContinuationToken: token, StartAfter: token ? undefined : startAfter }, signal);
     } catch (err) {
       throw describeS3Error(err, { site: site.name, bucket: site.bucket, key: prefix, action: what });
     }
+    for (const o of r.Contents ?? []) onObject(o);
+    token = r.IsTruncated ? r.NextContinuationToken : undefined;
   } while (token);
+}
+
+/** Every key under `prefix` in a site, in listing order; `what` names the listing in errors. */
+export async function listAllKeys(site: Site, prefix: string, what: string, signal?: AbortSignal): Promise<string[]> {
+  const keys: string[] = [];
+  await forEachListed(site, prefix, what, (o) => keys.push(o.Key!), signal);
   return keys;
 }
