@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import type { Site } from './clients';
 import { StorageError, describeS3Error, isNotFound, isPreconditionFailed } from './errors';
+import { stripQuotes } from './object-meta';
 
 /**
  * Reads one of Clover's own JSON records; undefined when it does not exist. `what` names the record in
@@ -18,7 +19,7 @@ export async function getJsonRecord<T>(site: Site, key: string, what: string, si
   try {
     const r = await site.s3.send(new GetObjectCommand({ Bucket: site.bucket, Key: key }), { abortSignal: signal });
     text = await r.Body!.transformToString('utf8');
-    etag = (r.ETag ?? '').replace(/^"|"$/g, '');
+    etag = stripQuotes(r.ETag);
   } catch (err) {
     if (isNotFound(err)) return undefined;
     throw describeS3Error(err, { site: site.name, bucket: site.bucket, key, action: `reading ${what}` });
@@ -53,7 +54,7 @@ export async function putJson(
       }),
       { abortSignal: opts.signal },
     );
-    return (r.ETag ?? '').replace(/^"|"$/g, '');
+    return stripQuotes(r.ETag);
   } catch (err) {
     if ((opts.ifMatch !== undefined || opts.ifNoneMatch !== undefined) && isPreconditionFailed(err)) return 'precondition-failed';
     throw describeS3Error(err, { site: site.name, bucket: site.bucket, key, action: `writing ${what}` });
