@@ -1,5 +1,5 @@
 import { manifestGenerationKey, manifestKey } from '../domain/layout';
-import { buildManifest, compareKeys, ManifestConflictError, type ConflictRecord, type ErasureRecord, type Manifest, type ManifestEntry, type PassSummary, signManifest } from '../domain/manifest';
+import { buildManifest, compareKeys, describeConflict, ManifestConflictError, type ConflictRecord, type ErasureRecord, type Manifest, type ManifestEntry, type PassSummary, signManifest } from '../domain/manifest';
 import { recordUserEvents, type UserEvent } from '../evidence/record';
 import { commitManifestGeneration, getCurrentManifest } from '../storage/manifests';
 import { listStagingPages, readStaging, removeStaging } from '../storage/staging';
@@ -55,13 +55,8 @@ export interface ReadManifestHeadInput {
 const CONFLICTS_REPORTED = 20;
 
 export function conflictReason(c: ConflictRecord): string {
-  switch (c.kind) {
-    case 'foreign-target': return 'the EU site holds an object at this key that this migration did not write; left in place';
-    case 'target-changed': return 'the EU copy was changed by someone else since Clover wrote it; neither overwritten nor deleted';
-    default: return c.resolution === 'newest-wins'
-      ? `sources ${c.sites.map((s) => s.site).join(' and ')} hold different bytes; the newest (${c.chosenSite}) was copied`
-      : `sources ${c.sites.map((s) => s.site).join(' and ')} hold different bytes (conflictPolicy "fail")`;
-  }
+  const outcome = c.kind === 'foreign-target' ? '; left in place' : c.kind === 'target-changed' ? '; neither overwritten nor deleted' : '';
+  return `${describeConflict(c)}${outcome}`;
 }
 
 export function createCommitActivities(deps: ActivityDeps) {

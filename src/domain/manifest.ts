@@ -75,6 +75,18 @@ export interface ConflictRecord {
   resolution: 'newest-wins' | 'failed-user' | 'left-in-place';
 }
 
+/** What a conflict is, in words (callers add what came of it). */
+export function describeConflict(c: ConflictRecord): string {
+  const sites = c.sites.map((s) => s.site).join(' and ');
+  switch (c.kind) {
+    case 'foreign-target': return 'the EU site holds an object at this key that this migration did not write';
+    case 'target-changed': return 'the EU copy was changed by someone else since Clover wrote it';
+    default: return c.resolution === 'newest-wins'
+      ? `sources ${sites} hold different bytes; the newest (${c.chosenSite ?? '?'}) was copied`
+      : `sources ${sites} hold different bytes (conflictPolicy "fail")`;
+  }
+}
+
 export interface Manifest {
   format: 'clover-manifest/1';
   migrationId: string;

@@ -1,4 +1,4 @@
-import { entrySites, type ConflictRecord, type Manifest, type ManifestEntry, type ResidueItem } from './manifest';
+import { describeConflict, entrySites, type ConflictRecord, type Manifest, type ManifestEntry, type ResidueItem } from './manifest';
 
 /** Why an object is in a source after cut-over when Clover knows nothing of it. */
 export const NOT_IN_MANIFEST = 'not in the manifest: written after the final pass, or never migrated';
@@ -12,14 +12,9 @@ export interface ListedObject {
 
 /** What a conflict of the newest generation means for the object left in a source. */
 export function conflictResidueReason(c: ConflictRecord): string {
-  const sites = c.sites.map((s) => s.site).join(' and ');
-  switch (c.kind) {
-    case 'foreign-target': return 'a conflict of the last pass: the EU site holds an object at this key that this migration did not write, so it was not migrated';
-    case 'target-changed': return 'a conflict of the last pass: the EU copy was changed by someone else since Clover wrote it, so the source was not deleted';
-    default: return c.resolution === 'newest-wins'
-      ? `a conflict of the last pass: sources ${sites} hold different bytes; the newest (${c.chosenSite ?? '?'}) was copied`
-      : `a conflict of the last pass: sources ${sites} hold different bytes (conflictPolicy "fail"), so it was not migrated`;
-  }
+  const outcome = c.kind === 'target-changed' ? ', so the source was not deleted'
+    : c.kind === 'foreign-target' || c.resolution !== 'newest-wins' ? ', so it was not migrated' : '';
+  return `a conflict of the last pass: ${describeConflict(c)}${outcome}`;
 }
 
 const at = (key: string, site: string) => `${site}\u0000${key}`;
