@@ -3,17 +3,17 @@ import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
 import { Client, Connection } from '@temporalio/client';
-import { manifestGenerationKey, manifestKey, stagingPrefix } from '../src/domain/layout';
-import type { Manifest } from '../src/domain/manifest';
+import { manifestGenerationKey, stagingPrefix } from '../src/domain/layout';
 import { destroySiteClients } from '../src/storage/clients';
 import { SA, migrationWorkflowId, userWorkflowId, type MigrationResult } from '../src/workflows/definitions';
 import {
   TASK_QUEUE, at, clients, exists, get, hasPendingActivity, listKeys, runCli, sha256, startCli, startWorkerProcess, stopProcess, tmpPlanDir,
-  uniqueId, writePlan, type CliResult,
+  uniqueId, writePlan,
 } from './helpers';
-import { Application, asObject, endMigration, euState, sourceState, userPrefix } from './support/app';
+import { Application, asObject, endMigration, euState, userPrefix } from './support/app';
 import { proxiedSites, type ProxiedSites } from './support/proxy';
 import { waitUntil } from './support/wait';
+import { expectExit, expectInStep as expectInStepOf, readManifest, userPhase, waitForInSync } from './support/live';
 
 /** Workers run with `--part-mib 5`: objects above 5 MiB are copied as multipart uploads. */
 const PART_MIB = 5;
@@ -85,20 +85,14 @@ describe('live data: delta passes under kill, pause, cancel and two workers', ()
       migrationId, sources: SOURCES, routing: { default: 'eu-ie' }, users: users.map((userId) => ({ userId, country: 'DE' })),
       verify: 'full', cutover: 'operator', concurrency: { users: 4, objectsPerUser: 4 }, ...more,
     });
-  const manifest = async (id: string, userId: string): Promise<Manifest> => {
-    const m = await get(c, 'eu-ie', manifestKey(id, userId));
-    if (!m) throw new Error(`no manifest for user ${userId} of migration ${id}`);
-    return JSON.parse(m.body.toString()) as Manifest;
-  };
+  const manifest = (id: string, userId: string) => readManifest(c, id, userId);
   const generations = async (id: string, userId: string) => {
     const out: number[] = [];
     for (let g = 1; g <= 4; g++) if (await exists(c, 'eu-ie', manifestGenerationKey(id, userId, g))) out.push(g);
     return out;
   };
-  const phase = async (id: string, userId: string) =>
-    (await client.workflow.getHandle(userWorkflowId(id, userId)).describe()).typedSearchAttributes.get(SA.phase);
-  const waitInSync = (id: string, userId: string) =>
-    waitUntil(`user ${userId} waits in phase in-sync`, () => phase(id, userId), (p) => p === 'in-sync', { timeoutMs: 30_000 });
+  const phase = (id: string, userId: string) => userPhase(client, id, userId);
+  const waitInSync = (id: string, userId: string) => waitForInSync(client, id, userId);
   /** What `clover sync` and `clover cutover` without --user find: the users visibility lists (in-sync ones, with `inSync`). */
   const listed = async (id: string, inSync = false) => {
     let q = `${SA.migrationId.name} = "${id}" AND WorkflowType = "userMigrationWorkflow"`;
@@ -107,12 +101,7 @@ describe('live data: delta passes under kill, pause, cancel and two workers', ()
     for await (const w of client.workflow.list({ query: q })) ids.add(w.workflowId);
     return ids.size;
   };
-  const expectExit = (r: CliResult, code: number) => expect({ code: r.code, stdout: r.stdout, stderr: r.stderr }).toMatchObject({ code });
-  const expectInStep = async (userId: string) => {
-    const eu = asObject(await euState(c, userId));
-    expect(eu).toEqual(asObject(await sourceState(c, userId, SOURCES)));
-    expect(eu).toEqual(asObject(app.expected(userId, SOURCES)));
-  };
+  const expectInStep = (userId: string) => expectInStepOf(c, app, userId, SOURCES);
   /** The newest generation describes the EU copy exactly, with each key once, and its staging is gone. */
   const expectManifestSound = async (id: string, userId: string, generation: number) => {
     const m = await manifest(id, userId);

@@ -4,7 +4,7 @@ import { Client, Connection } from '@temporalio/client';
 import { manifestGenerationKey, manifestKey } from '../src/domain/layout';
 import { entrySites, type Manifest } from '../src/domain/manifest';
 import { destroySiteClients } from '../src/storage/clients';
-import { SA, userWorkflowId } from '../src/workflows/definitions';
+import { userWorkflowId } from '../src/workflows/definitions';
 import {
   at, clients, get, hasPendingActivity, listKeys, put, runCli, sha256, startCli, startWorkerProcess, stopProcess, tmpPlanDir, uniqueId, writePlan,
   type CliResult,
@@ -13,6 +13,7 @@ import { Application, asObject, endMigration, euState, siteState, sourceState, u
 import { proxiedSites, type ProxiedSites } from './support/proxy';
 import { startWithHistoryLimit } from './support/start';
 import { waitUntil } from './support/wait';
+import { expectExit, expectInStep as expectInStepOf, readManifest, userPhase, waitForInSync } from './support/live';
 
 /** The worker runs with `--part-mib 5`: objects above 5 MiB are copied as multipart uploads. */
 const PART_MIB = 5;
@@ -74,28 +75,15 @@ describe('live data: delta passes until cut-over', () => {
       migrationId, sources: SOURCES, routing: { default: 'eu-ie' }, users: users.map((userId) => ({ userId, country: 'DE' })),
       verify: 'full', cutover: 'operator', ...more,
     });
-  const manifest = async (id: string, userId: string): Promise<Manifest> => {
-    const m = await get(c, 'eu-ie', manifestKey(id, userId));
-    if (!m) throw new Error(`no manifest for user ${userId} of migration ${id}`);
-    return JSON.parse(m.body.toString()) as Manifest;
-  };
+  const manifest = (id: string, userId: string) => readManifest(c, id, userId);
   const generation = async (id: string, userId: string): Promise<number> => {
     const m = await get(c, 'eu-ie', manifestKey(id, userId));
     return m ? (JSON.parse(m.body.toString()) as Manifest).generation : 0;
   };
-  const phase = async (id: string, userId: string) =>
-    (await client.workflow.getHandle(userWorkflowId(id, userId)).describe()).typedSearchAttributes.get(SA.phase);
-  const waitInSync = (id: string, userId: string) =>
-    waitUntil(`user ${userId} waits in phase in-sync`, () => phase(id, userId), (p) => p === 'in-sync', { timeoutMs: 30_000 });
-  /** The exit code, with what the CLI printed when it is not the expected one (a failing test explains itself). */
-  const expectExit = (r: CliResult, code: number) => expect({ code: r.code, stdout: r.stdout, stderr: r.stderr }).toMatchObject({ code });
+  const phase = (id: string, userId: string) => userPhase(client, id, userId);
+  const waitInSync = (id: string, userId: string) => waitForInSync(client, id, userId);
   const lines = (r: CliResult) => r.stdout.split('\n');
-  /** The EU copy equals the sources as storage lists them and as the application wrote them: every key, byte for byte, both ways. */
-  const expectInStep = async (userId: string) => {
-    const eu = asObject(await euState(c, userId));
-    expect(eu).toEqual(asObject(await sourceState(c, userId, SOURCES)));
-    expect(eu).toEqual(asObject(app.expected(userId, SOURCES)));
-  };
+  const expectInStep = (userId: string) => expectInStepOf(c, app, userId, SOURCES);
 
   it('sync: writes, overwrites (small and multipart) and erases in both sources between passes; the EU copy equals the sources both ways', async () => {
     const { id, users } = migration('sync', ['a', 'b']);
