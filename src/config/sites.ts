@@ -3,6 +3,9 @@ import { z } from 'zod';
 import { isCountryCode } from '../domain/countries';
 import { InputError, firstIssue, formatPath } from './errors';
 
+/** CopyObject's limit on AWS: the default of a site's `copyObjectMaxBytes`. */
+export const DEFAULT_COPY_OBJECT_MAX_BYTES = 5 * 1024 ** 3;
+
 const siteName = /^[a-z0-9][a-z0-9-]{0,62}$/;
 
 export const siteSchema = z
@@ -22,8 +25,32 @@ export const siteSchema = z
       })
       .strict()
       .optional(),
+    /**
+     * Server-side encryption Clover asks for on every object it writes to this site (as a target): SSE-S3
+     * (`AES256`) or SSE-KMS (`aws:kms`, with the key's id or ARN; without one the bucket's default key).
+     */
+    encryption: z
+      .discriminatedUnion('type', [
+        z.object({ type: z.literal('AES256') }).strict(),
+        z.object({ type: z.literal('aws:kms'), keyId: z.string().min(1, 'must not be empty').optional() }).strict(),
+      ], { error: 'must be { "type": "AES256" } or { "type": "aws:kms", "keyId": "..." }' })
+      .optional(),
+    /**
+     * Objects written here must be encrypted: `encryption` is then required, and `clover start` proves
+     * the store applies it (a canary under `_clover/probe/` must come back encrypted) before anything runs.
+     */
+    requireEncryption: z.boolean().optional(),
+    /**
+     * The largest object this site copies in place with CopyObject (default 5 GiB, the AWS limit). A
+     * multipart copy above it records its SHA-256 in metadata with a multipart copy of itself instead.
+     */
+    copyObjectMaxBytes: z.number().int().positive('must be a positive number of bytes').optional(),
   })
-  .strict();
+  .strict()
+  .refine((s) => !s.requireEncryption || s.encryption !== undefined, {
+    message: 'requireEncryption is true but no encryption is configured: add "encryption": { "type": "aws:kms", "keyId": "..." } or { "type": "AES256" }',
+    path: ['encryption'],
+  });
 
 export const sitesFileSchema = z
   .object({

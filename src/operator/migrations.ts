@@ -14,7 +14,7 @@ import { appendLedger, readLedger } from '../evidence/storage';
 import { createSiteClients, destroySiteClients, type Site, type SiteClients } from '../storage/clients';
 import { describeS3Error, isPreconditionFailed } from '../storage/errors';
 import { headObject, stripQuotes } from '../storage/object-meta';
-import { probeConditionalDeletes } from '../storage/probe';
+import { probeConditionalDeletes, probeEncryption } from '../storage/probe';
 import {
   SA, migrationWorkflowId, statusQuery, type MigrationInput, type MigrationStatus, type MigrationSettings,
 } from '../workflows/definitions';
@@ -63,6 +63,33 @@ export async function requireConditionalDeletes(clients: SiteClients, names: str
       throw new InputError(
         `site ${name} (bucket ${s.bucket}) ${found === 'ignored' ? 'ignores' : 'does not support'} If-Match on DeleteObject, so Clover cannot delete there safely; ` +
           'use sourceDisposition "keep", or a store that enforces conditional deletes',
+      );
+    }
+  }
+}
+
+/**
+ * Refuses (exit 2) when a target site whose sites-file entry says `requireEncryption` does not encrypt
+ * what Clover writes there: a canary written under `_clover/probe/` with the site's `encryption` must
+ * come back with that x-amz-server-side-encryption.
+ */
+export async function requireEncryption(clients: SiteClients, names: string[]): Promise<void> {
+  for (const name of names) {
+    const s = clients.get(name);
+    const wanted = s?.config.encryption;
+    if (!s || !s.config.requireEncryption || !wanted) continue;
+    let found;
+    try {
+      found = await probeEncryption(s, AbortSignal.timeout(30_000));
+    } catch (err) {
+      const e = describeS3Error(err, { site: name, bucket: s.bucket, action: 'probing encryption' });
+      if (e.permanent || e.repeatable) throw new InputError(`site ${name}: ${e.message}`);
+      throw new UnreachableError(`cannot probe site ${name}: ${e.message}`);
+    }
+    if (found !== wanted.type) {
+      throw new InputError(
+        `site ${name} (bucket ${s.bucket}) requires encryption, but a canary written with ${wanted.type} came back ${found ? `encrypted with ${found}` : 'without server-side encryption'}; ` +
+          'use a store that applies the "encryption" of the sites file, or remove "requireEncryption" for this site',
       );
     }
   }
@@ -161,6 +188,7 @@ export async function startMigration(
   const clients = createSiteClients(sites, { maxSockets: 16 });
   try {
     await checkSites(clients, [...new Set([...settings.sources, ...routingTargets(settings.routing)])]);
+    await requireEncryption(clients, routingTargets(settings.routing));
     if (settings.sourceDisposition === 'delete-after-verify') await requireConditionalDeletes(clients, settings.sources);
     const usersSite = clients.get(settings.routing.default)!;
     const body = Buffer.from(plan.users.map((u) => JSON.stringify({ userId: u.userId, country: u.country })).join('\n') + '\n');

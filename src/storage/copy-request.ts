@@ -1,4 +1,4 @@
-import type { PutObjectCommand, UploadPartCommand } from '@aws-sdk/client-s3';
+import type { PutObjectCommand, PutObjectCommandInput, UploadPartCommand } from '@aws-sdk/client-s3';
 import type { ByteBudget } from './byte-budget';
 import type { Site } from './clients';
 import { StorageError } from './errors';
@@ -18,7 +18,54 @@ export interface CopyOutcome {
   targetEtag: string;
   /** The SHA-256 checksum as the target server reported it ('' when it did not; composite for multipart). */
   targetChecksum: string;
+  /**
+   * How the bytes were checked against the source's MD5 ETag: `target` (sent as Content-MD5, the target
+   * refuses a mismatch; no local MD5), `local` (hashed here), `none` (the ETag is not an MD5: multipart,
+   * SSE-KMS, SSE-C).
+   */
+  md5Check: Md5Check;
+  /** The source's stored full-object SHA-256 checksum was compared with the bytes read. */
+  sourceChecksumChecked: boolean;
 }
+
+export type Md5Check = 'target' | 'local' | 'none';
+
+/** How the source object is encrypted at rest, as its GET response says. */
+export type SourceEncryption = 'none' | 'sse-s3' | 'sse-kms' | 'sse-c';
+
+export function sourceEncryption(res: { ServerSideEncryption?: string; SSECustomerAlgorithm?: string }): SourceEncryption {
+  if (res.SSECustomerAlgorithm) return 'sse-c';
+  if (res.ServerSideEncryption?.startsWith('aws:kms')) return 'sse-kms'; // aws:kms and aws:kms:dsse
+  return res.ServerSideEncryption ? 'sse-s3' : 'none';
+}
+
+/** What the copy checks the bytes read against, decided from the source's GET response and the target. */
+export interface SourceIntegrity {
+  /** How the MD5 of the source ETag is checked (see CopyOutcome.md5Check). */
+  md5: Md5Check;
+  /** The source's stored full-object SHA-256 (base64), when it returned one. */
+  storedSha256?: string;
+}
+
+/**
+ * The MD5 decision: the ETag is an MD5 of the bytes only for a single-part object stored plain or with
+ * SSE-S3 (SSE-KMS and SSE-C ETags are not MD5s). Then the target checks it when it enforces
+ * Content-MD5 and the object goes in one PUT; otherwise it is hashed here.
+ */
+export function md5CheckFor(etag: string, encryption: SourceEncryption, singlePut: boolean, targetChecksContentMd5: boolean): Md5Check {
+  if (!needsMd5(etag) || encryption === 'sse-kms' || encryption === 'sse-c') return 'none';
+  return singlePut && targetChecksContentMd5 ? 'target' : 'local';
+}
+
+/** A source's stored checksum Clover can check for free: a full-object SHA-256 (not a composite `-N`). */
+export function fullObjectSha256(res: { ChecksumSHA256?: string; ChecksumType?: string }): string | undefined {
+  const v = res.ChecksumSHA256;
+  if (!v || v.includes('-') || (res.ChecksumType !== undefined && res.ChecksumType !== 'FULL_OBJECT')) return undefined;
+  return v;
+}
+
+/** The MD5 hex of a plain ETag as a Content-MD5 header value (base64). */
+export const contentMd5Of = (etag: string) => Buffer.from(etag, 'hex').toString('base64');
 
 export interface CopySettings {
   /** Objects above this size are sent as multipart uploads. */
@@ -54,7 +101,14 @@ export interface CopyRequest {
   hasher?: Hasher;
 }
 
-export type Headers = { ContentType?: string; ContentEncoding?: string; CacheControl?: string; ContentDisposition?: string; ContentLanguage?: string };
+/**
+ * What a write carries besides the bytes: the source's HTTP headers and tags, and the target site's
+ * encryption. Plain PutObject input fields (CreateMultipartUpload takes the same ones).
+ */
+export type Headers = Pick<
+  PutObjectCommandInput,
+  'ContentType' | 'ContentEncoding' | 'CacheControl' | 'ContentDisposition' | 'ContentLanguage' | 'Expires' | 'Tagging' | 'ServerSideEncryption' | 'SSEKMSKeyId'
+>;
 
 /** A single-part source ETag is the MD5 of the object's bytes, so the MD5 is worth computing. */
 export const needsMd5 = (etag: string) => /^[0-9a-f]{32}$/.test(etag);
@@ -91,12 +145,44 @@ export function checkSourceLength(req: CopyRequest, read: number, size: number):
  * The bytes read hash to its single-part ETag (multipart `-N` and SSE-KMS ETags are not MD5s). A
  * mismatch read again on the same ETag is bit rot at the source: repeatable, never transient forever.
  */
-export function checkSourceMd5(req: CopyRequest, md5hex: string | undefined): void {
-  if (needsMd5(req.object.etag) && md5hex !== req.object.etag) {
+export function checkSourceMd5(req: CopyRequest, md5hex: string | undefined, check: Md5Check = needsMd5(req.object.etag) ? 'local' : 'none'): void {
+  if (check === 'local' && md5hex !== req.object.etag) {
     throw new StorageError(`${sourceObject(req)}: the bytes read do not match its ETag (MD5 ${md5hex})`, 'SourceCorrupt', false, undefined, true);
   }
 }
 
+/** The target refused the Content-MD5 of the source's ETag: the bytes read are not the source's. */
+export function sourceMd5Refused(req: CopyRequest): StorageError {
+  return new StorageError(
+    `${sourceObject(req)}: the bytes read do not match its ETag (target ${req.target.name} refused them as Content-MD5)`, 'SourceCorrupt', false, undefined, true,
+  );
+}
+
+/** The bytes read hash to the SHA-256 checksum the source stores for the object (when it returned one). */
+export function checkSourceChecksum(req: CopyRequest, stored: string | undefined, sha256b64: string): boolean {
+  if (stored === undefined) return false;
+  if (stored !== sha256b64) {
+    throw new StorageError(`${sourceObject(req)}: the bytes read do not match its stored SHA-256 checksum ${stored} (read ${sha256b64})`, 'SourceCorrupt', false, undefined, true);
+  }
+  return true;
+}
+
+/** A source object encrypted with a customer key (SSE-C): Clover holds no such key, so it cannot read it. */
+export function sourceNeedsCustomerKey(site: { name: string; bucket: string }, key: string): StorageError {
+  return new StorageError(
+    `GetObject failed at site ${site.name}, bucket ${site.bucket}, key ${JSON.stringify(key)}: the object is encrypted with a customer-provided key (SSE-C), which Clover does not hold (SourceNeedsCustomerKey); ` +
+      're-encrypt the object at the source with SSE-S3 or SSE-KMS (or copy it by hand), then run `clover retry`',
+    'SourceNeedsCustomerKey', true,
+  );
+}
+
 export function conditional(req: CopyRequest): { IfNoneMatch?: string; IfMatch?: string } {
   return req.overwriteEtag ? { IfMatch: `"${req.overwriteEtag}"` } : { IfNoneMatch: '*' };
+}
+
+/** The server-side encryption a target site's sites-file entry asks for, as PutObject input fields. */
+export function targetEncryption(site: Site): Pick<Headers, 'ServerSideEncryption' | 'SSEKMSKeyId'> {
+  const e = site.config.encryption;
+  if (!e) return {};
+  return e.type === 'aws:kms' ? { ServerSideEncryption: 'aws:kms', ...(e.keyId ? { SSEKMSKeyId: e.keyId } : {}) } : { ServerSideEncryption: 'AES256' };
 }

@@ -45,6 +45,15 @@ export function isPreconditionFailed(err: unknown): boolean {
   return s3Status(err) === 412 || s3Code(err) === 'PreconditionFailed';
 }
 
+/**
+ * S3's answer to a GET of an SSE-C object without its customer key: 400 InvalidRequest "The object was
+ * stored using a form of Server Side Encryption. The correct parameters must be provided…".
+ */
+export function isCustomerKeyRequired(err: unknown): boolean {
+  const msg = (err as Error)?.message ?? '';
+  return s3Status(err) === 400 && ['InvalidRequest', 'InvalidArgument'].includes(s3Code(err)) && /server side encryption|customer/i.test(msg);
+}
+
 /** Wraps any S3 error with the site, bucket, key and action, classified by the error table. */
 export function describeS3Error(err: unknown, ctx: S3Context): StorageError {
   if (err instanceof StorageError) return err;

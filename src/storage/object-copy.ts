@@ -1,20 +1,34 @@
 import type { Readable } from 'node:stream';
-import type { CopyOutcome, CopyRequest } from './copy-request';
+import { GetObjectTaggingCommand } from '@aws-sdk/client-s3';
+import type { Site } from './clients';
+import {
+  fullObjectSha256, md5CheckFor, needsMd5, sourceEncryption, sourceNeedsCustomerKey, targetEncryption,
+  type CopyOutcome, type CopyRequest, type Headers, type SourceIntegrity,
+} from './copy-request';
+import { describeS3Error } from './errors';
 import { META } from './object-meta';
 import { getPinned } from './pinned-read';
+import { targetChecksContentMd5 } from './probe';
 import { putMultipart } from './put-multipart';
 import { putSingle } from './put-single';
 
 /**
  * Copies one object, streaming: the source is read pinned to its listed ETag, hashed (SHA-256, and MD5
- * to check single-part ETags) as it flows, and written with a conditional write and a SHA-256 checksum
- * header the target validates. Buffers never exceed one part (or one small object), taken from `budget`.
+ * to check single-part ETags unless the target checks a Content-MD5 itself) as it flows, and written
+ * with a conditional write and a SHA-256 checksum header the target validates. Its HTTP headers, user
+ * metadata and tags go with it (not its ACL); the target site's encryption is applied. Buffers never
+ * exceed one part (or one small object), taken from `budget`.
  */
 export async function copyObject(req: CopyRequest): Promise<CopyOutcome> {
   const { source, object, signal } = req;
+  const single = object.size <= req.settings.multipartThreshold;
+  // Asked before the GET (once per target and process), so no source socket waits on it.
+  const targetMd5 = single && needsMd5(object.etag) && (await targetChecksContentMd5(req.target, signal));
   const res = await getPinned(source, object.key, object.etag, signal);
   const body = res.Body as Readable;
   try {
+    const encryption = sourceEncryption(res);
+    if (encryption === 'sse-c') throw sourceNeedsCustomerKey(source, object.key);
     const size = res.ContentLength ?? object.size;
     const metadata: Record<string, string> = {};
     for (const [k, v] of Object.entries(res.Metadata ?? {})) if (!k.startsWith('clover-')) metadata[k] = v;
@@ -26,16 +40,33 @@ export async function copyObject(req: CopyRequest): Promise<CopyOutcome> {
         [META.migration]: req.migrationId,
       });
     }
-    const headers = {
+    const tagging = (res.TagCount ?? 0) > 0 ? await sourceTagging(source, object.key, signal) : undefined;
+    const headers: Headers = {
       ContentType: res.ContentType,
       ContentEncoding: res.ContentEncoding,
       CacheControl: res.CacheControl,
       ContentDisposition: res.ContentDisposition,
       ContentLanguage: res.ContentLanguage,
+      ...(res.Expires ? { Expires: res.Expires } : {}),
+      ...(tagging ? { Tagging: tagging } : {}),
+      ...targetEncryption(req.target),
     };
-    const write = size > req.settings.multipartThreshold ? putMultipart : putSingle;
-    return await write(req, body, size, headers, metadata);
+    const multipart = size > req.settings.multipartThreshold;
+    const integrity: SourceIntegrity = { md5: md5CheckFor(object.etag, encryption, !multipart, targetMd5), storedSha256: fullObjectSha256(res) };
+    const write = multipart ? putMultipart : putSingle;
+    return await write(req, body, size, headers, metadata, integrity);
   } finally {
     body.destroy();
+  }
+}
+
+/** The source object's tags as a Tagging header value (URL-encoded `k=v&…`). */
+async function sourceTagging(site: Site, key: string, signal?: AbortSignal): Promise<string | undefined> {
+  try {
+    const out = await site.s3.send(new GetObjectTaggingCommand({ Bucket: site.bucket, Key: key }), { abortSignal: signal });
+    const tags = out.TagSet ?? [];
+    return tags.length ? tags.map((t) => `${encodeURIComponent(t.Key ?? '')}=${encodeURIComponent(t.Value ?? '')}`).join('&') : undefined;
+  } catch (err) {
+    throw describeS3Error(err, { site: site.name, bucket: site.bucket, key, action: 'GetObjectTagging' });
   }
 }

@@ -4,19 +4,41 @@ import { GetObjectCommand, type GetObjectCommandOutput } from '@aws-sdk/client-s
 import { readInBlocks } from './block-reader';
 import type { ByteBudget } from './byte-budget';
 import type { Site } from './clients';
-import { SourceChangedError, describeS3Error, isNotFound, isPreconditionFailed } from './errors';
+import { sourceNeedsCustomerKey } from './copy-request';
+import { SourceChangedError, describeS3Error, isCustomerKeyRequired, isNotFound, isPreconditionFailed } from './errors';
 import { sizeClass, type Hasher } from './hash-pool';
 import { progressed } from './liveness';
 
 /** Objects smaller than this are hashed on the copying thread: handing them to a thread costs more. */
 export const OFFLOAD_MIN_BYTES = 256 * 1024;
 
-/** Reads the object only while it still has `etag` (invariant 3); otherwise SourceChangedError. */
+/**
+ * Asks for the object's stored checksum (x-amz-checksum-mode: ENABLED) as a plain header: with
+ * `ChecksumMode` in the input the SDK would hash the body once more itself; Clover compares the
+ * SHA-256 it computes anyway (copy-request.ts checkSourceChecksum).
+ */
+function withStoredChecksum(command: GetObjectCommand): GetObjectCommand {
+  command.middlewareStack.add(
+    (next) => async (args) => {
+      const request = args.request as { headers?: Record<string, string> };
+      if (request.headers) request.headers['x-amz-checksum-mode'] = 'ENABLED';
+      return next(args);
+    },
+    { step: 'build', name: 'cloverChecksumMode' },
+  );
+  return command;
+}
+
+/**
+ * Reads the object only while it still has `etag` (invariant 3); otherwise SourceChangedError. An SSE-C
+ * object (no customer key here) is SourceNeedsCustomerKey, permanent.
+ */
 export async function getPinned(site: Site, key: string, etag: string, signal?: AbortSignal): Promise<GetObjectCommandOutput> {
   try {
-    return await site.s3.send(new GetObjectCommand({ Bucket: site.bucket, Key: key, IfMatch: `"${etag}"` }), { abortSignal: signal });
+    return await site.s3.send(withStoredChecksum(new GetObjectCommand({ Bucket: site.bucket, Key: key, IfMatch: `"${etag}"` })), { abortSignal: signal });
   } catch (err) {
     if (isPreconditionFailed(err) || isNotFound(err)) throw new SourceChangedError(site.name, key);
+    if (isCustomerKeyRequired(err)) throw sourceNeedsCustomerKey(site, key);
     throw describeS3Error(err, { site: site.name, bucket: site.bucket, key, action: 'GetObject' });
   }
 }

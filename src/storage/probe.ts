@@ -1,8 +1,9 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { DeleteObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { CONTROL_ROOT } from '../domain/layout';
 import type { Site } from './clients';
-import { describeS3Error, isPreconditionFailed, s3Status } from './errors';
+import { targetEncryption } from './copy-request';
+import { describeS3Error, isPreconditionFailed, s3Code, s3Status } from './errors';
 
 /** What a site does with `If-Match` on DeleteObject. */
 export type ConditionalDeletes = 'enforced' | 'ignored' | 'unsupported';
@@ -31,4 +32,63 @@ export async function probeConditionalDeletes(site: Site, signal?: AbortSignal):
   } finally {
     await site.s3.send(new DeleteObjectCommand({ Bucket: site.bucket, Key: key }), { abortSignal: signal }).catch(() => undefined);
   }
+}
+
+const CANARY = Buffer.from('clover probe canary');
+
+/** Writes a canary under `_clover/probe/` with `extra` PutObject fields, runs `then` on the outcome, removes it. */
+async function withCanary<T>(site: Site, name: string, extra: Record<string, unknown>, then: (out: { ServerSideEncryption?: string } | unknown) => T, signal?: AbortSignal): Promise<T> {
+  const key = `${CONTROL_ROOT}probe/${name}-${randomBytes(6).toString('hex')}`;
+  try {
+    const out = await site.s3.send(new PutObjectCommand({ Bucket: site.bucket, Key: key, Body: CANARY, ...targetEncryption(site), ...extra }), { abortSignal: signal })
+      .catch((err: unknown) => ({ failed: err }));
+    return then(out);
+  } finally {
+    await site.s3.send(new DeleteObjectCommand({ Bucket: site.bucket, Key: key }), { abortSignal: signal }).catch(() => undefined);
+  }
+}
+
+/**
+ * Whether `site` checks a Content-MD5 header: a canary sent with a wrong one must be refused (BadDigest
+ * or InvalidDigest). Only then can a copy send the source's MD5 ETag instead of hashing MD5 itself.
+ */
+export async function probeContentMd5(site: Site, signal?: AbortSignal): Promise<boolean> {
+  const wrong = createHash('md5').update('not the canary').digest('base64');
+  return withCanary(site, 'content-md5', { ContentMD5: wrong }, (out) => {
+    const err = (out as { failed?: unknown }).failed;
+    if (err === undefined) return false; // stored despite the wrong MD5: the store does not check it
+    if (s3Status(err) === 400 && ['BadDigest', 'InvalidDigest'].includes(s3Code(err))) return true;
+    throw describeS3Error(err, { site: site.name, bucket: site.bucket, action: 'writing the Content-MD5 probe' });
+  }, signal);
+}
+
+const contentMd5Checked = new WeakMap<Site['s3'], Promise<boolean>>();
+
+/**
+ * `probeContentMd5`, once per site and process. A probe that fails (the site unreachable, no right to
+ * write under `_clover/probe/`) answers false for this copy, the safe side (MD5 hashed locally), and is
+ * tried again by the next one.
+ */
+export function targetChecksContentMd5(site: Site, signal?: AbortSignal): Promise<boolean> {
+  let p = contentMd5Checked.get(site.s3);
+  if (!p) {
+    p = probeContentMd5(site, signal).catch(() => {
+      contentMd5Checked.delete(site.s3);
+      return false;
+    });
+    contentMd5Checked.set(site.s3, p);
+  }
+  return p;
+}
+
+/**
+ * The encryption a canary written with the site's `encryption` settings comes back with
+ * (x-amz-server-side-encryption of the PUT response; undefined when the store says nothing).
+ */
+export async function probeEncryption(site: Site, signal?: AbortSignal): Promise<string | undefined> {
+  return withCanary(site, 'encryption', {}, (out) => {
+    const err = (out as { failed?: unknown }).failed;
+    if (err !== undefined) throw describeS3Error(err, { site: site.name, bucket: site.bucket, action: 'writing the encryption probe' });
+    return (out as { ServerSideEncryption?: string }).ServerSideEncryption;
+  }, signal);
 }

@@ -4,7 +4,9 @@ import {
   AbortMultipartUploadCommand, CompleteMultipartUploadCommand, CopyObjectCommand, CreateMultipartUploadCommand, ListPartsCommand, UploadPartCommand,
 } from '@aws-sdk/client-s3';
 import { readInBlocks } from './block-reader';
-import { checkSourceLength, checkSourceMd5, conditional, needsMd5, signedWith, type CopyOutcome, type CopyRequest, type Headers } from './copy-request';
+import {
+  checkSourceChecksum, checkSourceLength, checkSourceMd5, conditional, signedWith, type CopyOutcome, type CopyRequest, type Headers, type SourceIntegrity,
+} from './copy-request';
 import { StorageError, TargetChangedError, describeS3Error, isNotFound, isPreconditionFailed } from './errors';
 import { inlineHasher } from './hash-pool';
 import { META, stripQuotes } from './object-meta';
@@ -17,7 +19,9 @@ export function partSizeFor(size: number, minPartSize: number): number {
  * Writes a large object as a multipart upload, resuming an upload left by an earlier attempt part by
  * part, then records the whole-object SHA-256 in its metadata (pinned to the ETag just written).
  */
-export async function putMultipart(req: CopyRequest, body: Readable, size: number, headers: Headers, metadata: Record<string, string>): Promise<CopyOutcome> {
+export async function putMultipart(
+  req: CopyRequest, body: Readable, size: number, headers: Headers, metadata: Record<string, string>, integrity: SourceIntegrity,
+): Promise<CopyOutcome> {
   const { target, object, signal } = req;
   const ctx = (action: string) => ({ site: target.name, bucket: target.bucket, key: object.key, action });
   // Parts already in the target from an earlier attempt (resume): reused when their checksum matches
@@ -59,7 +63,7 @@ export async function putMultipart(req: CopyRequest, body: Readable, size: numbe
   req.onUpload?.({ uploadId, partSize, sourceEtag: object.etag });
   // Whole-object SHA-256 (and MD5 for a single-part source ETag) and each part's SHA-256, on the hash threads.
   const hasher = req.hasher ?? inlineHasher;
-  const hashes = hasher.stream(needsMd5(object.etag));
+  const hashes = hasher.stream(integrity.md5 === 'local');
   const parts: { PartNumber: number; ETag: string; ChecksumSHA256: string; raw: Buffer }[] = [];
   const inFlight = new Set<Promise<void>>();
   let failure: unknown;
@@ -116,7 +120,9 @@ export async function putMultipart(req: CopyRequest, body: Readable, size: numbe
     if (failure) throw failure;
     checkSourceLength(req, read, size);
     const whole = await hashes.end();
-    checkSourceMd5(req, whole.md5);
+    checkSourceMd5(req, whole.md5, integrity.md5);
+    const sourceChecksumChecked = checkSourceChecksum(req, integrity.storedSha256, whole.sha256.toString('base64'));
+    const checked = { md5Check: integrity.md5, sourceChecksumChecked };
     parts.sort((a, b) => a.PartNumber - b.PartNumber);
     const shaHex = whole.sha256.toString('hex');
     const composite = `${createHash('sha256').update(Buffer.concat(parts.map((p) => p.raw))).digest('base64')}-${parts.length}`;
@@ -136,7 +142,7 @@ export async function putMultipart(req: CopyRequest, body: Readable, size: numbe
       throw describeS3Error(err, ctx('CompleteMultipartUpload'));
     }
     uploadId = '';
-    if (req.restore) return { sha256: shaHex, size: read, targetEtag: completedEtag, targetChecksum: composite };
+    if (req.restore) return { sha256: shaHex, size: read, targetEtag: completedEtag, targetChecksum: composite, ...checked };
     // The whole-object SHA-256 is known only now: record it by replacing the metadata in place,
     // pinned to the ETag just written so a concurrent foreign write is never clobbered.
     try {
@@ -146,12 +152,12 @@ export async function putMultipart(req: CopyRequest, body: Readable, size: numbe
           CopySource: `${target.bucket}/${encodeURIComponent(object.key)}`,
           CopySourceIfMatch: `"${completedEtag}"`,
           MetadataDirective: 'REPLACE',
-          ...headers,
+          ...withoutTagging(headers), // tags stay (TaggingDirective COPY)
           Metadata: { ...metadata, [META.sha256]: shaHex },
         }),
         { abortSignal: signal },
       );
-      return { sha256: shaHex, size: read, targetEtag: stripQuotes(out.CopyObjectResult?.ETag) || completedEtag, targetChecksum: composite };
+      return { sha256: shaHex, size: read, targetEtag: stripQuotes(out.CopyObjectResult?.ETag) || completedEtag, targetChecksum: composite, ...checked };
     } catch (err) {
       if (isPreconditionFailed(err)) throw new TargetChangedError(target.name, object.key);
       throw describeS3Error(err, ctx('CopyObject (record SHA-256 in metadata)'));
@@ -168,6 +174,11 @@ export async function putMultipart(req: CopyRequest, body: Readable, size: numbe
     }
     throw err;
   }
+}
+
+function withoutTagging(headers: Headers): Omit<Headers, 'Tagging'> {
+  const { Tagging: _tags, ...rest } = headers;
+  return rest;
 }
 
 const STALE_UPLOAD = new Set(['SourceChanged', 'SourceCorrupt', 'SourceTruncated', 'TargetChanged']);

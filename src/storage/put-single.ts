@@ -1,14 +1,23 @@
 import type { Readable } from 'node:stream';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
-import { checkSourceLength, checkSourceMd5, conditional, needsMd5, signedWith, type CopyOutcome, type CopyRequest, type Headers } from './copy-request';
-import { TargetChangedError, describeS3Error, isPreconditionFailed } from './errors';
+import {
+  checkSourceChecksum, checkSourceLength, checkSourceMd5, conditional, contentMd5Of, signedWith, sourceMd5Refused,
+  type CopyOutcome, type CopyRequest, type Headers, type SourceIntegrity,
+} from './copy-request';
+import { TargetChangedError, describeS3Error, isPreconditionFailed, s3Code } from './errors';
 import { inlineHasher, sizeClass } from './hash-pool';
 import { META, stripQuotes } from './object-meta';
 import { OFFLOAD_MIN_BYTES } from './pinned-read';
 import { progressed } from './liveness';
 
-/** Writes an object of at most one part: read whole into a budgeted buffer, hashed, one conditional PUT. */
-export async function putSingle(req: CopyRequest, body: Readable, size: number, headers: Headers, metadata: Record<string, string>): Promise<CopyOutcome> {
+/**
+ * Writes an object of at most one part: read whole into a budgeted buffer, hashed, one conditional PUT.
+ * With `integrity.md5` `target` the source's MD5 ETag goes as Content-MD5 and the target refuses bytes
+ * that do not match it (BadDigest): no MD5 is computed here, and no damaged copy is ever stored.
+ */
+export async function putSingle(
+  req: CopyRequest, body: Readable, size: number, headers: Headers, metadata: Record<string, string>, integrity: SourceIntegrity,
+): Promise<CopyOutcome> {
   const { target, object, signal } = req;
   // Large enough objects are read into a buffer the hash threads read in place; small ones are hashed here.
   const hasher = req.hasher && size >= OFFLOAD_MIN_BYTES ? req.hasher : inlineHasher;
@@ -27,10 +36,11 @@ export async function putSingle(req: CopyRequest, body: Readable, size: number, 
       throw describeS3Error(err, { site: req.source.name, bucket: req.source.bucket, key: object.key, action: 'reading GetObject body' });
     }
     checkSourceLength(req, read, size);
-    const digests = await hasher.once(buf, needsMd5(object.etag));
-    checkSourceMd5(req, digests.md5);
+    const digests = await hasher.once(buf, integrity.md5 === 'local');
+    checkSourceMd5(req, digests.md5, integrity.md5);
     const shaHex = digests.sha256.toString('hex');
     const checksum = digests.sha256.toString('base64');
+    const sourceChecksumChecked = checkSourceChecksum(req, integrity.storedSha256, checksum);
     try {
       const out = await target.s3.send(
         signedWith(
@@ -40,6 +50,7 @@ export async function putSingle(req: CopyRequest, body: Readable, size: number, 
             Body: buf,
             ContentLength: size,
             ChecksumSHA256: checksum,
+            ...(integrity.md5 === 'target' ? { ContentMD5: contentMd5Of(object.etag) } : {}),
             ...headers,
             Metadata: req.restore ? metadata : { ...metadata, [META.sha256]: shaHex },
             ...conditional(req),
@@ -48,9 +59,11 @@ export async function putSingle(req: CopyRequest, body: Readable, size: number, 
         ),
         { abortSignal: signal },
       );
-      return { sha256: shaHex, size, targetEtag: stripQuotes(out.ETag), targetChecksum: out.ChecksumSHA256 ?? '' };
+      return { sha256: shaHex, size, targetEtag: stripQuotes(out.ETag), targetChecksum: out.ChecksumSHA256 ?? '', md5Check: integrity.md5, sourceChecksumChecked };
     } catch (err) {
       if (isPreconditionFailed(err)) throw new TargetChangedError(target.name, object.key);
+      // The SHA-256 was computed from these very bytes, so a digest refused here is the Content-MD5.
+      if (integrity.md5 === 'target' && ['BadDigest', 'InvalidDigest'].includes(s3Code(err)) && /md5/i.test((err as Error).message ?? 'md5')) throw sourceMd5Refused(req);
       throw describeS3Error(err, { site: target.name, bucket: target.bucket, key: object.key, action: 'PutObject' });
     }
   } finally {

@@ -36,6 +36,20 @@ describe('the S3 error table', () => {
     ['NotImplemented', 501, 'repeatable'],
     ['SourceCorrupt', undefined, 'repeatable'],
     ['SourceTruncated', undefined, 'repeatable'],
+    ['RequestTimeTooSkewed', 403, 'permanent'],
+    ['InvalidObjectState', 403, 'permanent'],
+    ['KMS.DisabledException', 400, 'permanent'],
+    ['KMS.NotFoundException', 400, 'permanent'],
+    ['KMS.KMSInvalidStateException', 400, 'permanent'],
+    ['KMS.AccessDeniedException', 403, 'permanent'],
+    ['KMS.InvalidKeyUsageException', 400, 'permanent'],
+    ['InvalidEncryptionAlgorithmError', 400, 'permanent'],
+    ['SourceNeedsCustomerKey', undefined, 'permanent'],
+    ['SlowDown', 503, 'transient'],
+    ['ServiceUnavailable', 503, 'transient'],
+    ['InternalError', 500, 'transient'],
+    ['RequestTimeout', 400, 'transient'],
+    ['KMS.ThrottlingException', 400, 'transient'],
   ];
 
   it('the test covers every row, and every row only once', () => {
@@ -52,7 +66,15 @@ describe('the S3 error table', () => {
     expect(e.permanent).toBe(cls === 'permanent');
     expect(e.repeatable).toBe(cls === 'repeatable');
     const http = cls === 'repeatable' && status !== undefined ? `, HTTP ${status}` : '';
-    expect(e.message).toBe(`${where}: ${rule.meaning} (${code}${http}); ${rule.action}`);
+    if (cls === 'transient') expect(e.message).toBe(`${where}: ${code}${status ? ` (HTTP ${status})` : ''}: ${code} from the server`);
+    else expect(e.message).toBe(`${where}: ${rule.meaning} (${code}${http}); ${rule.action}`);
+  });
+
+  it('a KMS error not in the table is permanent and names the key; KMS throttling is transient', () => {
+    const e = describeS3Error(s3Error('KMS.IncorrectKeyException', 400), ctx);
+    expect(e.permanent).toBe(true);
+    expect(e.message).toBe(`${where}: KMS refused the key (KMS.IncorrectKeyException); ${classifyS3Error('KMS.NotFoundException', 400).action}`);
+    expect(classifyS3Error('KMS.LimitExceededException', 400).class).toBe('transient');
   });
 
   it('permanent rows, and only those, are never retried by the retry policies', () => {

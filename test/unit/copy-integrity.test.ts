@@ -1,0 +1,167 @@
+import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { S3ServiceException } from '@aws-sdk/client-s3';
+import { parseSites } from '../../src/config/sites';
+import { ByteBudget } from '../../src/storage/byte-budget';
+import type { Site } from '../../src/storage/clients';
+import { fullObjectSha256, md5CheckFor, sourceEncryption, type CopyRequest } from '../../src/storage/copy-request';
+import { StorageError } from '../../src/storage/errors';
+import { copyObject } from '../../src/storage/object-copy';
+
+/**
+ * The copy's integrity decisions against stores the local versitygw cannot play (SSE-KMS, SSE-C,
+ * non-MD5 ETags, stored checksums): a fake S3 client answers with responses shaped as AWS's, and the
+ * tests assert what Clover sends and what it makes of the answers.
+ */
+const md5 = (b: Buffer) => createHash('md5').update(b).digest('hex');
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('base64');
+const s3Error = (name: string, status: number, message: string) =>
+  new S3ServiceException({ name, $fault: status >= 500 ? 'server' : 'client', $metadata: { httpStatusCode: status }, message });
+
+type Sent = { command: string; input: Record<string, unknown> };
+
+function fakeSite(name: string, answer: (command: string, input: Record<string, unknown>) => unknown, config: Record<string, unknown> = {}): Site & { sent: Sent[] } {
+  const sent: Sent[] = [];
+  const cfg = parseSites({ sites: { [name]: { region: 'eu-west-1', bucket: `bucket-${name}`, jurisdiction: 'IE', ...config } } })[name]!;
+  const s3 = {
+    send: (cmd: { constructor: { name: string }; input: Record<string, unknown> }) => {
+      const command = cmd.constructor.name.replace(/Command$/, '');
+      sent.push({ command, input: cmd.input });
+      try {
+        return Promise.resolve(answer(command, cmd.input));
+      } catch (err) {
+        return Promise.reject(err as Error);
+      }
+    },
+  };
+  return { name, config: cfg, bucket: cfg.bucket, s3: s3 as unknown as Site['s3'], sent };
+}
+
+const body = Buffer.from('the bytes of one small object');
+const settings = { multipartThreshold: 8 * 1024 * 1024, minPartSize: 5 * 1024 * 1024, partConcurrency: 2 };
+
+/** A target that checks Content-MD5 (refuses a wrong one as AWS does) and records its PUTs. */
+const checkingTarget = (config: Record<string, unknown> = {}) => fakeSite('eu-ie', (command, input) => {
+  if (command === 'PutObject') {
+    const b = input.Body as Buffer | string;
+    const bytes = Buffer.isBuffer(b) ? b : Buffer.from(b);
+    if (input.ContentMD5 && input.ContentMD5 !== createHash('md5').update(bytes).digest('base64')) {
+      throw s3Error('BadDigest', 400, 'The Content-MD5 you specified did not match what we received.');
+    }
+    return { ETag: '"0123456789abcdef0123456789abcdef"', ChecksumSHA256: input.ChecksumSHA256, ServerSideEncryption: input.ServerSideEncryption };
+  }
+  return {};
+}, config);
+
+function request(source: Site, target: Site, etag: string): CopyRequest {
+  return {
+    source, target, migrationId: 'm-1', settings, budget: new ByteBudget(64 * 1024 * 1024),
+    object: { site: source.name, key: 'users/u-1/a.txt', etag, size: body.length, lastModified: '2026-01-01T00:00:00.000Z' },
+  };
+}
+
+const getAnswer = (headers: Record<string, unknown>, bytes = body) => (command: string) => {
+  if (command === 'GetObject') return { Body: Readable.from([bytes]), ContentLength: bytes.length, ...headers };
+  if (command === 'GetObjectTagging') return { TagSet: [{ Key: 'team', Value: 'a b' }, { Key: 'k&=', Value: 'v' }] };
+  throw new Error(`unexpected ${command}`);
+};
+
+describe('the MD5 decision (md5CheckFor)', () => {
+  const plain = 'd41d8cd98f00b204e9800998ecf8427e';
+  it.each([
+    [plain, 'none', true, true, 'target'],
+    [plain, 'sse-s3', true, true, 'target'],
+    [plain, 'none', true, false, 'local'],
+    [plain, 'none', false, true, 'local'], // multipart: the target never sees the whole object in one request
+    [plain, 'sse-kms', true, true, 'none'],
+    [plain, 'sse-c', true, true, 'none'],
+    [`${plain}-3`, 'none', true, true, 'none'],
+  ] as const)('ETag %s, source %s, single PUT %s, target checks Content-MD5 %s: %s', (etag, enc, single, target, want) => {
+    expect(md5CheckFor(etag, enc, single, target)).toBe(want);
+  });
+
+  it('reads the source encryption from the GET response; only a full-object SHA-256 is a stored checksum to check', () => {
+    expect(sourceEncryption({})).toBe('none');
+    expect(sourceEncryption({ ServerSideEncryption: 'AES256' })).toBe('sse-s3');
+    expect(sourceEncryption({ ServerSideEncryption: 'aws:kms' })).toBe('sse-kms');
+    expect(sourceEncryption({ ServerSideEncryption: 'aws:kms:dsse' })).toBe('sse-kms');
+    expect(sourceEncryption({ SSECustomerAlgorithm: 'AES256' })).toBe('sse-c');
+    expect(fullObjectSha256({ ChecksumSHA256: 'abc=' })).toBe('abc=');
+    expect(fullObjectSha256({ ChecksumSHA256: 'abc=', ChecksumType: 'FULL_OBJECT' })).toBe('abc=');
+    expect(fullObjectSha256({ ChecksumSHA256: 'abc=-3', ChecksumType: 'COMPOSITE' })).toBeUndefined();
+  });
+});
+
+describe('copyObject against AWS-shaped answers', () => {
+  it('an SSE-KMS source: its ETag is not taken for an MD5 (the copy succeeds), no Content-MD5 is sent', async () => {
+    const kmsEtag = '7e1b0c4e9d0a2f3b5c6d7e8f9a0b1c2d'; // 32 hex, but not the MD5 of the bytes
+    const source = fakeSite('sg', getAnswer({ ETag: `"${kmsEtag}"`, ServerSideEncryption: 'aws:kms', SSEKMSKeyId: 'arn:aws:kms:ap-southeast-1:1:key/k' }));
+    const target = checkingTarget();
+    const out = await copyObject(request(source, target, kmsEtag));
+    expect(out.md5Check).toBe('none');
+    const put = target.sent.filter((s) => s.command === 'PutObject' && s.input.Key === 'users/u-1/a.txt');
+    expect(put).toHaveLength(1);
+    expect(put[0]!.input.ContentMD5).toBeUndefined();
+    expect(put[0]!.input.Body).toEqual(body);
+  });
+
+  it('a plain source to a target that checks Content-MD5: the source ETag is sent, no MD5 computed; damaged bytes are refused as SourceCorrupt', async () => {
+    const etag = md5(body);
+    const target = checkingTarget();
+    const out = await copyObject(request(fakeSite('sg', getAnswer({ ETag: `"${etag}"` })), target, etag));
+    expect(out.md5Check).toBe('target');
+    const put = target.sent.find((s) => s.command === 'PutObject' && s.input.Key === 'users/u-1/a.txt')!;
+    expect(put.input.ContentMD5).toBe(Buffer.from(etag, 'hex').toString('base64'));
+
+    const damaged = Buffer.from(body);
+    damaged[3] ^= 0xff;
+    const err = await copyObject(request(fakeSite('sg', getAnswer({ ETag: `"${etag}"` }, damaged)), target, etag)).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(StorageError);
+    expect(err).toMatchObject({ type: 'SourceCorrupt', repeatable: true, permanent: false });
+    expect((err as Error).message).toBe(`source object "users/u-1/a.txt" at site sg, bucket bucket-sg, ETag ${etag}: the bytes read do not match its ETag (target eu-ie refused them as Content-MD5)`);
+  });
+
+  it('the source\'s stored SHA-256 is compared with the bytes read: a mismatch is SourceCorrupt', async () => {
+    const kmsEtag = 'ffffffffffffffffffffffffffffffff';
+    const ok = await copyObject(request(fakeSite('sg', getAnswer({ ETag: `"${kmsEtag}"`, ServerSideEncryption: 'aws:kms', ChecksumSHA256: sha(body), ChecksumType: 'FULL_OBJECT' })), checkingTarget(), kmsEtag));
+    expect(ok.sourceChecksumChecked).toBe(true);
+    const bad = await copyObject(request(fakeSite('sg', getAnswer({ ETag: `"${kmsEtag}"`, ServerSideEncryption: 'aws:kms', ChecksumSHA256: sha(Buffer.from('other')) })), checkingTarget(), kmsEtag))
+      .catch((e: unknown) => e);
+    expect(bad).toMatchObject({ type: 'SourceCorrupt', repeatable: true });
+    expect((bad as Error).message).toContain('do not match its stored SHA-256 checksum');
+  });
+
+  it('an SSE-C source is refused at once, permanent, naming site, bucket and key: by the GET error, or by its response', async () => {
+    const refusing = fakeSite('sg', () => {
+      throw s3Error('InvalidRequest', 400, 'The object was stored using a form of Server Side Encryption. The correct parameters must be provided to retrieve the object.');
+    });
+    const e1 = await copyObject(request(refusing, checkingTarget(), md5(body))).catch((e: unknown) => e);
+    expect(e1).toMatchObject({ type: 'SourceNeedsCustomerKey', permanent: true });
+    expect((e1 as Error).message).toMatch(/^GetObject failed at site sg, bucket bucket-sg, key "users\/u-1\/a.txt": the object is encrypted with a customer-provided key \(SSE-C\)/);
+    const e2 = await copyObject(request(fakeSite('sg', getAnswer({ ETag: '"x"', SSECustomerAlgorithm: 'AES256' })), checkingTarget(), md5(body))).catch((e: unknown) => e);
+    expect(e2).toMatchObject({ type: 'SourceNeedsCustomerKey', permanent: true });
+  });
+
+  it('the target site\'s encryption, the source\'s tags and Expires go on the PUT', async () => {
+    const etag = md5(body);
+    const expires = new Date('2030-01-01T00:00:00Z');
+    const target = checkingTarget({ encryption: { type: 'aws:kms', keyId: 'alias/clover-eu' } });
+    await copyObject(request(fakeSite('sg', getAnswer({ ETag: `"${etag}"`, TagCount: 2, Expires: expires })), target, etag));
+    const put = target.sent.find((s) => s.command === 'PutObject' && s.input.Key === 'users/u-1/a.txt')!;
+    expect(put.input).toMatchObject({ ServerSideEncryption: 'aws:kms', SSEKMSKeyId: 'alias/clover-eu', Tagging: 'team=a%20b&k%26%3D=v', Expires: expires });
+    // The Content-MD5 probe canary is encrypted the same way.
+    expect(target.sent.find((s) => s.command === 'PutObject' && String(s.input.Key).startsWith('_clover/probe/'))!.input).toMatchObject({ ServerSideEncryption: 'aws:kms' });
+  });
+});
+
+describe('sites file: encryption', () => {
+  const site = (extra: Record<string, unknown>) => parseSites({ sites: { 'eu-ie': { region: 'eu-west-1', bucket: 'bucket-eu', jurisdiction: 'IE', ...extra } } });
+  it('accepts AES256 and aws:kms (with or without a key id)', () => {
+    expect(site({ encryption: { type: 'AES256' } })['eu-ie']!.encryption).toEqual({ type: 'AES256' });
+    expect(site({ encryption: { type: 'aws:kms', keyId: 'k' }, requireEncryption: true })['eu-ie']!.encryption).toEqual({ type: 'aws:kms', keyId: 'k' });
+  });
+  it('refuses requireEncryption without encryption, and an unknown type, in one line', () => {
+    expect(() => site({ requireEncryption: true })).toThrow(/^sites file: site "eu-ie", field encryption: requireEncryption is true but no encryption is configured/);
+    expect(() => site({ encryption: { type: 'aws:kms:dsse' } })).toThrow(/site "eu-ie", field encryption/);
+  });
+});
