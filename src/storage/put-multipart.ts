@@ -2,7 +2,9 @@ import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import {
   AbortMultipartUploadCommand, CompleteMultipartUploadCommand, CopyObjectCommand, CreateMultipartUploadCommand, ListPartsCommand, UploadPartCommand,
+  UploadPartCopyCommand,
 } from '@aws-sdk/client-s3';
+import { DEFAULT_COPY_OBJECT_MAX_BYTES } from '../config/sites';
 import { readInBlocks } from './block-reader';
 import {
   checkSourceChecksum, checkSourceLength, checkSourceMd5, conditional, signedWith, type CopyOutcome, type CopyRequest, type Headers, type SourceIntegrity,
@@ -143,8 +145,14 @@ export async function putMultipart(
     }
     uploadId = '';
     if (req.restore) return { sha256: shaHex, size: read, targetEtag: completedEtag, targetChecksum: composite, ...checked };
-    // The whole-object SHA-256 is known only now: record it by replacing the metadata in place,
-    // pinned to the ETag just written so a concurrent foreign write is never clobbered.
+    // The whole-object SHA-256 is known only now: record it by replacing the metadata in place, pinned to
+    // the ETag just written so a concurrent foreign write is never clobbered. CopyObject takes objects up
+    // to the site's copyObjectMaxBytes (5 GiB on AWS); above it, a multipart copy of itself does.
+    const recorded = { ...metadata, [META.sha256]: shaHex };
+    if (read > (target.config.copyObjectMaxBytes ?? DEFAULT_COPY_OBJECT_MAX_BYTES)) {
+      const out = await recordByPartCopy(req, headers, recorded, completedEtag, parts.map((p) => p.ChecksumSHA256), partSize, read);
+      return { sha256: shaHex, size: read, targetEtag: out.etag, targetChecksum: out.checksum ? composite : '', ...checked };
+    }
     try {
       const out = await target.s3.send(
         new CopyObjectCommand({
@@ -153,7 +161,7 @@ export async function putMultipart(
           CopySourceIfMatch: `"${completedEtag}"`,
           MetadataDirective: 'REPLACE',
           ...withoutTagging(headers), // tags stay (TaggingDirective COPY)
-          Metadata: { ...metadata, [META.sha256]: shaHex },
+          Metadata: recorded,
         }),
         { abortSignal: signal },
       );
@@ -174,6 +182,79 @@ export async function putMultipart(
     }
     throw err;
   }
+}
+
+/** A store that reports a copied part's checksum other than the part's own (versitygw 1.7 reports the whole object's). */
+class PartChecksumUnusable extends Error {}
+
+/**
+ * Replaces the object just completed (ETag `completedEtag`) by a multipart copy of itself carrying
+ * `metadata` (UploadPartCopy of each part's range, pinned to that ETag; the completion is conditional on
+ * it too). Part ranges are the upload's, so each part's SHA-256 is the one already computed and the
+ * stored composite checksum stays the same. A store whose UploadPartCopy reports another checksum gets
+ * the copy without checksums: the object then stores no SHA-256 (`checksum: false`; verify "full" checks it).
+ */
+async function recordByPartCopy(
+  req: CopyRequest, headers: Headers, metadata: Record<string, string>, completedEtag: string, partChecksums: string[], partSize: number, size: number,
+): Promise<{ etag: string; checksum: boolean }> {
+  const { target, object, signal } = req;
+  const ctx = (action: string) => ({ site: target.name, bucket: target.bucket, key: object.key, action });
+  for (const withChecksum of [true, false]) {
+    let uploadId: string;
+    try {
+      const created = await target.s3.send(
+        new CreateMultipartUploadCommand({
+          Bucket: target.bucket, Key: object.key, ...(withChecksum ? { ChecksumAlgorithm: 'SHA256' as const } : {}), ...headers, Metadata: metadata,
+        }),
+        { abortSignal: signal },
+      );
+      uploadId = created.UploadId!;
+    } catch (err) {
+      throw describeS3Error(err, ctx('CreateMultipartUpload (record SHA-256 in metadata)'));
+    }
+    try {
+      const etags: string[] = [];
+      let next = 0;
+      let stopped = false;
+      const copyParts = async () => {
+        while (!stopped && next < partChecksums.length) {
+          const i = next++;
+          const first = i * partSize;
+          const last = Math.min(size, first + partSize) - 1;
+          const out = await target.s3.send(
+            new UploadPartCopyCommand({
+              Bucket: target.bucket, Key: object.key, UploadId: uploadId, PartNumber: i + 1,
+              CopySource: `${target.bucket}/${encodeURIComponent(object.key)}`, CopySourceIfMatch: `"${completedEtag}"`, CopySourceRange: `bytes=${first}-${last}`,
+            }),
+            { abortSignal: signal },
+          );
+          if (withChecksum && out.CopyPartResult?.ChecksumSHA256 !== partChecksums[i]) throw new PartChecksumUnusable();
+          etags[i] = out.CopyPartResult!.ETag!;
+        }
+      };
+      const copier = () => copyParts().catch((err: unknown) => {
+        stopped = true; // the other copiers finish the part they are on, then stop
+        throw err;
+      });
+      const copiers = await Promise.allSettled(Array.from({ length: Math.min(req.settings.partConcurrency, partChecksums.length) }, copier));
+      const failed = copiers.find((c) => c.status === 'rejected');
+      if (failed) throw failed.reason;
+      const done = await target.s3.send(
+        new CompleteMultipartUploadCommand({
+          Bucket: target.bucket, Key: object.key, UploadId: uploadId, IfMatch: `"${completedEtag}"`,
+          MultipartUpload: { Parts: etags.map((ETag, i) => ({ PartNumber: i + 1, ETag, ...(withChecksum ? { ChecksumSHA256: partChecksums[i] } : {}) })) },
+        }),
+        { abortSignal: signal },
+      );
+      return { etag: stripQuotes(done.ETag), checksum: withChecksum };
+    } catch (err) {
+      await target.s3.send(new AbortMultipartUploadCommand({ Bucket: target.bucket, Key: object.key, UploadId: uploadId })).catch(() => undefined);
+      if (err instanceof PartChecksumUnusable) continue;
+      if (isPreconditionFailed(err)) throw new TargetChangedError(target.name, object.key);
+      throw describeS3Error(err, ctx('UploadPartCopy (record SHA-256 in metadata)'));
+    }
+  }
+  throw new Error('unreachable');
 }
 
 function withoutTagging(headers: Headers): Omit<Headers, 'Tagging'> {

@@ -114,7 +114,7 @@ describe('copyObject against AWS-shaped answers', () => {
     expect(put.input.ContentMD5).toBe(Buffer.from(etag, 'hex').toString('base64'));
 
     const damaged = Buffer.from(body);
-    damaged[3] ^= 0xff;
+    damaged.writeUInt8(damaged.readUInt8(3) ^ 0xff, 3);
     const err = await copyObject(request(fakeSite('sg', getAnswer({ ETag: `"${etag}"` }, damaged)), target, etag)).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(StorageError);
     expect(err).toMatchObject({ type: 'SourceCorrupt', repeatable: true, permanent: false });
