@@ -13,7 +13,10 @@ import { StorageError } from '../src/storage/errors';
 import { copyObject } from '../src/storage/object-copy';
 import { META, headObject } from '../src/storage/object-meta';
 import { hashObject } from '../src/storage/pinned-read';
-import { clients, exists, listKeys, put, runCli, sha256, tmpPlanDir, uniqueId, writePlan } from './helpers';
+import type { ChildProcess } from 'node:child_process';
+import { Client, Connection } from '@temporalio/client';
+import { migrationWorkflowId, type MigrationResult } from '../src/workflows/definitions';
+import { clients, exists, listKeys, put, runCli, sha256, startWorkerProcess, stopProcess, tmpPlanDir, uniqueId, writePlan } from './helpers';
 import { entry } from './support/at';
 
 /**
@@ -103,6 +106,37 @@ describe('real buckets: headers, tags, large objects, MD5 by the target, encrypt
       expect(await hashObject(c.get('eu-ie')!, key, out.targetEtag)).toEqual({ sha256: sha256(body), size: body.length });
       await expectCarried(key);
       expect(await listKeys(c, 'eu-ie', `users/${id}/above-limit`)).toEqual([key]);
+    });
+
+    it('a migration (verify "checksum") with such an object completes, and `clover verify` passes', async () => {
+      const migrationId = uniqueId('above-limit');
+      const userId = `${migrationId}-u`;
+      const big = randomBytes(12 * MiB + 17);
+      await put(c, 'sg', `users/${userId}/big.bin`, big, extras);
+      await put(c, 'sg', `users/${userId}/small.txt`, 'small');
+      const d = baseSites();
+      d.sites['eu-ie']!.copyObjectMaxBytes = 8 * MiB;
+      const sitesFile = join(tmpPlanDir(), `${uniqueId('sites-limited')}.json`);
+      writeFileSync(sitesFile, JSON.stringify(d), { mode: 0o600 });
+      let worker: ChildProcess | undefined;
+      const connection = await Connection.connect({ address: process.env.TEMPORAL_ADDRESS! });
+      try {
+        worker = startWorkerProcess(migrationId, ['--part-mib', '5'], { CLOVER_SITES: sitesFile });
+        const plan = writePlan(tmpPlanDir(), { migrationId, sources: ['sg', 'us'], routing: { default: 'eu-ie' }, users: [{ userId, country: 'DE' }], verify: 'checksum' });
+        const started = await runCli(['start', '--plan', plan]);
+        expect(started.stderr).toBe('');
+        const r = (await new Client({ connection }).workflow.getHandle(migrationWorkflowId(migrationId)).result()) as MigrationResult;
+        expect(r).toMatchObject({ phase: 'completed', usersDone: 1 });
+        const head = (await headObject(c.get('eu-ie')!, `users/${userId}/big.bin`))!;
+        expect(head.metadata[META.sha256]).toBe(sha256(big));
+        expect(await hashObject(c.get('eu-ie')!, `users/${userId}/big.bin`, head.etag)).toEqual({ sha256: sha256(big), size: big.length });
+        const v = await runCli(['verify', migrationId]);
+        expect(v.stderr).toBe('');
+        expect(v.code).toBe(0);
+      } finally {
+        if (worker) await stopProcess(worker);
+        await connection.close();
+      }
     });
   });
 
