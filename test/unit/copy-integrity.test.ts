@@ -165,3 +165,75 @@ describe('sites file: encryption', () => {
     expect(() => site({ encryption: { type: 'aws:kms:dsse' } })).toThrow(/site "eu-ie", field encryption/);
   });
 });
+
+describe('a multipart copy above the target\'s copyObjectMaxBytes (AWS-shaped answers)', () => {
+  const big = Buffer.from(Array.from({ length: 2500 }, (_, i) => i % 251));
+  const small = { multipartThreshold: 1000, minPartSize: 1000, partConcurrency: 2 };
+  const shaOf = (b: Buffer) => createHash('sha256').update(b).digest('base64');
+
+  /** A target holding one multipart object; `copyChecksum` is what it reports for a copied part's SHA-256. */
+  function multipartTarget(copyChecksum: 'the part' | 'the whole object', copyStatus = 200) {
+    const parts = new Map<number, Buffer>();
+    let uploads = 0;
+    return fakeSite('eu-ie', (command, input) => {
+      switch (command) {
+        case 'CreateMultipartUpload': return { UploadId: `up-${++uploads}` };
+        case 'UploadPart': parts.set(input.PartNumber as number, input.Body as Buffer); return { ETag: `"p${String(input.PartNumber)}"` };
+        case 'CompleteMultipartUpload': return { ETag: `"done-${String(input.UploadId)}-3"` };
+        case 'UploadPartCopy': {
+          if (copyStatus !== 200) throw s3Error('PreconditionFailed', copyStatus, 'At least one of the pre-conditions you specified did not hold');
+          const [first, last] = String(input.CopySourceRange).replace('bytes=', '').split('-').map(Number) as [number, number];
+          const whole = Buffer.concat([...parts.entries()].sort(([a], [b]) => a - b).map(([, b]) => b));
+          const ChecksumSHA256 = copyChecksum === 'the part' ? shaOf(whole.subarray(first, last + 1)) : `${shaOf(whole)}-3`;
+          return { CopyPartResult: { ETag: `"c${String(input.PartNumber)}"`, ChecksumSHA256 } };
+        }
+        case 'AbortMultipartUpload': return {};
+        default: throw new Error(`unexpected ${command}`);
+      }
+    }, { copyObjectMaxBytes: 2000 });
+  }
+  const source = () => fakeSite('sg', (command) => {
+    if (command === 'GetObject') return { Body: Readable.from([big]), ContentLength: big.length, ETag: '"abc-3"', TagCount: 0 };
+    throw new Error(`unexpected ${command}`);
+  });
+  const req = (target: Site): CopyRequest => ({
+    source: source(), target, migrationId: 'm-1', settings: small, budget: new ByteBudget(1024 * 1024),
+    object: { site: 'sg', key: 'users/u-1/big', etag: 'abc-3', size: big.length, lastModified: '2026-01-01T00:00:00.000Z' },
+  });
+  const partShas = [big.subarray(0, 1000), big.subarray(1000, 2000), big.subarray(2000)].map(shaOf);
+
+  it('records the SHA-256 by UploadPartCopy of the same ranges, pinned to the completed ETag, keeping the part checksums', async () => {
+    const target = multipartTarget('the part');
+    const out = await copyObject(req(target));
+    const names = target.sent.map((s) => s.command);
+    expect(names).not.toContain('CopyObject');
+    const copies = target.sent.filter((s) => s.command === 'UploadPartCopy').map((s) => s.input);
+    expect(copies.map((i) => [i.PartNumber, i.CopySourceRange, i.CopySourceIfMatch])).toEqual([
+      [1, 'bytes=0-999', '"done-up-1-3"'], [2, 'bytes=1000-1999', '"done-up-1-3"'], [3, 'bytes=2000-2499', '"done-up-1-3"'],
+    ]);
+    const created = target.sent.filter((s) => s.command === 'CreateMultipartUpload').map((s) => s.input);
+    expect(created[1]).toMatchObject({ ChecksumAlgorithm: 'SHA256', Metadata: expect.objectContaining({ 'clover-sha256': createHash('sha256').update(big).digest('hex') }) });
+    const completes = target.sent.filter((s) => s.command === 'CompleteMultipartUpload').map((s) => s.input);
+    expect(completes[1]).toMatchObject({ UploadId: 'up-2', IfMatch: '"done-up-1-3"' });
+    expect((completes[1]!.MultipartUpload as { Parts: { ChecksumSHA256: string }[] }).Parts.map((p) => p.ChecksumSHA256)).toEqual(partShas);
+    expect(out).toMatchObject({ targetEtag: 'done-up-2-3', sha256: createHash('sha256').update(big).digest('hex') });
+    expect(out.targetChecksum).toMatch(/-3$/);
+  });
+
+  it('a store that reports the whole object\'s checksum for a copied part: that upload is aborted, the copy made again without checksums', async () => {
+    const target = multipartTarget('the whole object');
+    const out = await copyObject(req(target));
+    expect(target.sent.filter((s) => s.command === 'AbortMultipartUpload').map((s) => s.input.UploadId)).toEqual(['up-2']);
+    const created = target.sent.filter((s) => s.command === 'CreateMultipartUpload').map((s) => s.input);
+    expect(created).toHaveLength(3);
+    expect(created[2]!.ChecksumAlgorithm).toBeUndefined();
+    expect(out).toMatchObject({ targetEtag: 'done-up-3-3', targetChecksum: '' });
+  });
+
+  it('a foreign write after completion fails the copy as TargetChanged and aborts the self-copy', async () => {
+    const target = multipartTarget('the part', 412);
+    const err = await copyObject(req(target)).catch((e: unknown) => e);
+    expect(err).toMatchObject({ type: 'TargetChanged' });
+    expect(target.sent.filter((s) => s.command === 'AbortMultipartUpload').map((s) => s.input.UploadId)).toEqual(['up-2']);
+  });
+});
