@@ -199,6 +199,25 @@ describe('real buckets: headers, tags, large objects, MD5 by the target, encrypt
       expect(await exists(c, 'eu-ie', key)).toBe(false);
     });
 
+    it('the source\'s stored checksums are checked against the bytes read: SHA-256 and CRC32, whole and in parts', async () => {
+      const sha = `users/${id}/stored-sha`;
+      const crc = `users/${id}/stored-crc-big`;
+      const a = randomBytes(200 * 1024);
+      const b = randomBytes(6 * MiB);
+      await put(c, 'sg', sha, a, { ChecksumSHA256: createHash('sha256').update(a).digest('base64') });
+      await put(c, 'sg', crc, b, { ChecksumAlgorithm: 'CRC32' });
+      const okSha = await copy(flipping.get('sg')!, flipping.get('eu-ie')!, sha, await etagOf('sg', sha), a.length);
+      const okCrc = await copy(flipping.get('sg')!, flipping.get('eu-ie')!, crc, await etagOf('sg', crc), b.length);
+      expect([okSha.sourceChecksumChecked, okCrc.sourceChecksumChecked]).toEqual([true, true]);
+      const flipped = `users/${id}/stored-sha-flipped`;
+      await put(c, 'sg', flipped, a, { ChecksumSHA256: createHash('sha256').update(a).digest('base64') });
+      flipKeys.add(flipped);
+      const err = await copy(flipping.get('sg')!, flipping.get('eu-ie')!, flipped, await etagOf('sg', flipped), a.length).catch((e: unknown) => e);
+      expect(err).toMatchObject({ type: 'SourceCorrupt', repeatable: true });
+      expect((err as Error).message).toMatch(/the bytes read do not match its stored SHA-256 checksum \S+ \(read \S+\)$/);
+      expect(await exists(c, 'eu-ie', flipped)).toBe(false);
+    });
+
     it('a multipart copy of a single-part source still hashes MD5 locally and catches the flipped byte', async () => {
       const key = `users/${id}/flipped-big`;
       const body = randomBytes(6 * MiB);

@@ -43,8 +43,14 @@ export function sourceEncryption(res: { ServerSideEncryption?: string; SSECustom
 export interface SourceIntegrity {
   /** How the MD5 of the source ETag is checked (see CopyOutcome.md5Check). */
   md5: Md5Check;
-  /** The source's stored full-object SHA-256 (base64), when it returned one. */
-  storedSha256?: string;
+  /** The source's stored full-object checksum Clover checks (base64), when it returned one. */
+  stored?: StoredChecksum;
+}
+
+/** A full-object checksum the source stores: SHA-256 (compared with the SHA-256 computed anyway) or CRC32. */
+export interface StoredChecksum {
+  algorithm: 'SHA256' | 'CRC32';
+  value: string;
 }
 
 /**
@@ -57,11 +63,25 @@ export function md5CheckFor(etag: string, encryption: SourceEncryption, singlePu
   return singlePut && targetChecksContentMd5 ? 'target' : 'local';
 }
 
-/** A source's stored checksum Clover can check for free: a full-object SHA-256 (not a composite `-N`). */
-export function fullObjectSha256(res: { ChecksumSHA256?: string; ChecksumType?: string }): string | undefined {
-  const v = res.ChecksumSHA256;
-  if (!v || v.includes('-') || (res.ChecksumType !== undefined && res.ChecksumType !== 'FULL_OBJECT')) return undefined;
-  return v;
+/**
+ * The source's stored checksum Clover checks: a full-object SHA-256 (free: the copy computes it
+ * anyway), else a full-object CRC32 (zlib's, cheap). Composite (`-N`) checksums, CRC32C, CRC64NVME and
+ * SHA-1 are not checked.
+ */
+export function storedChecksum(res: { ChecksumSHA256?: string; ChecksumCRC32?: string; ChecksumType?: string }): StoredChecksum | undefined {
+  if (res.ChecksumType !== undefined && res.ChecksumType !== 'FULL_OBJECT') return undefined;
+  const full = (v: string | undefined) => (v && !v.includes('-') ? v : undefined);
+  const sha = full(res.ChecksumSHA256);
+  if (sha) return { algorithm: 'SHA256', value: sha };
+  const crc = full(res.ChecksumCRC32);
+  return crc ? { algorithm: 'CRC32', value: crc } : undefined;
+}
+
+/** A CRC32 (zlib's running value) as S3 writes it: 4 bytes big-endian, base64. */
+export function crc32Base64(crc: number): string {
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE(crc >>> 0);
+  return b.toString('base64');
 }
 
 /** The MD5 hex of a plain ETag as a Content-MD5 header value (base64). */
@@ -158,11 +178,16 @@ export function sourceMd5Refused(req: CopyRequest): StorageError {
   );
 }
 
-/** The bytes read hash to the SHA-256 checksum the source stores for the object (when it returned one). */
-export function checkSourceChecksum(req: CopyRequest, stored: string | undefined, sha256b64: string): boolean {
+/**
+ * The bytes read hash to the checksum the source stores for the object (when it returned one); `read`
+ * has the bytes' SHA-256 and, when the stored one is a CRC32, their CRC32 (base64).
+ */
+export function checkSourceChecksum(req: CopyRequest, stored: StoredChecksum | undefined, read: { SHA256: string; CRC32?: string }): boolean {
   if (stored === undefined) return false;
-  if (stored !== sha256b64) {
-    throw new StorageError(`${sourceObject(req)}: the bytes read do not match its stored SHA-256 checksum ${stored} (read ${sha256b64})`, 'SourceCorrupt', false, undefined, true);
+  const got = read[stored.algorithm];
+  if (stored.value !== got) {
+    const name = stored.algorithm === 'SHA256' ? 'SHA-256' : 'CRC32';
+    throw new StorageError(`${sourceObject(req)}: the bytes read do not match its stored ${name} checksum ${stored.value} (read ${got})`, 'SourceCorrupt', false, undefined, true);
   }
   return true;
 }

@@ -2,7 +2,7 @@ import type { Readable } from 'node:stream';
 import { GetObjectTaggingCommand } from '@aws-sdk/client-s3';
 import type { Site } from './clients';
 import {
-  fullObjectSha256, md5CheckFor, needsMd5, sourceEncryption, sourceNeedsCustomerKey, targetEncryption,
+  md5CheckFor, needsMd5, sourceEncryption, sourceNeedsCustomerKey, storedChecksum, targetEncryption,
   type CopyOutcome, type CopyRequest, type Headers, type SourceIntegrity,
 } from './copy-request';
 import { describeS3Error } from './errors';
@@ -52,7 +52,7 @@ export async function copyObject(req: CopyRequest): Promise<CopyOutcome> {
       ...targetEncryption(req.target),
     };
     const multipart = size > req.settings.multipartThreshold;
-    const integrity: SourceIntegrity = { md5: md5CheckFor(object.etag, encryption, !multipart, targetMd5), storedSha256: fullObjectSha256(res) };
+    const integrity: SourceIntegrity = { md5: md5CheckFor(object.etag, encryption, !multipart, targetMd5), stored: storedChecksum(res) };
     const write = multipart ? putMultipart : putSingle;
     return await write(req, body, size, headers, metadata, integrity);
   } finally {

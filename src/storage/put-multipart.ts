@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
+import { crc32 } from 'node:zlib';
 import {
   AbortMultipartUploadCommand, CompleteMultipartUploadCommand, CopyObjectCommand, CreateMultipartUploadCommand, ListPartsCommand, UploadPartCommand,
   UploadPartCopyCommand,
@@ -7,7 +8,7 @@ import {
 import { DEFAULT_COPY_OBJECT_MAX_BYTES } from '../config/sites';
 import { readInBlocks } from './block-reader';
 import {
-  checkSourceChecksum, checkSourceLength, checkSourceMd5, conditional, signedWith, type CopyOutcome, type CopyRequest, type Headers, type SourceIntegrity,
+  checkSourceChecksum, checkSourceLength, checkSourceMd5, conditional, crc32Base64, signedWith, type CopyOutcome, type CopyRequest, type Headers, type SourceIntegrity,
 } from './copy-request';
 import { StorageError, TargetChangedError, describeS3Error, isNotFound, isPreconditionFailed } from './errors';
 import { inlineHasher } from './hash-pool';
@@ -103,11 +104,14 @@ export async function putMultipart(
       });
     inFlight.add(p);
   };
+  // The source's stored full-object CRC32, when that is what it has, is computed as the parts go by.
+  let crc = integrity.stored?.algorithm === 'CRC32' ? 0 : undefined;
   try {
     let partNumber = 0;
     let read: number;
     try {
       read = await readInBlocks(body, partSize, hasher, req.budget, async (part, held) => {
+        if (crc !== undefined) crc = crc32(part, crc); // in order: parts are handed over as read
         upload(++partNumber, part, held);
         if (failure) throw failure;
         // Backpressure: the source stream pauses while the part queue is full.
@@ -123,7 +127,7 @@ export async function putMultipart(
     checkSourceLength(req, read, size);
     const whole = await hashes.end();
     checkSourceMd5(req, whole.md5, integrity.md5);
-    const sourceChecksumChecked = checkSourceChecksum(req, integrity.storedSha256, whole.sha256.toString('base64'));
+    const sourceChecksumChecked = checkSourceChecksum(req, integrity.stored, { SHA256: whole.sha256.toString('base64'), CRC32: crc === undefined ? undefined : crc32Base64(crc) });
     const checked = { md5Check: integrity.md5, sourceChecksumChecked };
     parts.sort((a, b) => a.PartNumber - b.PartNumber);
     const shaHex = whole.sha256.toString('hex');

@@ -1,7 +1,8 @@
 import type { Readable } from 'node:stream';
+import { crc32 } from 'node:zlib';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import {
-  checkSourceChecksum, checkSourceLength, checkSourceMd5, conditional, contentMd5Of, signedWith, sourceMd5Refused,
+  checkSourceChecksum, checkSourceLength, checkSourceMd5, conditional, contentMd5Of, crc32Base64, signedWith, sourceMd5Refused,
   type CopyOutcome, type CopyRequest, type Headers, type SourceIntegrity,
 } from './copy-request';
 import { TargetChangedError, describeS3Error, isPreconditionFailed, s3Code } from './errors';
@@ -40,7 +41,8 @@ export async function putSingle(
     checkSourceMd5(req, digests.md5, integrity.md5);
     const shaHex = digests.sha256.toString('hex');
     const checksum = digests.sha256.toString('base64');
-    const sourceChecksumChecked = checkSourceChecksum(req, integrity.storedSha256, checksum);
+    const crc = integrity.stored?.algorithm === 'CRC32' ? crc32Base64(crc32(buf.subarray(0, size))) : undefined;
+    const sourceChecksumChecked = checkSourceChecksum(req, integrity.stored, { SHA256: checksum, CRC32: crc });
     try {
       const out = await target.s3.send(
         signedWith(

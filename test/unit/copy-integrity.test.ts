@@ -4,7 +4,8 @@ import { S3ServiceException } from '@aws-sdk/client-s3';
 import { parseSites } from '../../src/config/sites';
 import { ByteBudget } from '../../src/storage/byte-budget';
 import type { Site } from '../../src/storage/clients';
-import { fullObjectSha256, md5CheckFor, sourceEncryption, type CopyRequest } from '../../src/storage/copy-request';
+import { crc32 } from 'node:zlib';
+import { crc32Base64, md5CheckFor, sourceEncryption, storedChecksum, type CopyRequest } from '../../src/storage/copy-request';
 import { StorageError } from '../../src/storage/errors';
 import { copyObject } from '../../src/storage/object-copy';
 
@@ -86,9 +87,14 @@ describe('the MD5 decision (md5CheckFor)', () => {
     expect(sourceEncryption({ ServerSideEncryption: 'aws:kms' })).toBe('sse-kms');
     expect(sourceEncryption({ ServerSideEncryption: 'aws:kms:dsse' })).toBe('sse-kms');
     expect(sourceEncryption({ SSECustomerAlgorithm: 'AES256' })).toBe('sse-c');
-    expect(fullObjectSha256({ ChecksumSHA256: 'abc=' })).toBe('abc=');
-    expect(fullObjectSha256({ ChecksumSHA256: 'abc=', ChecksumType: 'FULL_OBJECT' })).toBe('abc=');
-    expect(fullObjectSha256({ ChecksumSHA256: 'abc=-3', ChecksumType: 'COMPOSITE' })).toBeUndefined();
+    expect(storedChecksum({ ChecksumSHA256: 'abc=' })).toEqual({ algorithm: 'SHA256', value: 'abc=' });
+    expect(storedChecksum({ ChecksumSHA256: 'abc=', ChecksumCRC32: 'x=', ChecksumType: 'FULL_OBJECT' })).toEqual({ algorithm: 'SHA256', value: 'abc=' });
+    expect(storedChecksum({ ChecksumCRC32: 'x=' })).toEqual({ algorithm: 'CRC32', value: 'x=' });
+    expect(storedChecksum({ ChecksumSHA256: 'abc=-3', ChecksumType: 'COMPOSITE' })).toBeUndefined();
+    expect(storedChecksum({ ChecksumCRC32: 'x=-3' })).toBeUndefined();
+    expect(storedChecksum({})).toBeUndefined();
+    // The IEEE CRC32 of "hello" is 0x3610a686; S3 writes it as these 4 bytes in base64.
+    expect(crc32Base64(crc32(Buffer.from('hello')))).toBe('NhCmhg==');
   });
 });
 
@@ -129,6 +135,17 @@ describe('copyObject against AWS-shaped answers', () => {
       .catch((e: unknown) => e);
     expect(bad).toMatchObject({ type: 'SourceCorrupt', repeatable: true });
     expect((bad as Error).message).toContain('do not match its stored SHA-256 checksum');
+  });
+
+  it('a stored CRC32 is checked too, for a single PUT and across the parts of a multipart copy', async () => {
+    const kmsEtag = 'eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee';
+    const crc = crc32Base64(crc32(body));
+    const ok = await copyObject(request(fakeSite('sg', getAnswer({ ETag: `"${kmsEtag}"`, ServerSideEncryption: 'aws:kms', ChecksumCRC32: crc })), checkingTarget(), kmsEtag));
+    expect(ok.sourceChecksumChecked).toBe(true);
+    const bad = await copyObject(request(fakeSite('sg', getAnswer({ ETag: `"${kmsEtag}"`, ChecksumCRC32: crc32Base64(crc32(Buffer.from('x'))) })), checkingTarget(), kmsEtag))
+      .catch((e: unknown) => e);
+    expect(bad).toMatchObject({ type: 'SourceCorrupt', repeatable: true });
+    expect((bad as Error).message).toContain(`do not match its stored CRC32 checksum`);
   });
 
   it('an SSE-C source is refused at once, permanent, naming site, bucket and key: by the GET error, or by its response', async () => {
@@ -228,6 +245,16 @@ describe('a multipart copy above the target\'s copyObjectMaxBytes (AWS-shaped an
     expect(created).toHaveLength(3);
     expect(created[2]!.ChecksumAlgorithm).toBeUndefined();
     expect(out).toMatchObject({ targetEtag: 'done-up-3-3', targetChecksum: '' });
+  });
+
+  it('checks a stored full-object CRC32 across the parts', async () => {
+    const crcOf = (b: Buffer) => crc32Base64(crc32(b));
+    const withCrc = (value: string) => ({ ...req(multipartTarget('the part')), source: fakeSite('sg', (command) => {
+      if (command === 'GetObject') return { Body: Readable.from([big]), ContentLength: big.length, ETag: '"abc-3"', ChecksumCRC32: value, ChecksumType: 'FULL_OBJECT' };
+      throw new Error(`unexpected ${command}`);
+    }) });
+    expect((await copyObject(withCrc(crcOf(big)))).sourceChecksumChecked).toBe(true);
+    await expect(copyObject(withCrc(crcOf(Buffer.from('other'))))).rejects.toMatchObject({ type: 'SourceCorrupt' });
   });
 
   it('a foreign write after completion fails the copy as TargetChanged and aborts the self-copy', async () => {
