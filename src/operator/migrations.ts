@@ -11,7 +11,7 @@ import { routingTargets } from '../domain/routing';
 import { canonicalJson } from '../domain/manifest';
 import type { Actor, SigningKey } from '../evidence/ledger';
 import { appendLedger, readLedger } from '../evidence/storage';
-import { createSiteClients, destroySiteClients, type Site, type SiteClients } from '../storage/clients';
+import { createSiteClients, destroySiteClients, siteEncryption, type Site, type SiteClients } from '../storage/clients';
 import { describeS3Error, isPreconditionFailed } from '../storage/errors';
 import { headObject, stripQuotes } from '../storage/object-meta';
 import { probeConditionalDeletes, probeEncryption } from '../storage/probe';
@@ -106,7 +106,7 @@ async function storeUserList(site: Site, migrationId: string, body: Buffer, dige
   try {
     const out = await site.s3.send(new PutObjectCommand({
       Bucket: site.bucket, Key: key, Body: body, ContentType: 'application/x-ndjson', IfNoneMatch: '*',
-      ChecksumSHA256: createHash('sha256').update(body).digest('base64'), Metadata: { [PLAN_DIGEST_META]: digest },
+      ChecksumSHA256: createHash('sha256').update(body).digest('base64'), Metadata: { [PLAN_DIGEST_META]: digest }, ...siteEncryption(site),
     }));
     return stripQuotes(out.ETag);
   } catch (err) {

@@ -1,6 +1,6 @@
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
-import { S3Client } from '@aws-sdk/client-s3';
+import { S3Client, type PutObjectCommandInput } from '@aws-sdk/client-s3';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { Sites, SiteConfig } from '../config/sites';
 import { siteCredentialEnvNames } from '../config/sites';
@@ -79,4 +79,14 @@ export function createSiteClients(sites: Sites, opts: ClientOptions): SiteClient
 
 export function destroySiteClients(clients: SiteClients): void {
   for (const c of clients.values()) c.s3.destroy();
+}
+
+/**
+ * The server-side encryption the site's sites-file entry asks for, as PutObject input fields: sent on
+ * every object and record Clover writes there (copies, uploads, metadata copies, `_clover/` records).
+ */
+export function siteEncryption(site: Site): Pick<PutObjectCommandInput, 'ServerSideEncryption' | 'SSEKMSKeyId'> {
+  const e = site.config.encryption;
+  if (!e) return {};
+  return e.type === 'aws:kms' ? { ServerSideEncryption: 'aws:kms', ...(e.keyId ? { SSEKMSKeyId: e.keyId } : {}) } : { ServerSideEncryption: 'AES256' };
 }

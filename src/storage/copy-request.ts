@@ -205,9 +205,3 @@ export function conditional(req: CopyRequest): { IfNoneMatch?: string; IfMatch?:
   return req.overwriteEtag ? { IfMatch: `"${req.overwriteEtag}"` } : { IfNoneMatch: '*' };
 }
 
-/** The server-side encryption a target site's sites-file entry asks for, as PutObject input fields. */
-export function targetEncryption(site: Site): Pick<Headers, 'ServerSideEncryption' | 'SSEKMSKeyId'> {
-  const e = site.config.encryption;
-  if (!e) return {};
-  return e.type === 'aws:kms' ? { ServerSideEncryption: 'aws:kms', ...(e.keyId ? { SSEKMSKeyId: e.keyId } : {}) } : { ServerSideEncryption: 'AES256' };
-}

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
-import type { Site } from './clients';
+import { siteEncryption, type Site } from './clients';
 import { StorageError, describeS3Error, isNotFound, isPreconditionFailed } from './errors';
 import { stripQuotes } from './object-meta';
 
@@ -49,7 +49,7 @@ export async function putJson(
     const r = await site.s3.send(
       new PutObjectCommand({
         Bucket: site.bucket, Key: key, Body: body, ContentType: 'application/json',
-        ChecksumSHA256: createHash('sha256').update(body).digest('base64'), Metadata: opts.metadata,
+        ChecksumSHA256: createHash('sha256').update(body).digest('base64'), Metadata: opts.metadata, ...siteEncryption(site),
         IfMatch: opts.ifMatch === undefined ? undefined : `"${opts.ifMatch}"`, IfNoneMatch: opts.ifNoneMatch,
       }),
       { abortSignal: opts.signal },

@@ -1,8 +1,8 @@
 import type { Readable } from 'node:stream';
 import { GetObjectTaggingCommand } from '@aws-sdk/client-s3';
-import type { Site } from './clients';
+import { siteEncryption, type Site } from './clients';
 import {
-  md5CheckFor, needsMd5, sourceEncryption, sourceNeedsCustomerKey, storedChecksum, targetEncryption,
+  md5CheckFor, needsMd5, sourceEncryption, sourceNeedsCustomerKey, storedChecksum,
   type CopyOutcome, type CopyRequest, type Headers, type SourceIntegrity,
 } from './copy-request';
 import { describeS3Error } from './errors';
@@ -49,7 +49,7 @@ export async function copyObject(req: CopyRequest): Promise<CopyOutcome> {
       ContentLanguage: res.ContentLanguage,
       ...(res.Expires ? { Expires: res.Expires } : {}),
       ...(tagging ? { Tagging: tagging } : {}),
-      ...targetEncryption(req.target),
+      ...siteEncryption(req.target),
     };
     const multipart = size > req.settings.multipartThreshold;
     const integrity: SourceIntegrity = { md5: md5CheckFor(object.etag, encryption, !multipart, targetMd5), stored: storedChecksum(res) };

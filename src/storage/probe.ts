@@ -1,8 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { DeleteObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { CONTROL_ROOT } from '../domain/layout';
-import type { Site } from './clients';
-import { targetEncryption } from './copy-request';
+import { siteEncryption, type Site } from './clients';
 import { describeS3Error, isPreconditionFailed, s3Code, s3Status } from './errors';
 
 /** What a site does with `If-Match` on DeleteObject. */
@@ -40,7 +39,7 @@ const CANARY = Buffer.from('clover probe canary');
 async function withCanary<T>(site: Site, name: string, extra: Record<string, unknown>, then: (out: { ServerSideEncryption?: string } | unknown) => T, signal?: AbortSignal): Promise<T> {
   const key = `${CONTROL_ROOT}probe/${name}-${randomBytes(6).toString('hex')}`;
   try {
-    const out = await site.s3.send(new PutObjectCommand({ Bucket: site.bucket, Key: key, Body: CANARY, ...targetEncryption(site), ...extra }), { abortSignal: signal })
+    const out = await site.s3.send(new PutObjectCommand({ Bucket: site.bucket, Key: key, Body: CANARY, ...siteEncryption(site), ...extra }), { abortSignal: signal })
       .catch((err: unknown) => ({ failed: err }));
     return then(out);
   } finally {

@@ -7,6 +7,7 @@ import type { Site } from '../../src/storage/clients';
 import { crc32 } from 'node:zlib';
 import { crc32Base64, md5CheckFor, sourceEncryption, storedChecksum, type CopyRequest } from '../../src/storage/copy-request';
 import { StorageError } from '../../src/storage/errors';
+import { putJson } from '../../src/storage/json-records';
 import { copyObject } from '../../src/storage/object-copy';
 
 /**
@@ -172,6 +173,12 @@ describe('copyObject against AWS-shaped answers', () => {
 });
 
 describe('sites file: encryption', () => {
+  it('Clover\'s own records written to an encrypted site carry its encryption too', async () => {
+    const site = fakeSite('eu-ie', () => ({ ETag: '"e"' }), { encryption: { type: 'AES256' } });
+    await putJson(site, '_clover/migrations/m/x.json', { a: 1 }, 'a record');
+    expect(site.sent[0]!.input).toMatchObject({ Key: '_clover/migrations/m/x.json', ServerSideEncryption: 'AES256' });
+  });
+
   const site = (extra: Record<string, unknown>) => parseSites({ sites: { 'eu-ie': { region: 'eu-west-1', bucket: 'bucket-eu', jurisdiction: 'IE', ...extra } } });
   it('accepts AES256 and aws:kms (with or without a key id)', () => {
     expect(site({ encryption: { type: 'AES256' } })['eu-ie']!.encryption).toEqual({ type: 'AES256' });
