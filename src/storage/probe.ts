@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { DeleteObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { CONTROL_ROOT } from '../domain/layout';
 import { siteEncryption, type Site } from './clients';
-import { describeS3Error, isPreconditionFailed, s3Code, s3Status } from './errors';
+import { StorageError, describeS3Error, isPreconditionFailed, s3Code, s3Status } from './errors';
 
 /** What a site does with `If-Match` on DeleteObject. */
 export type ConditionalDeletes = 'enforced' | 'ignored' | 'unsupported';
@@ -64,15 +64,17 @@ export async function probeContentMd5(site: Site, signal?: AbortSignal): Promise
 const contentMd5Checked = new WeakMap<Site['s3'], Promise<boolean>>();
 
 /**
- * `probeContentMd5`, once per site and process. A probe that fails (the site unreachable, no right to
- * write under `_clover/probe/`) answers false for this copy, the safe side (MD5 hashed locally), and is
- * tried again by the next one.
+ * `probeContentMd5`, once per site and process. A probe that fails answers false, the safe side (MD5
+ * hashed locally): for good when the site refuses it for good (no right to write under
+ * `_clover/probe/`), else for this copy only (the next one probes again).
  */
 export function targetChecksContentMd5(site: Site, signal?: AbortSignal): Promise<boolean> {
   let p = contentMd5Checked.get(site.s3);
   if (!p) {
-    p = probeContentMd5(site, signal).catch(() => {
-      contentMd5Checked.delete(site.s3);
+    p = probeContentMd5(site, signal).catch((err: unknown) => {
+      // A refusal that will not change (no right to write the canary, say) is kept: no probe per object.
+      const settled = err instanceof StorageError && (err.permanent || err.repeatable) && !signal?.aborted;
+      if (!settled) contentMd5Checked.delete(site.s3);
       return false;
     });
     contentMd5Checked.set(site.s3, p);

@@ -64,8 +64,9 @@ export async function putSingle(
       return { sha256: shaHex, size, targetEtag: stripQuotes(out.ETag), targetChecksum: out.ChecksumSHA256 ?? '', md5Check: integrity.md5, sourceChecksumChecked };
     } catch (err) {
       if (isPreconditionFailed(err)) throw new TargetChangedError(target.name, object.key);
-      // The SHA-256 was computed from these very bytes, so a digest refused here is the Content-MD5.
-      if (integrity.md5 === 'target' && ['BadDigest', 'InvalidDigest'].includes(s3Code(err)) && /md5/i.test((err as Error).message ?? 'md5')) throw sourceMd5Refused(req);
+      // The SHA-256 was computed from these very bytes, so a digest refused here is the Content-MD5 (or
+      // bytes damaged on the way to the target: repeatable either way, so a re-read settles which).
+      if (integrity.md5 === 'target' && ['BadDigest', 'InvalidDigest'].includes(s3Code(err))) throw sourceMd5Refused(req);
       throw describeS3Error(err, { site: target.name, bucket: target.bucket, key: object.key, action: 'PutObject' });
     }
   } finally {

@@ -128,6 +128,24 @@ describe('copyObject against AWS-shaped answers', () => {
     expect((err as Error).message).toBe(`source object "users/u-1/a.txt" at site sg, bucket bucket-sg, ETag ${etag}: the bytes read do not match its ETag (target eu-ie refused them as Content-MD5)`);
   });
 
+  it('a target that ignores Content-MD5, or refuses the probe for good, gets the local MD5; probed once per process', async () => {
+    const etag = md5(body);
+    const probes = (t: { sent: Sent[] }) => t.sent.filter((x) => String(x.input.Key).startsWith('_clover/probe/') && x.command === 'PutObject').length;
+    const ignoring = fakeSite('eu-ie', (command, input) => (command === 'PutObject' ? { ETag: '"x"', ChecksumSHA256: input.ChecksumSHA256 } : {}));
+    const denying = fakeSite('eu-ie', (command, input) => {
+      if (command === 'PutObject' && String(input.Key).startsWith('_clover/probe/')) throw s3Error('AccessDenied', 403, 'Access Denied');
+      return command === 'PutObject' ? { ETag: '"x"' } : {};
+    });
+    for (const target of [ignoring, denying]) {
+      for (let i = 0; i < 2; i++) {
+        const out = await copyObject(request(fakeSite('sg', getAnswer({ ETag: `"${etag}"` })), target, etag));
+        expect(out.md5Check).toBe('local');
+      }
+      expect(probes(target)).toBe(1);
+      expect(target.sent.filter((x) => x.command === 'PutObject' && x.input.ContentMD5 !== undefined && !String(x.input.Key).startsWith('_clover/'))).toEqual([]);
+    }
+  });
+
   it('the source\'s stored SHA-256 is compared with the bytes read: a mismatch is SourceCorrupt', async () => {
     const kmsEtag = 'ffffffffffffffffffffffffffffffff';
     const ok = await copyObject(request(fakeSite('sg', getAnswer({ ETag: `"${kmsEtag}"`, ServerSideEncryption: 'aws:kms', ChecksumSHA256: sha(body), ChecksumType: 'FULL_OBJECT' })), checkingTarget(), kmsEtag));
