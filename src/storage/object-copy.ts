@@ -1,4 +1,3 @@
-import type { Readable } from 'node:stream';
 import type { CopyOutcome, CopyRequest } from './copy-request';
 import { META } from './object-meta';
 import { getPinned } from './pinned-read';
@@ -13,7 +12,7 @@ import { putSingle } from './put-single';
 export async function copyObject(req: CopyRequest): Promise<CopyOutcome> {
   const { source, object, signal } = req;
   const res = await getPinned(source, object.key, object.etag, signal);
-  const body = res.Body as Readable;
+  const body = res.Body;
   try {
     const size = res.ContentLength ?? object.size;
     const metadata: Record<string, string> = {};

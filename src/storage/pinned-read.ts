@@ -1,20 +1,20 @@
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { GetObjectCommand, type GetObjectCommandOutput } from '@aws-sdk/client-s3';
 import { readInBlocks } from './block-reader';
 import type { ByteBudget } from './byte-budget';
 import type { Site } from './clients';
 import { SourceChangedError, describeS3Error, isNotFound, isPreconditionFailed } from './errors';
 import { sizeClass, type Hasher } from './hash-pool';
+import { sendGetObject, type ObjectRead } from './lean-requests';
 import { progressed } from './liveness';
 
 /** Objects smaller than this are hashed on the copying thread: handing them to a thread costs more. */
 export const OFFLOAD_MIN_BYTES = 256 * 1024;
 
 /** Reads the object only while it still has `etag` (invariant 3); otherwise SourceChangedError. */
-export async function getPinned(site: Site, key: string, etag: string, signal?: AbortSignal): Promise<GetObjectCommandOutput> {
+export async function getPinned(site: Site, key: string, etag: string, signal?: AbortSignal): Promise<ObjectRead> {
   try {
-    return await site.s3.send(new GetObjectCommand({ Bucket: site.bucket, Key: key, IfMatch: `"${etag}"` }), { abortSignal: signal });
+    return await sendGetObject(site, { Bucket: site.bucket, Key: key, IfMatch: `"${etag}"` }, signal);
   } catch (err) {
     if (isPreconditionFailed(err) || isNotFound(err)) throw new SourceChangedError(site.name, key);
     throw describeS3Error(err, { site: site.name, bucket: site.bucket, key, action: 'GetObject' });
@@ -28,16 +28,16 @@ export async function getPinned(site: Site, key: string, etag: string, signal?: 
 export async function hashObject(
   site: Site, key: string, etag: string | undefined, signal?: AbortSignal, offload?: { hasher?: Hasher; budget: ByteBudget },
 ): Promise<{ sha256: string; size: number }> {
-  let res: GetObjectCommandOutput;
+  let res: ObjectRead;
   if (etag) res = await getPinned(site, key, etag, signal);
   else {
     try {
-      res = await site.s3.send(new GetObjectCommand({ Bucket: site.bucket, Key: key }), { abortSignal: signal });
+      res = await sendGetObject(site, { Bucket: site.bucket, Key: key }, signal);
     } catch (err) {
       throw describeS3Error(err, { site: site.name, bucket: site.bucket, key, action: 'GetObject' });
     }
   }
-  const body = res.Body as Readable;
+  const body = res.Body;
   try {
     if (offload?.hasher && (res.ContentLength ?? 0) >= OFFLOAD_MIN_BYTES) return await hashOnThreads(body, res.ContentLength!, offload.hasher, offload.budget);
     const hash = createHash('sha256');

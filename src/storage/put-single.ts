@@ -1,8 +1,8 @@
 import type { Readable } from 'node:stream';
-import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { checkSourceLength, checkSourceMd5, conditional, needsMd5, signedWith, type CopyOutcome, type CopyRequest, type Headers } from './copy-request';
 import { TargetChangedError, describeS3Error, isPreconditionFailed } from './errors';
 import { inlineHasher, sizeClass } from './hash-pool';
+import { sendPutObject } from './lean-requests';
 import { META, stripQuotes } from './object-meta';
 import { OFFLOAD_MIN_BYTES } from './pinned-read';
 import { progressed } from './liveness';
@@ -32,22 +32,17 @@ export async function putSingle(req: CopyRequest, body: Readable, size: number, 
     const shaHex = digests.sha256.toString('hex');
     const checksum = digests.sha256.toString('base64');
     try {
-      const out = await target.s3.send(
-        signedWith(
-          new PutObjectCommand({
-            Bucket: target.bucket,
-            Key: object.key,
-            Body: buf,
-            ContentLength: size,
-            ChecksumSHA256: checksum,
-            ...headers,
-            Metadata: req.restore ? metadata : { ...metadata, [META.sha256]: shaHex },
-            ...conditional(req),
-          }),
-          shaHex,
-        ),
-        { abortSignal: signal },
-      );
+      // The lean path when the site has it and every field is one it maps; else the SDK (payload hash preset).
+      const out = await sendPutObject(target, {
+        Bucket: target.bucket,
+        Key: object.key,
+        Body: buf,
+        ContentLength: size,
+        ChecksumSHA256: checksum,
+        ...headers,
+        Metadata: req.restore ? metadata : { ...metadata, [META.sha256]: shaHex },
+        ...conditional(req),
+      }, shaHex, signedWith, signal);
       return { sha256: shaHex, size, targetEtag: stripQuotes(out.ETag), targetChecksum: out.ChecksumSHA256 ?? '' };
     } catch (err) {
       if (isPreconditionFailed(err)) throw new TargetChangedError(target.name, object.key);
