@@ -109,5 +109,15 @@ describe('pipelined pages of one user', () => {
     }).run<[CopyUserInput], CopyUserResult, typeof acts.copyUserObjects>(acts.copyUserObjects, input);
     expect(retried).toMatchObject({ done: true, objects: 25, transferred: { objects: 45 } });
     expect(await listKeys(base.clients, 'eu-ie', stagingPrefix(migrationId, userId))).toEqual(staged);
+
+    // Verification reads the next page's staging and listing while it checks this one: every object, once.
+    for (const mode of ['checksum', 'full'] as const) {
+      const v = await new MockActivityEnvironment().run(acts.verifyUserObjects, { migrationId, userId, targetSite: 'eu-ie', prefix, mode, objectsPerUser: 16, generation: 1 });
+      expect(v).toMatchObject({ verified: 45, verifiedBytes: Array.from({ length: 45 }, (_, i) => body(i).length).reduce((a, b) => a + b), recopied: 0 });
+    }
+    // A retry after two verified pages checks the other three.
+    const rest = await new MockActivityEnvironment({ heartbeatDetails: { pagesDone: 2, result: { verified: 20, verifiedBytes: 0, recopied: 0, transferredObjects: 0, transferredBytes: 0 } } })
+      .run(acts.verifyUserObjects, { migrationId, userId, targetSite: 'eu-ie', prefix, mode: 'checksum' as const, objectsPerUser: 16, generation: 1 });
+    expect(rest).toMatchObject({ verified: 45 });
   });
 });
