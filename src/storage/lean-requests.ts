@@ -157,14 +157,23 @@ export class LeanClient {
     const path = basePath + key.split('/').map(encodeSegment).join('/');
     for (let attempt = 1; ; attempt++) {
       try {
+        // The clock offset the S3 client keeps (it corrects it when a server says the clock is skewed).
+        const cfg = this.s3.config as { systemClockOffset?: number };
         const signed = await signer.sign({
           method, protocol: base.protocol, hostname: base.hostname, port: base.port ? Number(base.port) : undefined, path, query,
           headers: { ...headers, host: base.host }, body,
-        });
+        }, { signingDate: new Date(Date.now() + (cfg.systemClockOffset ?? 0)) });
         const res = await this.exchange(base.protocol, signed, body, signal);
         progressed();
         if (res.statusCode !== undefined && res.statusCode >= 200 && res.statusCode < 300) return res;
-        throw await errorOf(res);
+        const err = await errorOf(res);
+        const serverTime = Date.parse(one(res.headers.date) ?? '');
+        if (CLOCK_SKEW.has(err.name) && !Number.isNaN(serverTime) && Math.abs(serverTime - (Date.now() + (cfg.systemClockOffset ?? 0))) >= 300_000) {
+          // As the SDK does: a clock more than 5 minutes off takes the server's, and the request is signed again.
+          cfg.systemClockOffset = serverTime - Date.now();
+          (err as ServiceError & { $retryable?: boolean }).$retryable = true;
+        }
+        throw err;
       } catch (err) {
         if (attempt >= this.opts.maxAttempts || signal?.aborted || !retryable(err)) {
           if (err && typeof err === 'object' && '$metadata' in err) (err as ServiceError).$metadata.attempts = attempt;
@@ -234,6 +243,7 @@ interface ServiceError extends Error {
 }
 
 const THROTTLING = new Set(['Throttling', 'ThrottlingException', 'ThrottledException', 'RequestThrottledException', 'TooManyRequestsException', 'SlowDown', 'RequestLimitExceeded', 'BandwidthLimitExceeded', 'RequestThrottled', 'ProvisionedThroughputExceededException', 'PriorRequestNotComplete', 'EC2ThrottledException']);
+const CLOCK_SKEW = new Set(['AuthFailure', 'InvalidSignatureException', 'RequestExpired', 'RequestInTheFuture', 'RequestTimeTooSkewed', 'SignatureDoesNotMatch']);
 const TRANSIENT_CODES = new Set(['TimeoutError', 'RequestTimeout', 'RequestTimeoutException', 'InternalError']);
 const NETWORK = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ECONNABORTED']);
 
@@ -241,6 +251,7 @@ const NETWORK = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EH
 function retryable(err: unknown): boolean {
   const e = err as Partial<ServiceError> & { code?: string };
   if (e?.name === 'AbortError') return false;
+  if ((err as { $retryable?: boolean }).$retryable) return true;
   const status = e?.$metadata?.httpStatusCode;
   if (status !== undefined) return status === 429 || [500, 502, 503, 504].includes(status) || THROTTLING.has(e.name ?? '') || TRANSIENT_CODES.has(e.name ?? '');
   return e?.name === 'TimeoutError' || NETWORK.has(e?.code ?? '');

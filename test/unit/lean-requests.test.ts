@@ -14,13 +14,15 @@ describe('lean request path: requests and recorded answers', () => {
   let server: Server;
   const seen: { method?: string; url?: string; headers: IncomingHttpHeaders }[] = [];
   let answer: { status: number; headers?: Record<string, string>; body?: string } = { status: 200 };
+  let answers: (typeof answer)[] = [];
   let clients: SiteClients;
 
   beforeAll(async () => {
     server = createServer((req, res) => {
       seen.push({ method: req.method, url: req.url, headers: req.headers });
       req.resume();
-      req.on('end', () => res.writeHead(answer.status, answer.headers).end(answer.body ?? ''));
+      const a = answers.shift() ?? answer;
+      req.on('end', () => res.writeHead(a.status, a.headers).end(a.body ?? ''));
     });
     await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
     const port = (server.address() as AddressInfo).port;
@@ -38,6 +40,7 @@ describe('lean request path: requests and recorded answers', () => {
   beforeEach(() => {
     seen.length = 0;
     answer = { status: 200 };
+    answers = [];
   });
 
   it('a GET pinned with If-Match carries the session token, signed, and the empty payload hash', async () => {
@@ -91,5 +94,23 @@ describe('lean request path: requests and recorded answers', () => {
     expect(seen).toHaveLength(3); // the SDK client's maxAttempts
     const d = describeS3Error(err, { site: 'eu', bucket: 'b-1', key: 'k', action: 'GetObject' });
     expect(d).toMatchObject({ type: 'SlowDown', permanent: false, repeatable: false, status: 503 });
+  });
+
+  it('a clock an hour off: the server time is taken from its answer and the request signed again (as the SDK does)', async () => {
+    const serverNow = new Date(Date.now() + 3600_000);
+    answers = [{ status: 403, headers: { date: serverNow.toUTCString() }, body: '<Error><Code>RequestTimeTooSkewed</Code><Message>skewed</Message></Error>' }];
+    answer = { status: 200, headers: { etag: '"e"' } };
+    const s = clients.get('eu')!;
+    await sendPutObject(s, { Bucket: 'b-1', Key: 'k', Body: Buffer.from('x') }, '2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881', signedWith);
+    expect(seen).toHaveLength(2);
+    const signedAt = (h: IncomingHttpHeaders) => Date.parse(String(h['x-amz-date']).replace(/^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/, '$1-$2-$3T$4:$5:$6Z'));
+    expect(Math.abs(signedAt(seen[1]!.headers) - serverNow.getTime())).toBeLessThan(60_000);
+    // A signature that does not match with the clocks in step is bad credentials: not retried.
+    seen.length = 0;
+    answers = [];
+    answer = { status: 403, headers: { date: new Date(Date.now() + 3600_000).toUTCString() }, body: '<Error><Code>SignatureDoesNotMatch</Code></Error>' };
+    const err = await sendGetObject(s, { Bucket: 'b-1', Key: 'k' }).catch((e: unknown) => e);
+    expect(seen).toHaveLength(1);
+    expect(describeS3Error(err, { site: 'eu', bucket: 'b-1', key: 'k', action: 'GetObject' })).toMatchObject({ type: 'SignatureDoesNotMatch', permanent: true });
   });
 });
