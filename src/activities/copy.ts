@@ -175,7 +175,10 @@ export function createCopyActivities(deps: ActivityDeps) {
         }
         const current = inFlight.shift();
         if (!current) break;
-        const staging = await current;
+        const staging = await current.catch((err: unknown) => {
+          limit.clearQueue(); // keys of this attempt not started yet never start; the retry redoes them
+          throw err;
+        });
         if (staging.entries.length > 0 || staging.conflicts.length > 0 || staging.erasures.length > 0 || page === 0) {
           staging.page = page;
           staging.entries.sort((a, b) => compareKeys(a.key, b.key));
