@@ -1,5 +1,6 @@
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { parseSites } from '../../src/config/sites';
 import { createSiteClients, destroySiteClients, type SiteClients } from '../../src/storage/clients';
 import { signedWith } from '../../src/storage/copy-request';
 import { describeS3Error, isPreconditionFailed } from '../../src/storage/errors';
@@ -112,5 +113,20 @@ describe('lean request path: requests and recorded answers', () => {
     const err = await sendGetObject(s, { Bucket: 'b-1', Key: 'k' }).catch((e: unknown) => e);
     expect(seen).toHaveLength(1);
     expect(describeS3Error(err, { site: 'eu', bucket: 'b-1', key: 'k', action: 'GetObject' })).toMatchObject({ type: 'SignatureDoesNotMatch', permanent: true });
+  });
+
+  it('"leanRequests": false in the sites file, or the worker option, turns the lean path off; a wrong value is refused clearly', () => {
+    const doc = (v: unknown) => ({ sites: { eu: { endpoint: 'http://127.0.0.1:1', region: 'eu-west-1', bucket: 'b-1', jurisdiction: 'IE', leanRequests: v } } });
+    const on = createSiteClients(parseSites(doc(undefined)), { maxSockets: 1 });
+    const offBySite = createSiteClients(parseSites(doc(false)), { maxSockets: 1 });
+    const offByWorker = createSiteClients(parseSites(doc(true)), { maxSockets: 1, leanRequests: false });
+    try {
+      expect(on.get('eu')!.lean).toBeDefined();
+      expect(offBySite.get('eu')!.lean).toBeUndefined();
+      expect(offByWorker.get('eu')!.lean).toBeUndefined();
+    } finally {
+      for (const c of [on, offBySite, offByWorker]) destroySiteClients(c);
+    }
+    expect(() => parseSites(doc('no'))).toThrow(/site "eu", field leanRequests: /);
   });
 });
