@@ -259,7 +259,8 @@ async function runRclone(ctx: Ctx, ds: DataSet): Promise<Measure> {
 }
 
 async function runSdkLoop(ctx: Ctx, ds: DataSet): Promise<Measure> {
-  const m = await timed(process.execPath, ['--import', 'tsx', join(ROOT, 'bench', 'sdk-copy.ts'), ctx.sitesFile, 'sg', 'eu-ie', `users/bench-${ds.name}-`, String(ctx.concurrency)], ctx.env);
+  const prof = process.env.CLOVER_BENCH_CPU_PROF; // the plain SDK loop's profile too, beside the workers'
+  const m = await timed(process.execPath, [...(prof ? ['--cpu-prof', '--cpu-prof-dir', prof] : []), '--import', 'tsx', join(ROOT, 'bench', 'sdk-copy.ts'), ctx.sitesFile, 'sg', 'eu-ie', `users/bench-${ds.name}-`, String(ctx.concurrency)], ctx.env);
   if (m.code !== 0) throw new Error(`sdk copy loop exited ${m.code}`);
   return m;
 }

@@ -24,8 +24,9 @@ export function registerWorker(program: Command): void {
     .option('--part-mib <n>', 'minimum multipart part size in MiB (also the multipart threshold)', positive('--part-mib'), d.minPartSize / 1048576)
     .option('--hash-threads <n>', 'threads hashing object bytes beside the one moving them (default: CPU cores - 1, 1 to 4)', positive('--hash-threads'), d.hashThreads)
     .option('--grace-seconds <n>', 'seconds in-flight work gets to checkpoint on shutdown', positive('--grace-seconds'), d.shutdownGraceMs / 1000)
+    .option('--sdk-requests', 'send every S3 request through the AWS SDK (default: object GET/PUT of the copy take the lean request path)')
     .option('--task-queue <name>', 'task queue (default: CLOVER_TASK_QUEUE, else clover-migrations)')
-    .action(async (o: { sites?: string; maxActivities: number; maxSockets: number; idleTimeoutSeconds: number; memoryMib: number; partMib: number; hashThreads: number; graceSeconds: number; taskQueue?: string }) => {
+    .action(async (o: { sites?: string; maxActivities: number; maxSockets: number; idleTimeoutSeconds: number; memoryMib: number; partMib: number; hashThreads: number; graceSeconds: number; sdkRequests?: boolean; taskQueue?: string }) => {
       const temporal = temporalConfig();
       const logger = createLogger();
       const sites = loadSites(o.sites);
@@ -45,6 +46,7 @@ export function registerWorker(program: Command): void {
           minPartSize: o.partMib * 1048576,
           hashThreads: o.hashThreads,
           shutdownGraceMs: o.graceSeconds * 1000,
+          leanRequests: !o.sdkRequests,
           taskQueue: o.taskQueue ?? temporal.taskQueue,
         },
       });

@@ -25,6 +25,14 @@ describe('delta passes against the real sites', () => {
       requests.set(name, (requests.get(name) ?? 0) + 1);
       return next(args);
     }, { step: 'initialize', name: 'countRequests' });
+    // Object GETs and PUTs of the copy take the lean path (storage/lean-requests.ts): counted under the same names.
+    const lean = s.lean;
+    if (lean) {
+      const bump = (name: string) => requests.set(name, (requests.get(name) ?? 0) + 1);
+      const [get, put] = [lean.get.bind(lean), lean.put.bind(lean)];
+      lean.get = (...a) => (bump(`${s.name}:GetObjectCommand`), get(...a));
+      lean.put = (...a) => (bump(`${s.name}:PutObjectCommand`), put(...a));
+    }
   }
   const acts = createActivities({ ...deps, clients: counted } as ActivityDeps);
   afterAll(() => {

@@ -10,11 +10,17 @@ import type { Site } from '../storage/clients';
 import type { UploadCheckpoint } from '../storage/copy-request';
 import { abortUploads } from '../storage/delete';
 import { getManifest } from '../storage/manifests';
-import { listPage } from '../storage/page-listing';
+import { listPage, type PageListing } from '../storage/page-listing';
 import { removeStaging, writeStaging, type StagingPage } from '../storage/staging';
 import { executeKey, type PassContext } from './pass-executor';
 import { runActivity } from './scaffold';
 import { expectedKey, site, targetSite, type ActivityDeps } from './deps';
+
+/**
+ * Listing pages whose keys are queued or copying at once in one copy call: the page being finished and the
+ * next one, so a page's last copies overlap the next page's first ones. Two bound the memory to two pages' plans.
+ */
+export const PAGES_IN_FLIGHT = 2;
 
 export interface CopyUserInput {
   migrationId: string;
@@ -131,19 +137,50 @@ export function createCopyActivities(deps: ActivityDeps) {
       if (!resumed && page === 0) await refuseEmptySources(sources, previous, input, signal);
       // Whatever an interrupted attempt staged from this page on is redone (its page ranges may differ now).
       await removeStaging(target, input.migrationId, input.userId, input.generation, page, signal);
-      for (let pages = 0; pages < deps.batch.maxPages && Date.now() - started < deps.batch.maxMillis; pages++) {
-        const listing = await listPage(sources, target, input.prefix, cursor, deps.batch.listPageSize, signal);
-        const plans = planPage(listing.sources, listing.target, entriesInRange(previous, cursor, listing.nextCursor));
-        const staging: StagingPage = { generation: input.generation, page, cursor, nextCursor: listing.nextCursor, entries: [], conflicts: [], erasures: [] };
-        await Promise.all(plans.map((plan) => limit(async () => {
+      // Pipelined pages (one heavy user as fast as many light ones): the next page is listed while this
+      // one copies, and its keys queue behind this page's on the user's one limit, so `objectsPerUser`
+      // copies stay in flight across page ends. Pages are still staged one at a time, in order, and the
+      // checkpoint moves only past a staged page: a retry redoes the page after the last staged one (and
+      // finds the copies a later page already made in the target).
+      const listFrom = (after: string | undefined) => {
+        const p = listPage(sources, target, input.prefix, after, deps.batch.listPageSize, signal);
+        p.catch(() => undefined); // awaited in order below; not an unhandled rejection meanwhile
+        return p;
+      };
+      const runPage = (from: string | undefined, listing: PageListing): Promise<StagingPage> => {
+        const plans = planPage(listing.sources, listing.target, entriesInRange(previous, from, listing.nextCursor));
+        const staging: StagingPage = { generation: input.generation, page: -1, cursor: from, nextCursor: listing.nextCursor, entries: [], conflicts: [], erasures: [] };
+        const done = Promise.all(plans.map((plan) => limit(async () => {
           const r = await executeKey(pass, plan);
           if (r.entry) staging.entries.push(r.entry);
           if (r.conflict) staging.conflicts.push(r.conflict);
           if (r.erasure) staging.erasures.push(r.erasure);
           if (r.block) block(plan.key, r.block);
           beat();
-        })));
+        }))).then(() => staging);
+        done.catch(() => undefined); // awaited in page order
+        return done;
+      };
+      const inFlight: Promise<StagingPage>[] = [];
+      let next: Promise<PageListing> | undefined = listFrom(cursor);
+      let nextFrom = cursor;
+      for (let pages = 0; ;) {
+        while (next && inFlight.length < PAGES_IN_FLIGHT && pages < deps.batch.maxPages && Date.now() - started < deps.batch.maxMillis) {
+          const listing: PageListing = await next;
+          const from = nextFrom;
+          pages++;
+          nextFrom = listing.nextCursor;
+          next = listing.nextCursor === undefined ? undefined : listFrom(listing.nextCursor);
+          inFlight.push(runPage(from, listing));
+        }
+        const current = inFlight.shift();
+        if (!current) break;
+        const staging = await current.catch((err: unknown) => {
+          limit.clearQueue(); // keys of this attempt not started yet never start; the retry redoes them
+          throw err;
+        });
         if (staging.entries.length > 0 || staging.conflicts.length > 0 || staging.erasures.length > 0 || page === 0) {
+          staging.page = page;
           staging.entries.sort((a, b) => compareKeys(a.key, b.key));
           await writeStaging(target, input.migrationId, input.userId, staging, signal);
           totals.objects += staging.entries.length;
@@ -151,7 +188,7 @@ export function createCopyActivities(deps: ActivityDeps) {
           totals.conflicts += staging.conflicts.length;
           page++;
         }
-        cursor = listing.nextCursor;
+        cursor = staging.nextCursor;
         listed = cursor === undefined;
         beat();
         if (listed) return finish();

@@ -127,14 +127,26 @@ export function createVerifyActivities(deps: ActivityDeps) {
       let progress: VerifyCheckpoint = { pagesDone: resumed?.pagesDone ?? 0, result: { ...result } };
       checkpointWith(() => progress);
       const pages = await listStagingPages(target, input.migrationId, input.userId, input.generation, signal);
-      for (const [i, pageKey] of pages.entries()) {
-        if (i < (resumed?.pagesDone ?? 0)) continue;
-        const staging = await readStaging(target, pageKey, signal);
-        const lastKey = staging.entries.at(-1)?.key;
-        listed =
-          input.mode === 'checksum' && input.prefix !== undefined && lastKey !== undefined
+      // The next page's staging record and target listing are read while this page's objects are checked.
+      const load = (i: number) => {
+        const p = (async () => {
+          const staging = await readStaging(target, pages[i]!, signal);
+          const lastKey = staging.entries.at(-1)?.key;
+          const l = input.mode === 'checksum' && input.prefix !== undefined && lastKey !== undefined
             ? await listRange(target, input.prefix, staging.cursor, lastKey, signal)
             : undefined;
+          return { staging, listed: l };
+        })();
+        p.catch(() => undefined); // awaited in page order
+        return p;
+      };
+      const first = resumed?.pagesDone ?? 0;
+      let next = first < pages.length ? load(first) : undefined;
+      for (let i = first; i < pages.length; i++) {
+        const loaded = await next!;
+        next = i + 1 < pages.length ? load(i + 1) : undefined;
+        const staging = loaded.staging;
+        listed = loaded.listed;
         // A retried attempt redoes this whole page, so heartbeats carry the totals as of its start.
         const atPageStart = { ...result };
         progress = { pagesDone: i, result: atPageStart };

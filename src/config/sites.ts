@@ -17,6 +17,8 @@ export const siteSchema = z
       .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be a valid S3 bucket name (3-63 chars: a-z, 0-9, ".", "-")'),
     jurisdiction: z.string().refine(isCountryCode, 'must be an assigned ISO 3166-1 alpha-2 country code in capitals, e.g. IE'),
     forcePathStyle: z.boolean().default(false),
+    /** The copy's object GET/PUT over the lean request path (storage/lean-requests.ts), default true; false: through the AWS SDK. */
+    leanRequests: z.boolean().optional(),
     credentials: z
       .object({
         accessKeyId: z.string().min(1, 'must not be empty'),

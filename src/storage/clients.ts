@@ -4,6 +4,7 @@ import { S3Client, type PutObjectCommandInput } from '@aws-sdk/client-s3';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { Sites, SiteConfig } from '../config/sites';
 import { siteCredentialEnvNames } from '../config/sites';
+import { LeanClient } from './lean-requests';
 import { progressed } from './liveness';
 
 export const DEFAULT_IDLE_TIMEOUT_MS = 30_000;
@@ -14,6 +15,8 @@ export interface Site {
   config: Readonly<SiteConfig>;
   bucket: string;
   s3: S3Client;
+  /** The lean GET/PUT path (storage/lean-requests.ts); absent when the site or the worker turned it off. */
+  lean?: LeanClient;
 }
 
 export type SiteClients = ReadonlyMap<string, Site>;
@@ -29,6 +32,11 @@ export interface ClientOptions {
   idleTimeoutMs?: number;
   /** Milliseconds to open a connection (default 5 s). */
   connectTimeoutMs?: number;
+  /**
+   * Send the copy's single-part GET and PUT through the lean path (default true); false: every request
+   * through the SDK (worker `--sdk-requests`). A site's `"leanRequests": false` turns it off for that site.
+   */
+  leanRequests?: boolean;
   env?: NodeJS.ProcessEnv;
 }
 
@@ -49,21 +57,27 @@ export function createSiteClients(sites: Sites, opts: ClientOptions): SiteClient
       (env[names.accessKeyId] && env[names.secretAccessKey]
         ? { accessKeyId: env[names.accessKeyId]!, secretAccessKey: env[names.secretAccessKey]!, sessionToken: env[names.sessionToken] }
         : undefined);
+    // One pair of agents per site, shared by the SDK client and the lean path: maxSockets bounds both together.
     const agentOpts = { keepAlive: true, maxSockets: opts.maxSockets };
+    const httpAgent = new HttpAgent(agentOpts);
+    const httpsAgent = new HttpsAgent(agentOpts);
+    const connectTimeoutMs = opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+    const idleTimeoutMs = opts.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+    const maxAttempts = 3;
     const s3 = new S3Client({
       endpoint: config.endpoint,
       region: config.region,
       forcePathStyle: config.forcePathStyle,
       credentials,
-      maxAttempts: 3,
+      maxAttempts,
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
       requestHandler: new NodeHttpHandler({
-        httpAgent: new HttpAgent(agentOpts),
-        httpsAgent: new HttpsAgent(agentOpts),
-        connectionTimeout: opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+        httpAgent,
+        httpsAgent,
+        connectionTimeout: connectTimeoutMs,
         // An idle timeout, not a total one: a large part may stream for minutes, but never silently.
-        socketTimeout: opts.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
+        socketTimeout: idleTimeoutMs,
       }),
     });
     // Every completed request counts as progress for the activity that sent it (heartbeats follow it).
@@ -72,7 +86,10 @@ export function createSiteClients(sites: Sites, opts: ClientOptions): SiteClient
       progressed();
       return out;
     }, { step: 'initialize', name: 'cloverProgress' });
-    out.set(name, { name, config, bucket: config.bucket, s3 });
+    const lean = opts.leanRequests !== false && config.leanRequests !== false
+      ? new LeanClient(s3, config.bucket, config.forcePathStyle, { httpAgent, httpsAgent, connectTimeoutMs, idleTimeoutMs, maxAttempts })
+      : undefined;
+    out.set(name, { name, config, bucket: config.bucket, s3, lean });
   }
   return out;
 }

@@ -1,4 +1,3 @@
-import type { Readable } from 'node:stream';
 import { GetObjectTaggingCommand } from '@aws-sdk/client-s3';
 import { siteEncryption, type Site } from './clients';
 import {
@@ -25,7 +24,7 @@ export async function copyObject(req: CopyRequest): Promise<CopyOutcome> {
   // Asked before the GET (once per target and process), so no source socket waits on it.
   const targetMd5 = single && needsMd5(object.etag) && (await targetChecksContentMd5(req.target, signal));
   const res = await getPinned(source, object.key, object.etag, signal);
-  const body = res.Body as Readable;
+  const body = res.Body;
   try {
     const encryption = sourceEncryption(res);
     if (encryption === 'sse-c') throw sourceNeedsCustomerKey(source, object.key);

@@ -1,41 +1,27 @@
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { GetObjectCommand, type GetObjectCommandOutput } from '@aws-sdk/client-s3';
 import { readInBlocks } from './block-reader';
 import type { ByteBudget } from './byte-budget';
 import type { Site } from './clients';
 import { sourceNeedsCustomerKey } from './copy-request';
 import { SourceChangedError, describeS3Error, isCustomerKeyRequired, isNotFound, isPreconditionFailed } from './errors';
 import { sizeClass, type Hasher } from './hash-pool';
+import { sendGetObject, type ObjectRead } from './lean-requests';
 import { progressed } from './liveness';
 
 /** Objects smaller than this are hashed on the copying thread: handing them to a thread costs more. */
 export const OFFLOAD_MIN_BYTES = 256 * 1024;
 
 /**
- * Asks for the object's stored checksum (x-amz-checksum-mode: ENABLED) as a plain header: with
- * `ChecksumMode` in the input the SDK would hash the body once more itself; Clover compares the
- * SHA-256 it computes anyway (copy-request.ts checkSourceChecksum).
- */
-function withStoredChecksum(command: GetObjectCommand): GetObjectCommand {
-  command.middlewareStack.add(
-    (next) => async (args) => {
-      const request = args.request as { headers?: Record<string, string> };
-      if (request.headers) request.headers['x-amz-checksum-mode'] = 'ENABLED';
-      return next(args);
-    },
-    { step: 'build', name: 'cloverChecksumMode' },
-  );
-  return command;
-}
-
-/**
  * Reads the object only while it still has `etag` (invariant 3); otherwise SourceChangedError. An SSE-C
- * object (no customer key here) is SourceNeedsCustomerKey, permanent.
+ * object (no customer key here) is SourceNeedsCustomerKey, permanent. The object's stored checksum is
+ * asked for (x-amz-checksum-mode: ENABLED) as a plain header: with `ChecksumMode` in an SDK input the SDK
+ * would hash the body once more itself; Clover compares the SHA-256 it computes anyway
+ * (copy-request.ts checkSourceChecksum).
  */
-export async function getPinned(site: Site, key: string, etag: string, signal?: AbortSignal): Promise<GetObjectCommandOutput> {
+export async function getPinned(site: Site, key: string, etag: string, signal?: AbortSignal): Promise<ObjectRead> {
   try {
-    return await site.s3.send(withStoredChecksum(new GetObjectCommand({ Bucket: site.bucket, Key: key, IfMatch: `"${etag}"` })), { abortSignal: signal });
+    return await sendGetObject(site, { Bucket: site.bucket, Key: key, IfMatch: `"${etag}"` }, signal, { storedChecksum: true });
   } catch (err) {
     if (isPreconditionFailed(err) || isNotFound(err)) throw new SourceChangedError(site.name, key);
     if (isCustomerKeyRequired(err)) throw sourceNeedsCustomerKey(site, key);
@@ -50,16 +36,16 @@ export async function getPinned(site: Site, key: string, etag: string, signal?: 
 export async function hashObject(
   site: Site, key: string, etag: string | undefined, signal?: AbortSignal, offload?: { hasher?: Hasher; budget: ByteBudget },
 ): Promise<{ sha256: string; size: number }> {
-  let res: GetObjectCommandOutput;
+  let res: ObjectRead;
   if (etag) res = await getPinned(site, key, etag, signal);
   else {
     try {
-      res = await site.s3.send(new GetObjectCommand({ Bucket: site.bucket, Key: key }), { abortSignal: signal });
+      res = await sendGetObject(site, { Bucket: site.bucket, Key: key }, signal);
     } catch (err) {
       throw describeS3Error(err, { site: site.name, bucket: site.bucket, key, action: 'GetObject' });
     }
   }
-  const body = res.Body as Readable;
+  const body = res.Body;
   try {
     if (offload?.hasher && (res.ContentLength ?? 0) >= OFFLOAD_MIN_BYTES) return await hashOnThreads(body, res.ContentLength!, offload.hasher, offload.budget);
     const hash = createHash('sha256');

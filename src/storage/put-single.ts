@@ -1,12 +1,12 @@
 import type { Readable } from 'node:stream';
 import { crc32 } from 'node:zlib';
-import { PutObjectCommand } from '@aws-sdk/client-s3';
 import {
   checkSourceChecksum, checkSourceLength, checkSourceMd5, conditional, contentMd5Of, crc32Base64, signedWith, sourceMd5Refused,
   type CopyOutcome, type CopyRequest, type Headers, type SourceIntegrity,
 } from './copy-request';
 import { TargetChangedError, describeS3Error, isPreconditionFailed, s3Code } from './errors';
 import { inlineHasher, sizeClass } from './hash-pool';
+import { sendPutObject } from './lean-requests';
 import { META, stripQuotes } from './object-meta';
 import { OFFLOAD_MIN_BYTES } from './pinned-read';
 import { progressed } from './liveness';
@@ -44,23 +44,18 @@ export async function putSingle(
     const crc = integrity.stored?.algorithm === 'CRC32' ? crc32Base64(crc32(buf.subarray(0, size))) : undefined;
     const sourceChecksumChecked = checkSourceChecksum(req, integrity.stored, { SHA256: checksum, CRC32: crc });
     try {
-      const out = await target.s3.send(
-        signedWith(
-          new PutObjectCommand({
-            Bucket: target.bucket,
-            Key: object.key,
-            Body: buf,
-            ContentLength: size,
-            ChecksumSHA256: checksum,
-            ...(integrity.md5 === 'target' ? { ContentMD5: contentMd5Of(object.etag) } : {}),
-            ...headers,
-            Metadata: req.restore ? metadata : { ...metadata, [META.sha256]: shaHex },
-            ...conditional(req),
-          }),
-          shaHex,
-        ),
-        { abortSignal: signal },
-      );
+      // The lean path when the site has it and every field is one it maps; else the SDK (payload hash preset).
+      const out = await sendPutObject(target, {
+        Bucket: target.bucket,
+        Key: object.key,
+        Body: buf,
+        ContentLength: size,
+        ChecksumSHA256: checksum,
+        ...(integrity.md5 === 'target' ? { ContentMD5: contentMd5Of(object.etag) } : {}),
+        ...headers,
+        Metadata: req.restore ? metadata : { ...metadata, [META.sha256]: shaHex },
+        ...conditional(req),
+      }, shaHex, signedWith, signal);
       return { sha256: shaHex, size, targetEtag: stripQuotes(out.ETag), targetChecksum: out.ChecksumSHA256 ?? '', md5Check: integrity.md5, sourceChecksumChecked };
     } catch (err) {
       if (isPreconditionFailed(err)) throw new TargetChangedError(target.name, object.key);

@@ -28,6 +28,8 @@ export interface WorkerSettings {
   hashThreads: number;
   /** How long in-flight activities get to reach a checkpoint on SIGTERM/SIGINT. */
   shutdownGraceMs: number;
+  /** Object GET/PUT of the copy over the lean request path (storage/lean-requests.ts); false: `--sdk-requests`. */
+  leanRequests: boolean;
   taskQueue: string;
 }
 
@@ -41,6 +43,7 @@ export const defaultWorkerSettings = (): WorkerSettings => ({
   partConcurrency: 2,
   hashThreads: Math.max(1, Math.min(4, availableParallelism() - 1)),
   shutdownGraceMs: 30_000,
+  leanRequests: true,
   taskQueue: DEFAULT_TASK_QUEUE,
 });
 
@@ -63,7 +66,7 @@ export async function runWorker(opts: { temporal: TemporalConfig; sites: Sites; 
   } catch (err) {
     throw new UnreachableError(`cannot reach Temporal at ${temporal.address}: ${(err as Error).message} (is the stack up? \`npm run stack -- up\`)`);
   }
-  const clients = createSiteClients(sites, { maxSockets: settings.maxSockets, idleTimeoutMs: settings.idleTimeoutMs });
+  const clients = createSiteClients(sites, { maxSockets: settings.maxSockets, idleTimeoutMs: settings.idleTimeoutMs, leanRequests: settings.leanRequests });
   // Buffers kept for reuse count towards resident memory, so at most a quarter of the budget is kept idle.
   const hasher = new HashPool(settings.hashThreads, settings.memoryBudget / 4);
   // The evidence key: manifests signed, ledger records written. Without one the worker still migrates, recording no evidence.
