@@ -4,6 +4,8 @@ import { ExitCode, InputError } from '../src/config/errors';
 import { checkBundle } from '../src/evidence/bundle';
 import { readPublicKeyFile } from '../src/evidence/keys';
 import { formatBytes, loadSites, out } from './common';
+import { printResidency } from './report';
+import { headline } from '../src/audit/report-html';
 
 export function printAudit(r: AuditReport): void {
   out(`verify ${r.migrationId}: ${r.manifests} manifest(s), ${r.users} user(s), ${r.objects} object(s), ${formatBytes(r.bytes)}; ${r.objectsChecked} object(s) re-read and hashed`);
@@ -13,6 +15,7 @@ export function printAudit(r: AuditReport): void {
   for (const p of r.problems.slice(0, 50)) {
     if (p.kind === 'ledger') out(`LEDGER ${p.problem}`);
     else if (p.kind === 'incomplete') out(`INCOMPLETE user ${p.userId}: ${p.problem}`);
+    else if (p.kind === 'failed') out(`FAILED user ${p.userId}: ${p.problem}`);
     else if (p.kind === 'unlisted') out(`UNLISTED site ${p.site} key ${JSON.stringify(p.key)} (user ${p.userId}): ${p.problem}`);
     else if (p.kind === 'residue') out(`OUTSIDE-EEA site ${p.site} key ${JSON.stringify(p.key)} (user ${p.userId}): ${p.problem}`);
     else out(`${p.kind === 'error' ? 'ERROR' : 'MISMATCH'} site ${p.site} ${p.manifest}${p.key !== undefined ? ` key ${JSON.stringify(p.key)}` : ''}: ${p.problem}`);
@@ -21,17 +24,25 @@ export function printAudit(r: AuditReport): void {
   const errors = r.problems.filter((p) => p.kind === 'error').length;
   const residue = r.problems.filter((p) => p.kind === 'residue').length;
   const incomplete = r.problems.filter((p) => p.kind === 'incomplete').length;
+  const failed = r.problems.filter((p) => p.kind === 'failed').length;
   const unlisted = r.problems.filter((p) => p.kind === 'unlisted').length;
   const ledger = r.problems.filter((p) => p.kind === 'ledger').length;
   const unsigned = r.problems.filter((p) => p.kind === 'signature').length;
   if (r.ledgerRecords !== undefined) {
     out(`evidence: ${r.ledgerRecords} ledger record(s) read; ${r.signaturesVerified ?? 0} newest manifest generation(s) signed with the given key${unsigned ? `, ${unsigned} not` : ''}`);
   }
-  if (r.listedUsers !== undefined) out(`${r.listedUsers} user(s) in the stored user list: ${r.listedUsers - r.incomplete} with a committed manifest, ${r.incomplete} without`);
+  for (const w of r.warnings ?? []) out(`WARNING ${w}`);
+  if (r.listedUsers !== undefined) {
+    out(`${r.listedUsers} user(s) in the stored user list: ${r.listedUsers - r.incomplete - r.failed} with a committed manifest, ${r.failed ? `${r.failed} failed (recorded in the ledger), ` : ''}${r.incomplete} without${r.failed ? ' either' : ''}`);
+  }
+  if (r.residency) {
+    out(`residency (as storage holds it now): ${headline(r.residency)}`);
+    printResidency(r.residency, '  ');
+  }
   out(r.ok
     ? `OK: every manifest digest holds, every object matches its SHA-256, and nothing of a cut-over user is left in a source${r.ledgerRecords !== undefined ? '; the ledger\'s chain and signatures hold, every committed digest is the stored generation\'s, and every newest manifest is signed with the given key' : ''}`
-    : `FAILED: ${r.problems.length - errors - residue - incomplete - unlisted - ledger} mismatch(es), ${residue} object(s) still in a source after cut-over, ${errors} read error(s)` +
-      `${incomplete ? `, ${incomplete} user(s) without a committed manifest` : ''}${unlisted ? `, ${unlisted} object(s) in an EU site that no manifest lists` : ''}` +
+    : `FAILED: ${r.problems.length - errors - residue - incomplete - failed - unlisted - ledger} mismatch(es), ${residue} object(s) still in a source after cut-over, ${errors} read error(s)` +
+      `${failed ? `, ${failed} user(s) failed (their data did not move)` : ''}${incomplete ? `, ${incomplete} user(s) without a committed manifest` : ''}${unlisted ? `, ${unlisted} object(s) in an EU site that no manifest lists` : ''}` +
       `${ledger ? `, ${ledger} ledger problem(s)` : ''}`);
 }
 
@@ -42,12 +53,16 @@ export function verifyEvidence(dir: string, publicKeyFile: string | undefined, m
   const r = checkBundle(dir, publicKey, migrationId);
   if (json) {
     out(JSON.stringify(r, null, 2));
-    return r.problems.length === 0 ? ExitCode.ok : ExitCode.failures;
+    return r.problems.length + r.incomplete.length + r.failed.length === 0 ? ExitCode.ok : ExitCode.failures;
   }
   for (const p of r.problems) out(`PROBLEM: ${p}`);
+  for (const u of r.incomplete) out(`INCOMPLETE user ${u}: no user-committed record and no recorded failure in the ledger`);
+  for (const f of r.failed) out(`FAILED user ${f.userId}: ${f.reason} (in phase ${f.phase}; its data did not move)`);
+  for (const w of r.warnings) out(`WARNING ${w}`);
   const types = Object.entries(r.byType).map(([t, n]) => `${n} ${t}`).join(', ') || 'none';
-  const users = `${r.usersCommitted} user(s) committed${r.usersListed === undefined ? '' : ` of ${r.usersListed} listed`}`;
-  if (r.problems.length === 0) {
+  const users = `${r.usersCommitted} user(s) committed${r.usersListed === undefined ? '' : ` of ${r.usersListed} listed`}` +
+    `${r.failed.length ? `, ${r.failed.length} failed` : ''}${r.incomplete.length ? `, ${r.incomplete.length} without evidence` : ''}`;
+  if (r.problems.length === 0 && r.incomplete.length === 0 && r.failed.length === 0) {
     out(`OK: migration ${r.migrationId}: ${r.records} record(s) (${types}), every signature verifies, the chain is unbroken to head ${r.headHash ?? 'none'}; ${r.manifestsReferenced} manifest reference(s), each in the bundle with its digest; ${users}`);
     return ExitCode.ok;
   }
