@@ -29,6 +29,7 @@ export function printAudit(r: AuditReport): void {
   const ledger = r.problems.filter((p) => p.kind === 'ledger').length;
   const unsigned = r.problems.filter((p) => p.kind === 'signature').length;
   if (r.ledgerRecords !== undefined) {
+    if (r.ledgerHead) out(`ledger head: record ${r.ledgerHead.seq}, hash ${r.ledgerHead.hash} (note it: \`verify --head ${r.ledgerHead.hash}\` later shows nothing up to it was removed)`);
     out(`evidence: ${r.ledgerRecords} ledger record(s) read; ${r.signaturesVerified ?? 0} newest manifest generation(s) signed with the given key${unsigned ? `, ${unsigned} not` : ''}`);
   }
   for (const w of r.warnings ?? []) out(`WARNING ${w}`);
@@ -47,10 +48,10 @@ export function printAudit(r: AuditReport): void {
 }
 
 /** `verify --evidence DIR --public-key FILE`: the offline check of a bundle; returns the exit code. */
-export function verifyEvidence(dir: string, publicKeyFile: string | undefined, migrationId?: string, json?: boolean): number {
+export function verifyEvidence(dir: string, publicKeyFile: string | undefined, migrationId?: string, json?: boolean, head?: string): number {
   if (publicKeyFile === undefined) throw new InputError('--evidence needs --public-key FILE: the public key you trust (from the operator, not only the bundle\'s copy)');
   const publicKey = readPublicKeyFile(publicKeyFile);
-  const r = checkBundle(dir, publicKey, migrationId);
+  const r = checkBundle(dir, publicKey, migrationId, head);
   if (json) {
     out(JSON.stringify(r, null, 2));
     return r.problems.length + r.incomplete.length + r.failed.length === 0 ? ExitCode.ok : ExitCode.failures;
@@ -78,15 +79,18 @@ export function registerVerify(program: Command): void {
     .option('--sites <file>', 'sites file (default: CLOVER_SITES, else the local stack\'s)')
     .option('--evidence <dir>', 'check an exported evidence bundle offline instead: no network, no sites file, no Temporal')
     .option('--public-key <file>', 'the Ed25519 public key the ledger and the manifests must verify with (online: read from storage; with --evidence: the bundle)')
+    .option('--head <hash>', 'with --public-key: the head record hash you noted at an earlier check; it must still be in the ledger (a removed tail leaves no gap otherwise)')
     .option('--json', 'print the report as JSON')
-    .action(async (id: string | undefined, o: { sites?: string; json?: boolean; evidence?: string; publicKey?: string }) => {
+    .action(async (id: string | undefined, o: { sites?: string; json?: boolean; evidence?: string; publicKey?: string; head?: string }) => {
+      if (o.head !== undefined && !/^[0-9a-f]{64}$/.test(o.head)) throw new InputError(`--head ${o.head} is not a record hash (64 lowercase hex digits, as \`verify\` prints after "ledger head:")`);
+      if (o.head !== undefined && o.publicKey === undefined) throw new InputError('--head needs --public-key FILE: the ledger is read only with the key you trust');
       if (o.evidence !== undefined) {
-        process.exitCode = verifyEvidence(o.evidence, o.publicKey, id, o.json);
+        process.exitCode = verifyEvidence(o.evidence, o.publicKey, id, o.json, o.head);
         return;
       }
       if (id === undefined) throw new InputError('verify needs a migration id (or --evidence DIR --public-key FILE for an exported bundle)');
       const publicKey = o.publicKey !== undefined ? readPublicKeyFile(o.publicKey) : undefined;
-      const report = await auditMigration(loadSites(o.sites), id, { publicKey });
+      const report = await auditMigration(loadSites(o.sites), id, { publicKey, notedHead: o.head });
       if (o.json) out(JSON.stringify(report, null, 2));
       else printAudit(report);
       process.exitCode = report.ok ? ExitCode.ok : ExitCode.failures;

@@ -23,7 +23,7 @@ import { get, put, runCli, startWorkerProcess, stopProcess, tmpPlanDir, uniqueId
  * - a user that fails leaves a `user-failed` record: verify (online and offline) says FAILED, not INCOMPLETE;
  * - an operator command's outcome is recorded after its intent (a refused pause shows its refusal);
  *   an intent with no result (a crashed CLI) is a NO-RESULT warning, not a failure;
- * - verify prints the residency summary;
+ * - verify prints the residency summary, and the ledger head to note: a removed last record is caught against it;
  * - the local stack's auditor account (auditor-sites.json) verifies with read access only: its
  *   PutObject and DeleteObject are refused.
  */
@@ -185,17 +185,34 @@ describe('evidence for an independent overseer', () => {
     }
   });
 
-  it('an operator command whose result was never recorded (a crashed CLI) is a NO-RESULT warning, not a failure', async () => {
-    const no = createSiteClients(loadSitesFile(rootSitesFile), { maxSockets: 2 });
-    let intent: LedgerRecord;
+  it('an operator command whose result was never recorded (a crashed CLI) is a NO-RESULT warning, not a failure; removing it (the last record) is caught only against the head noted', async () => {
+    const root = createSiteClients(loadSitesFile(rootSitesFile), { maxSockets: 2 });
     try {
-      intent = await appendLedger(no.get('eu-no')!, plain, key, { type: 'operator-command', actor: operatorActor(), data: { command: 'cancel', migrationId: plain, args: {} } });
+      const no = root.get('eu-no')!;
+      const intent = await appendLedger(no, plain, key, { type: 'operator-command', actor: operatorActor(), data: { command: 'cancel', migrationId: plain, args: {} } });
+      const v = await runCli(['verify', plain, '--sites', auditorSitesFile, '--public-key', pubFile]);
+      expect(v.stdout).toMatch(new RegExp(`^WARNING NO-RESULT record ${intent.seq} \\(operator-command cancel by .*\\): no operator-result names it`, 'm'));
+      expect(v.stdout).toMatch(/^OK: /m);
+      expect(v.code).toBe(0);
+      // The auditor notes the head verify prints.
+      const noted = new RegExp(`^ledger head: record ${intent.seq}, hash ([0-9a-f]{64}) `, 'm').exec(v.stdout)![1]!;
+
+      // The last record removed: no gap, the chain still holds; only the noted head shows it.
+      await no.s3.send(new DeleteObjectCommand({ Bucket: no.bucket, Key: ledgerKey(plain, intent.seq) }));
+      expect((await runCli(['verify', plain, '--sites', auditorSitesFile, '--public-key', pubFile])).code).toBe(0);
+      const pinned = await runCli(['verify', plain, '--sites', auditorSitesFile, '--public-key', pubFile, '--head', noted]);
+      expect(pinned.stdout).toContain(`LEDGER the head record noted earlier (hash ${noted}) is not in the ledger: records were removed from its end, or the ledger was replaced`);
+      expect(pinned.code).toBe(1);
+      const bundle = join(dir, 'bundle-plain');
+      expect((await runCli(['evidence', 'export', plain, '--out', bundle, '--sites', auditorSitesFile])).code).toBe(0);
+      const off = await runCli(['verify', '--evidence', bundle, '--public-key', pubFile, '--head', noted]);
+      expect(off.stdout).toContain(`PROBLEM: the head record noted earlier (hash ${noted}) is not in the ledger`);
+      expect(off.code).toBe(1);
+      const bad = await runCli(['verify', plain, '--public-key', pubFile, '--head', 'not-a-hash']);
+      expect(bad.code).toBe(2);
+      expect(bad.stderr.trim()).toBe('clover: --head not-a-hash is not a record hash (64 lowercase hex digits, as `verify` prints after "ledger head:")');
     } finally {
-      destroySiteClients(no);
+      destroySiteClients(root);
     }
-    const v = await runCli(['verify', plain, '--sites', auditorSitesFile, '--public-key', pubFile]);
-    expect(v.stdout).toMatch(new RegExp(`^WARNING NO-RESULT record ${intent.seq} \\(operator-command cancel by .*\\): no operator-result names it`, 'm'));
-    expect(v.stdout).toMatch(/^OK: /m);
-    expect(v.code).toBe(0);
   });
 });

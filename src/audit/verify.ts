@@ -5,7 +5,7 @@ import type { Sites } from '../config/sites';
 import { isCurrentManifestKey, manifestGenerationKey, manifestKey, manifestsPrefix, usersListKey } from '../domain/layout';
 import { entrySites, manifestDigest, manifestSignatureProblem, type Manifest } from '../domain/manifest';
 import { findLedgerSite, manifestHasDigest, manifestReference, misplacedRecordProblem } from '../evidence/bundle';
-import { keyIdOf, ledgerProblems, missingResults, recordedFailures, resultProblems, type LedgerRecord } from '../evidence/ledger';
+import { keyIdOf, ledgerHead, ledgerProblems, missingResults, notedHeadProblem, recordedFailures, resultProblems, type LedgerRecord } from '../evidence/ledger';
 import { ledgerKey, ledgerPrefix } from '../evidence/storage';
 import { residueClassifier } from '../domain/residue';
 import { createSiteClients, destroySiteClients, type Site, type SiteClients } from '../storage/clients';
@@ -56,6 +56,8 @@ export interface AuditReport {
   incomplete: number;
   /** Users of the list with no committed manifest and a recorded failure (each one a `failed` problem). */
   failed: number;
+  /** With a public key: the newest record's seq and hash (what an auditor notes, and names next time with `--head`). */
+  ledgerHead?: { seq: number; hash: string };
   /** With a public key: NO-RESULT lines, operator commands whose outcome was never recorded (not a failure). */
   warnings?: string[];
   /** Per site and jurisdiction, users and bytes; per user, what is still outside the EEA (`clover report`'s). */
@@ -104,7 +106,7 @@ async function readLedgerRecords(clients: SiteClients, migrationId: string, repo
  * each operator result naming its command, and each record naming a manifest generation against the
  * stored generation's digest. Problems are `ledger` ones.
  */
-async function checkLedger(clients: SiteClients, migrationId: string, publicKey: KeyObject, report: AuditReport, ledger: ReadLedger | undefined): Promise<void> {
+async function checkLedger(clients: SiteClients, migrationId: string, publicKey: KeyObject, report: AuditReport, ledger: ReadLedger | undefined, notedHead?: string): Promise<void> {
   const add = (problem: string, manifest = ledgerPrefix(migrationId), site = '-') => report.problems.push({ kind: 'ledger', site, manifest, problem });
   if (!ledger) {
     report.ledgerRecords = 0;
@@ -120,7 +122,9 @@ async function checkLedger(clients: SiteClients, migrationId: string, publicKey:
     if (misplaced) add(misplaced, key, site.name);
   }
   report.ledgerRecords = records.length;
-  for (const p of [...ledgerProblems(records, migrationId, publicKey), ...resultProblems(records)]) add(p, ledgerPrefix(migrationId), site.name);
+  const noted = notedHead === undefined ? undefined : notedHeadProblem(records, notedHead);
+  for (const p of [...ledgerProblems(records, migrationId, publicKey), ...resultProblems(records), ...(noted ? [noted] : [])]) add(p, ledgerPrefix(migrationId), site.name);
+  report.ledgerHead = ledgerHead(records);
   for (const r of [...records].sort((a, b) => a.seq - b.seq)) {
     if (r.type !== 'user-committed' && r.type !== 'delta-pass') continue;
     const ref = manifestReference(r, migrationId);
@@ -236,6 +240,8 @@ export async function auditMigration(
     concurrency?: number;
     /** The Ed25519 public key the auditor trusts: then the ledger and every newest manifest's signature are checked too. */
     publicKey?: KeyObject;
+    /** With a public key: the head record hash the auditor noted at an earlier visit (a removed tail is then a `ledger` problem). */
+    notedHead?: string;
     onProgress?: (checked: number) => void; /** Clients to use instead of ones built from `sites` (the caller's: not destroyed here). */ clients?: SiteClients } = {},
 ): Promise<AuditReport> {
   const clients = opts.clients ?? createSiteClients(sites, { maxSockets: opts.concurrency ?? 16 });
@@ -341,7 +347,7 @@ export async function auditMigration(
     }
     if (opts.publicKey) {
       report.signaturesVerified ??= 0;
-      await checkLedger(clients, migrationId, opts.publicKey, report, ledger);
+      await checkLedger(clients, migrationId, opts.publicKey, report, ledger, opts.notedHead);
       report.warnings = missingResults(ledgerRecords);
     }
     try {

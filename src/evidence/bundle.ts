@@ -19,7 +19,7 @@ import { manifestDigest, type Manifest } from '../domain/manifest';
 import type { Site, SiteClients } from '../storage/clients';
 import { describeS3Error, isNotFound } from '../storage/errors';
 import { listAllKeys } from '../storage/listing';
-import { keyIdOf, ledgerProblems, missingResults, recordedFailures, recordHash, resultProblems, type LedgerRecord } from './ledger';
+import { keyIdOf, ledgerProblems, missingResults, notedHeadProblem, recordedFailures, recordHash, resultProblems, type LedgerRecord } from './ledger';
 import { ledgerPrefix } from './storage';
 
 export interface BundleSummary {
@@ -170,7 +170,7 @@ export function manifestHasDigest(stored: unknown, digest: string): boolean {
  * of the ledger against bundle.json's head hash, and every manifest a record references present in the
  * bundle with the digest the record names. Throws InputError only for a folder that is not a bundle.
  */
-export function checkBundle(dir: string, publicKey: KeyObject, migrationIdArg?: string): BundleCheck {
+export function checkBundle(dir: string, publicKey: KeyObject, migrationIdArg?: string, notedHead?: string): BundleCheck {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new InputError(`${dir} is not a folder (an evidence bundle from \`clover evidence export\`)`);
   const ledgerDir = join(dir, 'ledger');
   if (!existsSync(ledgerDir)) throw new InputError(`${dir} has no ledger/ folder: not an evidence bundle from \`clover evidence export\``);
@@ -198,6 +198,8 @@ export function checkBundle(dir: string, publicKey: KeyObject, migrationIdArg?: 
   const migrationId = migrationIdArg ?? summary.migrationId ?? records[0]?.migrationId ?? '';
   if (summary.migrationId !== undefined && summary.migrationId !== migrationId) problems.push(`bundle.json is for migration ${summary.migrationId}, not ${migrationId}`);
   problems.push(...ledgerProblems(records, migrationId, publicKey), ...resultProblems(records));
+  const noted = notedHead === undefined ? undefined : notedHeadProblem(records, notedHead);
+  if (noted) problems.push(noted);
   const sorted = [...records].sort((a, b) => a.seq - b.seq);
   const head = sorted.at(-1);
   const headHash = head ? recordHash(head) : null;

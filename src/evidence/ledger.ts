@@ -154,3 +154,19 @@ export function resultProblems(records: readonly LedgerRecord[]): string[] {
   }
   return out;
 }
+
+/**
+ * The chain cannot show a removed tail (its last records) by itself: an auditor notes the head record's
+ * hash at each visit and names it next time. Undefined when a record of the ledger hashes to `noted`
+ * (the chain check then vouches for everything up to it); otherwise the problem.
+ */
+export function notedHeadProblem(records: readonly LedgerRecord[], noted: string): string | undefined {
+  if (records.some((r) => recordHash(r) === noted)) return undefined;
+  return `the head record noted earlier (hash ${noted}) is not in the ledger: records were removed from its end, or the ledger was replaced`;
+}
+
+/** The newest record's seq and hash: what an auditor notes (undefined: an empty ledger). */
+export function ledgerHead(records: readonly LedgerRecord[]): { seq: number; hash: string } | undefined {
+  const head = [...records].sort((a, b) => a.seq - b.seq).at(-1);
+  return head && { seq: head.seq, hash: recordHash(head) };
+}
