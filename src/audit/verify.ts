@@ -327,8 +327,10 @@ export async function auditMigration(
     if (report.manifests === 0 && !listed) {
       throw new InputError(`no migration with id "${migrationId}" in any site of the sites file (no manifest and no user list ${usersListKey(migrationId)}); check the id, or --sites`);
     }
-    // Read with or without a key: a recorded failure tells a failed user from one whose evidence is missing.
-    const ledger = await readLedgerRecords(clients, migrationId, report);
+    // With a key; without one only when a listed user has no manifest: its recorded failure tells a
+    // failed user from one whose evidence is missing (one GET per record: not read when nothing needs it).
+    const missing = (listed ?? []).some((r) => !withManifest.has(r.userId));
+    const ledger = opts.publicKey || missing ? await readLedgerRecords(clients, migrationId, report) : undefined;
     const ledgerRecords = ledger?.stored.map((x) => x.record) ?? [];
     if (listed) {
       report.listedUsers = listed.length;

@@ -1,6 +1,6 @@
 import {
   ApplicationFailure, CancellationScope, ActivityCancellationType, ContinueAsNew, allHandlersFinished, condition, continueAsNew,
-  getExternalWorkflowHandle, isCancellation, log, proxyActivities, sleep, upsertSearchAttributes, workflowInfo,
+  getExternalWorkflowHandle, isCancellation, log, patched, proxyActivities, sleep, upsertSearchAttributes, workflowInfo,
 } from '@temporalio/workflow';
 import type { CloverActivities } from '../activities';
 import type { Transferred } from '../activities/copy';
@@ -22,11 +22,18 @@ const { copyUserObjects, verifyUserObjects, disposeSources } = proxyActivities<C
   cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
   retry: ACTIVITY_RETRY,
 });
-const { commitManifest, cleanupUser, readManifestHead, recordUserFailed } = proxyActivities<CloverActivities>({
+const { commitManifest, cleanupUser, readManifestHead } = proxyActivities<CloverActivities>({
   startToCloseTimeout: '30m',
   heartbeatTimeout: '20s',
   cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
   retry: ACTIVITY_RETRY,
+});
+
+// Bounded (about ten minutes with the backoff): a failed user is reported to the migration even when the
+// ledger's site stays unreachable; the evidence is then missing (verify: INCOMPLETE) and the worker logs why.
+const { recordUserFailed } = proxyActivities<CloverActivities>({
+  startToCloseTimeout: '2m',
+  retry: { ...ACTIVITY_RETRY, maximumAttempts: 12 },
 });
 
 /** Resume point of the first pass carried across continue-as-new (a user with very many pages). */
@@ -165,7 +172,8 @@ export async function userMigrationWorkflow(input: UserMigrationInput, resume?: 
       return await finish({ ...outcome, lastPass, reason });
     }
     const failed: UserOutcome = { userId, ok: false, reason, counters: zeroCounters(), lastPass };
-    if (mode === 'migrate') {
+    // patched: a history from before this record replays without scheduling it.
+    if (mode === 'migrate' && patched('record-user-failed')) {
       // Evidence that the user's data did not move (verify: FAILED rather than INCOMPLETE). Best effort:
       // the failure is reported to the migration whether or not the ledger could take it.
       try {
