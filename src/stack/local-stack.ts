@@ -240,6 +240,7 @@ export async function startStack(opts: StartOptions): Promise<StackState> {
   const creds = loadOrCreateCredentials(sitesFile);
   const auditorSitesFile = join(dir, AUDITOR_SITES_FILE);
   const auditorCreds = loadOrCreateCredentials(auditorSitesFile, 'AUDITOR');
+  let auditorReady = false;
   // The evidence signing key, made once beside the sites file (see defaultSigningKeyFile).
   const signingKeyFile = ensureKeyPair(dir);
 
@@ -277,7 +278,7 @@ export async function startStack(opts: StartOptions): Promise<StackState> {
     temporalAddress: `127.0.0.1:${ports.temporal}`,
     uiUrl: `http://127.0.0.1:${ports.ui}`,
     sitesFile,
-    auditorSitesFile,
+    ...(auditorReady ? { auditorSitesFile } : {}),
     signingKeyFile,
     services: [...services, ...[...running.values()].filter((r) => !services.some((s) => s.name === r.name))],
   });
@@ -338,13 +339,19 @@ export async function startStack(opts: StartOptions): Promise<StackState> {
 
   await waitFor('Temporal dev server', join(logDir, 'temporal.log'), t.rec.pid, () => temporalReady(ports.temporal), 90_000);
   await waitFor('Temporal web UI', join(logDir, 'temporal.log'), t.rec.pid, () => httpOk(`http://127.0.0.1:${ports.ui}/`), 60_000);
+  const withoutAuditor: string[] = [];
   for (const p of siteProcs) {
     const logFile = join(logDir, `site-${p.name}.log`);
     await waitFor(`S3 site ${p.name}`, logFile, p.pid, () => portAnswers(p.port), 30_000);
-    await ensureBucket(p.config, p.auditor.credentials!.accessKeyId);
+    if (!(await ensureBucket(p.config, p.auditor.credentials!.accessKeyId))) withoutAuditor.push(p.name);
   }
   writeFileSync(sitesFile, JSON.stringify({ sites }, null, 2) + '\n', { mode: 0o600 });
-  writeFileSync(auditorSitesFile, JSON.stringify({ sites: Object.fromEntries(siteProcs.map((p) => [p.name, p.auditor])) }, null, 2) + '\n', { mode: 0o600 });
+  if (withoutAuditor.length === 0) {
+    writeFileSync(auditorSitesFile, JSON.stringify({ sites: Object.fromEntries(siteProcs.map((p) => [p.name, p.auditor])) }, null, 2) + '\n', { mode: 0o600 });
+    auditorReady = true;
+  } else {
+    say(`site(s) ${withoutAuditor.join(', ')} kept running from an earlier start without the read-only auditor account; \`clover stack down\` and up again to get ${AUDITOR_SITES_FILE}`);
+  }
   // Again now that every file exists: Temporal's database files were made by the server just now.
   makeStackPrivate(dir);
   writeState();
@@ -411,7 +418,8 @@ function writeAuditorAccount(iamDir: string, c: { accessKeyId: string; secretAcc
   chmodSync(file, 0o600);
 }
 
-async function ensureBucket(site: SiteConfig, auditor: string): Promise<void> {
+/** Creates the site's bucket when missing and grants the auditor read access; false: the site has no auditor account. */
+async function ensureBucket(site: SiteConfig, auditor: string): Promise<boolean> {
   const s3 = new S3Client({
     endpoint: site.endpoint,
     region: site.region,
@@ -436,7 +444,14 @@ async function ensureBucket(site: SiteConfig, auditor: string): Promise<void> {
       }
     }
     // On every start: the auditor may read this bucket, nothing more.
-    await s3.send(new PutBucketPolicyCommand({ Bucket: site.bucket, Policy: readOnlyBucketPolicy(site.bucket, auditor) }));
+    try {
+      await s3.send(new PutBucketPolicyCommand({ Bucket: site.bucket, Policy: readOnlyBucketPolicy(site.bucket, auditor) }));
+    } catch (err) {
+      // A site kept running from a start by an older Clover has no internal IAM, so no auditor account.
+      if ((err as { name?: string }).name === 'MalformedPolicy') return false;
+      throw err;
+    }
+    return true;
   } finally {
     s3.destroy();
   }
