@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { cancelMigration } from '../src/operator/lifecycle';
 import { connectClient, out } from './common';
-import { recordOperatorCommand } from './record';
+import { recordOperatorCommand, runRecorded } from './record';
 
 export function registerCancel(program: Command): void {
   program
@@ -12,10 +12,12 @@ export function registerCancel(program: Command): void {
     .action(async (id: string, o: { sites?: string }) => {
       const { client, close } = await connectClient();
       try {
-        await recordOperatorCommand({ client, migrationId: id, command: 'cancel', args: {}, sitesFile: o.sites });
-        const s = await cancelMigration(client, id);
-        out(`migration ${id} cancelled: ${s.usersDone} user(s) had finished (manifests committed), ${s.usersCancelled} stopped, ${s.usersFailed} failed`);
-        out(`undo what was copied with: npx clover rollback ${id}`);
+        const intent = await recordOperatorCommand({ client, migrationId: id, command: 'cancel', args: {}, sitesFile: o.sites });
+        await runRecorded(intent, async () => {
+          const s = await cancelMigration(client, id);
+          out(`migration ${id} cancelled: ${s.usersDone} user(s) had finished (manifests committed), ${s.usersCancelled} stopped, ${s.usersFailed} failed`);
+          out(`undo what was copied with: npx clover rollback ${id}`);
+        });
       } finally {
         await close();
       }

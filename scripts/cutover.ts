@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { cutoverUsers } from '../src/operator/lifecycle';
 import { cutoverExitCode, cutoverLines, cutoverSummary } from '../src/operator/pass-results';
 import { connectClient, out } from './common';
-import { recordOperatorCommand } from './record';
+import { recordOperatorCommand, runRecorded } from './record';
 
 export function registerCutover(program: Command): void {
   program
@@ -15,15 +15,19 @@ export function registerCutover(program: Command): void {
     .action(async (id: string, o: { user?: string[]; wait?: boolean; sites?: string }) => {
       const { client, close } = await connectClient();
       try {
-        await recordOperatorCommand({ client, migrationId: id, command: 'cutover', args: { users: o.user ?? 'all', wait: o.wait === true }, sitesFile: o.sites });
-        const results = await cutoverUsers(client, id, o.user, o.wait === true);
-        const sent = results.filter((r) => r.kind !== 'refused' || o.wait).length;
-        if (!o.wait) out(`cutover sent to ${sent} user(s) of migration ${id}`);
-        for (const r of results) for (const l of cutoverLines(r)) out(l);
-        const summary = cutoverSummary(results);
-        if (summary && results.length > 0) out(summary);
-        // Nothing named and nothing waiting is not a failure: there was nothing to cut over.
-        process.exitCode = results.length === 0 && !o.user?.length ? 0 : cutoverExitCode(results);
+        const intent = await recordOperatorCommand({ client, migrationId: id, command: 'cutover', args: { users: o.user ?? 'all', wait: o.wait === true }, sitesFile: o.sites });
+        await runRecorded(intent, async () => {
+          const results = await cutoverUsers(client, id, o.user, o.wait === true);
+          const sent = results.filter((r) => r.kind !== 'refused' || o.wait).length;
+          if (!o.wait) out(`cutover sent to ${sent} user(s) of migration ${id}`);
+          const lines = results.flatMap(cutoverLines);
+          for (const l of lines) out(l);
+          const summary = cutoverSummary(results);
+          if (summary && results.length > 0) out(summary);
+          // Nothing named and nothing waiting is not a failure: there was nothing to cut over.
+          process.exitCode = results.length === 0 && !o.user?.length ? 0 : cutoverExitCode(results);
+          return process.exitCode === 0 ? undefined : lines.join('; ');
+        });
       } finally {
         await close();
       }

@@ -13,7 +13,7 @@ import { exportEvidence } from '../src/evidence/bundle';
 import { operatorActor } from '../src/evidence/keys';
 import { createSiteClients, destroySiteClients } from '../src/storage/clients';
 import { connectClient, loadSites, out, sitesPath } from './common';
-import { cliSigningKey } from './record';
+import { cliSigningKey, recordCommandResult } from './record';
 import { printFinal, watch } from './progress';
 import { stackDir, stackUp } from './stack';
 import { printAudit, verifyEvidence } from './verify';
@@ -58,6 +58,12 @@ export function registerDemo(program: Command): void {
       try {
         const key = cliSigningKey(sitesPath());
         const r = await startMigration(client, sites, plan, cfg.taskQueue, key && { key, actor: operatorActor(), args: { demo: true } });
+        if (key && r.intent) {
+          await recordCommandResult(
+            { sites, ledgerSite: plan.settings.routing.default, key, migrationId, command: 'start', record: r.intent, retention: plan.settings.evidenceRetention },
+            { outcome: 'accepted', exitCode: 0 },
+          );
+        }
         out(`migration ${migrationId} started: ${workflowUiUrl(cfg, r.workflowId)}`);
         const final = await watch(client, migrationId);
         out('');

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { pauseMigration } from '../src/operator/lifecycle';
 import { connectClient, out } from './common';
-import { recordOperatorCommand } from './record';
+import { recordOperatorCommand, runRecorded } from './record';
 
 /** `clover pause ID` and `clover resume ID`: the two directions of one switch. */
 export function registerPause(program: Command): void {
@@ -14,9 +14,11 @@ export function registerPause(program: Command): void {
       .action(async (id: string, o: { sites?: string }) => {
         const { client, close } = await connectClient();
         try {
-          await recordOperatorCommand({ client, migrationId: id, command: name, args: {}, sitesFile: o.sites });
-          const s = await pauseMigration(client, id, paused);
-          out(paused ? `migration ${id} paused at ${s.pausedAt}; ${s.usersInFlight} user(s) hold at their next checkpoint` : `migration ${id} resumed`);
+          const intent = await recordOperatorCommand({ client, migrationId: id, command: name, args: {}, sitesFile: o.sites });
+          await runRecorded(intent, async () => {
+            const s = await pauseMigration(client, id, paused);
+            out(paused ? `migration ${id} paused at ${s.pausedAt}; ${s.usersInFlight} user(s) hold at their next checkpoint` : `migration ${id} resumed`);
+          });
         } finally {
           await close();
         }

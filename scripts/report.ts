@@ -10,21 +10,27 @@ const NAMED = 50;
 
 export function printReport(r: ResidencyReport): void {
   out(`report ${r.migrationId} at ${r.generatedAt}: ${headline(r)}`);
+  printResidency(r);
+}
+
+/** The report's lines after its headline: per jurisdiction and site, users per state, users with data outside the EEA (also `clover verify`'s). */
+export function printResidency(r: ResidencyReport, indent = ''): void {
+  const say = (line: string) => out(`${indent}${line}`);
   for (const j of ['EEA', 'outside EEA'] as const) {
     const sites = r.sites.filter((s) => s.jurisdiction === j);
     const sum = (f: (s: (typeof sites)[number]) => number) => sites.reduce((n, s) => n + f(s), 0);
-    out(`${j}: ${sum((s) => s.objects)} object(s), ${formatBytes(sum((s) => s.bytes))}`);
-    for (const s of sites) out(`  site ${s.name} (${s.region}, ${s.country}, ${s.role}): ${s.users} user(s), ${s.objects} object(s), ${formatBytes(s.bytes)}`);
+    say(`${j}: ${sum((s) => s.objects)} object(s), ${formatBytes(sum((s) => s.bytes))}`);
+    for (const s of sites) say(`  site ${s.name} (${s.region}, ${s.country}, ${s.role}): ${s.users} user(s), ${s.objects} object(s), ${formatBytes(s.bytes)}`);
   }
-  out(`users: ${USER_STATES.map((s) => `${r.totals.byState[s]} ${s}`).join(', ')} (of ${r.totals.users})`);
+  say(`users: ${USER_STATES.map((s) => `${r.totals.byState[s]} ${s}`).join(', ')} (of ${r.totals.users})`);
   const outside = r.users.filter((u) => u.stillOutsideEEA.objects > 0);
   for (const u of outside.slice(0, NAMED)) {
-    out(`OUTSIDE-EEA user ${u.userId} (${u.state}): ${u.stillOutsideEEA.objects} object(s), ${formatBytes(u.stillOutsideEEA.bytes)} in ${u.stillOutsideEEA.sites.join(', ')}`);
+    say(`OUTSIDE-EEA user ${u.userId} (${u.state}): ${u.stillOutsideEEA.objects} object(s), ${formatBytes(u.stillOutsideEEA.bytes)} in ${u.stillOutsideEEA.sites.join(', ')}`);
   }
-  if (outside.length > NAMED) out(`... and ${outside.length - NAMED} more user(s) with data outside the EEA (--json lists every one)`);
+  if (outside.length > NAMED) say(`... and ${outside.length - NAMED} more user(s) with data outside the EEA (--json lists every one)`);
   const unknown = r.users.filter((u) => u.errors?.length);
-  for (const u of unknown.slice(0, NAMED)) out(`UNKNOWN user ${u.userId}: ${u.errors!.join('; ')}`);
-  if (unknown.length > NAMED) out(`... and ${unknown.length - NAMED} more user(s) whose sources could not all be listed`);
+  for (const u of unknown.slice(0, NAMED)) say(`UNKNOWN user ${u.userId}: ${u.errors!.join('; ')}`);
+  if (unknown.length > NAMED) say(`... and ${unknown.length - NAMED} more user(s) whose sources could not all be listed`);
 }
 
 export function registerReport(program: Command): void {

@@ -7,7 +7,7 @@ import { routingTargets } from '../src/domain/routing';
 import { createSiteClients, destroySiteClients } from '../src/storage/clients';
 import type { RollbackResult } from '../src/workflows/definitions';
 import { connectClient, loadSites, out } from './common';
-import { recordOperatorCommand } from './record';
+import { recordOperatorCommand, runRecorded } from './record';
 
 export function printRollback(r: RollbackResult): number {
   const c = r.counters;
@@ -42,10 +42,15 @@ export function registerRollback(program: Command): void {
         } finally {
           destroySiteClients(clients);
         }
-        await recordOperatorCommand({ client, migrationId: id, command: 'rollback', args: { users: o.user ?? 'all', wait: o.wait === true }, sites, sitesFile: o.sites, ledgerSite: input.usersSite });
-        const h = await startRollback(client, id, o.user);
-        out(`rollback of ${id} running: ${workflowUiUrl(cfg, h.workflowId)}`);
-        if (o.wait) process.exitCode = printRollback(await h.result());
+        const intent = await recordOperatorCommand({
+          client, migrationId: id, command: 'rollback', args: { users: o.user ?? 'all', wait: o.wait === true }, sites, sitesFile: o.sites,
+          ledgerSite: input.usersSite, retention: input.settings.evidenceRetention,
+        });
+        await runRecorded(intent, async () => {
+          const h = await startRollback(client, id, o.user);
+          out(`rollback of ${id} running: ${workflowUiUrl(cfg, h.workflowId)}`);
+          if (o.wait) process.exitCode = printRollback(await h.result());
+        });
       } finally {
         await close();
       }

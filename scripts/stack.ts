@@ -21,6 +21,7 @@ export async function stackUp(): Promise<void> {
   for (const [name, port] of Object.entries(ports.sites)) say(`S3 ${name.padEnd(6)}  http://127.0.0.1:${port}`);
   say(`Sites file: ${state.sitesFile}`);
   if (state.signingKeyFile) say(`Signing key: ${state.signingKeyFile} (evidence; used by default with this sites file)`);
+  if (state.auditorSitesFile) say(`Auditor sites file: ${state.auditorSitesFile} (read-only accounts: clover verify ID --sites ${state.auditorSitesFile} --public-key ${state.signingKeyFile ? state.signingKeyFile.replace(/\.pem$/, '.pub.pem') : 'FILE'})`);
   say(`Logs:       ${state.dir}/logs/`);
 }
 

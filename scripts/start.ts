@@ -5,7 +5,7 @@ import { migrationListUiUrl, workflowUiUrl } from '../src/config/temporal';
 import { startMigration } from '../src/operator/migrations';
 import { operatorActor } from '../src/evidence/keys';
 import { connectClient, loadSites, out } from './common';
-import { cliSigningKey } from './record';
+import { cliSigningKey, runRecorded } from './record';
 import { printFinal, watch } from './progress';
 
 export function registerStart(program: Command): void {
@@ -23,6 +23,11 @@ export function registerStart(program: Command): void {
       try {
         const evidence = key && { key, actor: operatorActor(), args: { plan: resolve(o.plan), wait: o.wait === true } };
         const r = await startMigration(client, sites, plan, cfg.taskQueue, evidence);
+        const intent = key && r.intent && {
+          sites, ledgerSite: plan.settings.routing.default, key, migrationId: plan.settings.migrationId, command: 'start', record: r.intent, retention: plan.settings.evidenceRetention,
+        };
+        // The result of a new start: accepted once its workflow runs (what --wait then shows is the migration's, not the command's).
+        await runRecorded(intent, async () => undefined);
         const verb = { started: 'started', attached: 'is already running; attached to', finished: 'already finished:' }[r.state];
         out(`migration ${plan.settings.migrationId} ${verb} ${r.workflowId} (${plan.users.length} users)`);
         out(`web UI: ${workflowUiUrl(cfg, r.workflowId)}`);

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { syncUsers } from '../src/operator/lifecycle';
 import { syncExitCode, syncLines, syncSummary } from '../src/operator/pass-results';
 import { connectClient, out } from './common';
-import { recordOperatorCommand } from './record';
+import { recordOperatorCommand, runRecorded } from './record';
 
 export function registerSync(program: Command): void {
   program
@@ -15,12 +15,16 @@ export function registerSync(program: Command): void {
     .action(async (id: string, o: { user?: string[]; wait?: boolean; sites?: string }) => {
       const { client, close } = await connectClient();
       try {
-        await recordOperatorCommand({ client, migrationId: id, command: 'sync', args: { users: o.user ?? 'all', wait: o.wait === true }, sitesFile: o.sites });
-        const results = await syncUsers(client, id, o.user, o.wait === true);
-        for (const r of results) for (const l of syncLines(r)) out(l);
-        const summary = syncSummary(results);
-        if (summary) out(summary);
-        process.exitCode = syncExitCode(results);
+        const intent = await recordOperatorCommand({ client, migrationId: id, command: 'sync', args: { users: o.user ?? 'all', wait: o.wait === true }, sitesFile: o.sites });
+        await runRecorded(intent, async () => {
+          const results = await syncUsers(client, id, o.user, o.wait === true);
+          const lines = results.flatMap(syncLines);
+          for (const l of lines) out(l);
+          const summary = syncSummary(results);
+          if (summary) out(summary);
+          process.exitCode = syncExitCode(results);
+          return process.exitCode === 0 ? undefined : [...lines, summary].filter(Boolean).join('; ');
+        });
       } finally {
         await close();
       }

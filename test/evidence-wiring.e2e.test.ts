@@ -96,7 +96,8 @@ describe('evidence ledger wiring', () => {
     expect(rb.code).toBe(0);
     const after = await readLedger(c.get('eu-ie')!, id);
     expect(ledgerProblems(after, id, key.publicKey)).toEqual([]);
-    expect(after.slice(ledger.length).map((r) => [r.type, r.data.command])).toEqual([['operator-command', 'rollback'], ['rollback', undefined]]);
-    expect(after.at(-1)!.data).toMatchObject({ userId, generation: newest.generation + 1, restored: 2, targetDeleted: 2 });
+    expect(after.slice(ledger.length).map((r) => [r.type, r.data.command])).toEqual([['operator-command', 'rollback'], ['rollback', undefined], ['operator-result', 'rollback']]);
+    expect(after.at(-1)!.data).toMatchObject({ outcome: 'accepted', exitCode: 0, intentSeq: ledger.length + 1 });
+    expect(after.at(-2)!.data).toMatchObject({ userId, generation: newest.generation + 1, restored: 2, targetDeleted: 2 });
   });
 });

@@ -75,7 +75,8 @@ describe('evidence ledger against the real sites', () => {
     const key = loadSigningKey()!;
     const site = c.get('eu-ie')!;
     // A user list, two manifest generations of one user, and a ledger naming them.
-    const usersJsonl = '{"userId":"u1","country":"FR"}\n{"userId":"u2","country":"NO"}\n';
+    // One user, committed: offline completeness holds (a listed user with neither a commit nor a recorded failure is INCOMPLETE).
+    const usersJsonl = '{"userId":"u1","country":"FR"}\n';
     await put(c, 'eu-ie', usersListKey(migrationId), usersJsonl);
     const m1 = buildManifest({
       migrationId, userId: 'u1', targetSite: 'eu-ie', bucket: site.bucket, userPrefix: 'users/u1/', committedAt: '2026-01-01T00:00:00.000Z',
@@ -94,7 +95,7 @@ describe('evidence ledger against the real sites', () => {
       const dir = join(work, 'bundle');
       const exp = await runCli(['evidence', 'export', migrationId, '--out', dir]);
       expect(exp).toMatchObject({ code: 0 });
-      expect(exp.stdout).toContain('4 ledger record(s) from site eu-ie, 2 manifest file(s), 2 user(s) listed');
+      expect(exp.stdout).toContain('4 ledger record(s) from site eu-ie, 2 manifest file(s), 1 user(s) listed');
       expect(readdirSync(join(dir, 'ledger'))).toEqual([1, 2, 3, 4].map((n) => ledgerKey(migrationId, n).split('/').at(-1)));
       expect(existsSync(join(dir, 'manifests', 'eu-ie', 'u1', '00000001.json'))).toBe(true);
       for (const f of ['users.jsonl', 'signing-key.pub.pem', 'bundle.json', 'README.md']) expect(existsSync(join(dir, f))).toBe(true);
@@ -105,7 +106,7 @@ describe('evidence ledger against the real sites', () => {
 
       const pub = join(dir, 'signing-key.pub.pem');
       const ok = await runCli(['verify', '--evidence', dir, '--public-key', pub]);
-      expect(ok.stdout).toMatch(/^OK: migration .*: 4 record\(s\) \(1 plan-accepted, 1 user-committed, 2 operator-command\).*1 manifest reference\(s\).*1 user\(s\) committed of 2 listed/m);
+      expect(ok.stdout).toMatch(/^OK: migration .*: 4 record\(s\) \(1 plan-accepted, 1 user-committed, 2 operator-command\).*1 manifest reference\(s\).*1 user\(s\) committed of 1 listed/m);
       expect(ok.code).toBe(0);
 
       // openssl alone, as the bundle's README says (jq and node for the canonical form).
@@ -178,7 +179,7 @@ describe('evidence ledger against the real sites', () => {
       expect(edited.code).toBe(1);
       expect(edited.stdout).toContain(`PROBLEM: record 2 (user-committed) names manifest u1/00000001.json with digest ${m1.digest}`);
 
-      const users = await tampered('users-edited', (d) => writeFileSync(join(d, 'users.jsonl'), '{"userId":"u1","country":"FR"}\n'));
+      const users = await tampered('users-edited', (d) => writeFileSync(join(d, 'users.jsonl'), '{"userId":"u1","country":"DE"}\n'));
       expect(users.code).toBe(1);
       expect(users.stdout).toContain('PROBLEM: users.jsonl does not hash to the user list digest the plan-accepted record names');
 

@@ -110,21 +110,23 @@ describe('residency report and verify completeness', () => {
     if (process.env.CLOVER_REPORT_EXAMPLE) copyFileSync(png, process.env.CLOVER_REPORT_EXAMPLE);
   });
 
-  it('verify exits 1 naming the user with no manifest (INCOMPLETE) and an EU object no manifest lists (UNLISTED)', async () => {
+  it('verify exits 1 naming the failed user (FAILED, from its user-failed record) and an EU object no manifest lists (UNLISTED); residency printed', async () => {
     const extra = `users/${b}/not-in-any-manifest.bin`;
     await put(c, 'eu-no', extra, 'planted');
     const v = await runCli(['verify', id]);
     expect(v.code).toBe(1);
-    expect(v.stdout).toContain('3 user(s) in the stored user list: 2 with a committed manifest, 1 without');
-    expect(v.stdout).toMatch(new RegExp(`^INCOMPLETE user ${f}: no committed manifest$`, 'm'));
+    expect(v.stdout).toContain('3 user(s) in the stored user list: 2 with a committed manifest, 1 failed (recorded in the ledger), 0 without either');
+    expect(v.stdout).toMatch(new RegExp(`^FAILED user ${f}: .*could not be migrated.*\\(in phase \\w+; its data did not move\\)$`, 'm'));
+    expect(v.stdout).not.toMatch(/^INCOMPLETE/m);
+    expect(v.stdout).toMatch(new RegExp(`^ {2}OUTSIDE-EEA user ${a} \\(cut over\\): 1 object\\(s\\), .* in sg$`, 'm'));
     expect(v.stdout).toMatch(new RegExp(`^UNLISTED site eu-no key "${extra}" \\(user ${b}\\): in the EU site but in no manifest of this migration$`, 'm'));
     expect(v.stdout).toMatch(new RegExp(`^OUTSIDE-EEA site sg key "users/${a}/late.txt" \\(user ${a}\\)`, 'm'));
     expect(v.stdout).not.toMatch(/^MISMATCH/m);
-    expect(v.stdout).toMatch(/^FAILED: 0 mismatch\(es\), 1 object\(s\) still in a source after cut-over, 0 read error\(s\), 1 user\(s\) without a committed manifest, 1 object\(s\) in an EU site that no manifest lists$/m);
+    expect(v.stdout).toMatch(/^FAILED: 0 mismatch\(es\), 1 object\(s\) still in a source after cut-over, 0 read error\(s\), 1 user\(s\) failed \(their data did not move\), 1 object\(s\) in an EU site that no manifest lists$/m);
     const j = JSON.parse((await runCli(['verify', id, '--json'])).stdout);
-    expect(j).toMatchObject({ ok: false, listedUsers: 3, incomplete: 1, unlisted: 1 });
+    expect(j).toMatchObject({ ok: false, listedUsers: 3, incomplete: 0, failed: 1, unlisted: 1 });
     expect(j.problems).toEqual(expect.arrayContaining([
-      expect.objectContaining({ kind: 'incomplete', userId: f }),
+      expect.objectContaining({ kind: 'failed', userId: f }),
       expect.objectContaining({ kind: 'unlisted', site: 'eu-no', key: extra, userId: b }),
     ]));
   });

@@ -13,8 +13,8 @@ const mode = (p: string) => (statSync(p).mode & 0o777).toString(8);
 describe('local stack file modes', () => {
   const runDir = process.env.CLOVER_TEST_STACK_DIR!;
   const dir = mkdtempSync(join(runDir, 'modes-'));
-  const folders = [dir, join(dir, 'logs'), join(dir, 'sites'), ...LOCAL_SITES.map((s) => join(dir, 'sites', s.name))];
-  const secrets = ['local-sites.json', 'signing-key.pem', 'temporal.db', 'temporal.db-shm', 'temporal.db-wal'].map((f) => join(dir, f));
+  const folders = [dir, join(dir, 'logs'), join(dir, 'sites'), join(dir, 'iam'), ...LOCAL_SITES.flatMap((s) => [join(dir, 'sites', s.name), join(dir, 'iam', s.name)])];
+  const secrets = ['local-sites.json', 'auditor-sites.json', ...LOCAL_SITES.map((s) => join('iam', s.name, 'users.json')), 'signing-key.pem', 'temporal.db', 'temporal.db-shm', 'temporal.db-wal'].map((f) => join(dir, f));
   const start = async () => {
     try {
       return await startStack({ dir, tools: await ensureTools(), ports });
@@ -52,5 +52,6 @@ describe('local stack file modes', () => {
     expect(folders.map(mode)).toEqual(folders.map(() => '700'));
     expect(secrets.map(mode)).toEqual(secrets.map(() => '600'));
     expect(state.sitesFile).toBe(join(dir, 'local-sites.json'));
+    expect(state.auditorSitesFile).toBe(join(dir, 'auditor-sites.json'));
   });
 });

@@ -154,7 +154,7 @@ describe('verify --public-key (online evidence)', () => {
   it('a user\'s newest manifest removed: INCOMPLETE still shows with --public-key', async () => {
     await remove(manifestKey(id, u2));
     const v = await verify();
-    expect(v.stdout).toMatch(new RegExp(`^INCOMPLETE user ${u2}: no committed manifest$`, 'm'));
+    expect(v.stdout).toMatch(new RegExp(`^INCOMPLETE user ${u2}: no committed manifest and no recorded failure$`, 'm'));
     expect(v.code).toBe(1);
   });
 });

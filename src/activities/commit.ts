@@ -3,7 +3,8 @@ import { buildManifest, compareKeys, describeConflict, ManifestConflictError, ty
 import { recordUserEvents, type UserEvent } from '../evidence/record';
 import { commitManifestGeneration, getCurrentManifest } from '../storage/manifests';
 import { listStagingPages, readStaging, removeStaging } from '../storage/staging';
-import { ledgerSiteOf, targetSite, type ActivityDeps } from './deps';
+import type { Retention } from '../storage/json-records';
+import { ledgerOf, targetSite, type ActivityDeps } from './deps';
 import { runActivity, writer } from './scaffold';
 
 export interface CommitManifestInput {
@@ -20,6 +21,8 @@ export interface CommitManifestInput {
   committedAt: string;
   /** Where the migration's evidence ledger lives (the plan's default target); absent in histories from before it. */
   ledgerSite?: string;
+  /** The plan's evidenceRetention: ledger records and manifest generations are written under Object Lock. */
+  evidenceRetention?: Retention;
 }
 
 export interface CommitManifestResult {
@@ -82,7 +85,7 @@ export function createCommitActivities(deps: ActivityDeps) {
           conflictKeys: m.conflicts.slice(0, CONFLICTS_REPORTED).map((c) => ({ key: c.key, reason: conflictReason(c) })),
         };
       };
-      const ledger = ledgerSiteOf(deps, input.ledgerSite);
+      const ledger = ledgerOf(deps, input);
       /** The ledger records of a committed generation: the pass, and the erasures it carried over. */
       const evidence = (m: Manifest): UserEvent[] => {
         const r = report(m, manifestGenerationKey(m.migrationId, m.userId, m.generation));
@@ -143,7 +146,7 @@ export function createCommitActivities(deps: ActivityDeps) {
         writtenBy: who, pass, entries, conflicts, erasures,
       });
       const manifest = deps.signingKey ? signManifest(built, deps.signingKey) : built;
-      const done = await commitManifestGeneration(target, manifest, current && { etag: current.etag }, signal);
+      const done = await commitManifestGeneration(target, manifest, current && { etag: current.etag }, signal, input.evidenceRetention);
       await removeStaging(target, input.migrationId, input.userId, input.generation, undefined, signal);
       await recordUserEvents(deps.signingKey, ledger, input.migrationId, evidence(done.manifest), false, signal);
       return report(done.manifest, done.key);

@@ -6,6 +6,8 @@ import type { Hasher } from '../storage/hash-pool';
 import type { CopySettings } from '../storage/copy-request';
 import { isEea } from '../domain/eea';
 import type { SigningKey } from '../evidence/ledger';
+import type { LedgerTarget } from '../evidence/record';
+import type { Retention } from '../storage/json-records';
 
 /** What the worker builds once and injects into every activity (tests pass their own). */
 export interface ActivityDeps {
@@ -23,9 +25,12 @@ export interface ActivityDeps {
   signingKey?: SigningKey;
 }
 
-/** The site holding the migration's ledger, when the input names one (older histories do not). */
-export function ledgerSiteOf(deps: ActivityDeps, name: string | undefined): Site | undefined {
-  return name === undefined || !deps.signingKey ? undefined : site(deps, name);
+/**
+ * Where the migration's ledger is written, when the input names its site (older histories do not) and
+ * the worker has a key: that site, with the plan's evidence retention (Object Lock) when it has one.
+ */
+export function ledgerOf(deps: ActivityDeps, input: { ledgerSite?: string; evidenceRetention?: Retention }): LedgerTarget | undefined {
+  return input.ledgerSite === undefined || !deps.signingKey ? undefined : { site: site(deps, input.ledgerSite), retention: input.evidenceRetention };
 }
 
 /** What the manifest guard expects of a signature: this worker's key, when it has one. */

@@ -1,5 +1,6 @@
 import { createCommitActivities } from './commit';
 import { createCopyActivities } from './copy';
+import { createEvidenceActivities } from './evidence';
 import { createFenceActivities } from './fence';
 import type { ActivityDeps } from './deps';
 import { createUserActivities } from './users';
@@ -19,6 +20,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createLifecycleActivities(deps),
     ...createRollbackActivities(deps),
     ...createFenceActivities(deps),
+    ...createEvidenceActivities(deps),
   };
 }
 

@@ -12,7 +12,8 @@ import { commitManifestGeneration, getCurrentManifest } from '../storage/manifes
 import { headObject } from '../storage/object-meta';
 import { readProgress, runRecorded } from '../storage/progress';
 import { forEachObject } from '../storage/residue-listing';
-import { expectedKey, ledgerSiteOf, site, targetSite, type ActivityDeps } from './deps';
+import type { Retention } from '../storage/json-records';
+import { expectedKey, ledgerOf, site, targetSite, type ActivityDeps } from './deps';
 import { runActivity, writer } from './scaffold';
 
 export interface CleanupUserInput {
@@ -31,6 +32,8 @@ export interface DisposeSourcesInput {
   userPrefix: string;
   /** Where the migration's evidence ledger lives (the plan's default target); absent in histories from before it. */
   ledgerSite?: string;
+  /** The plan's evidenceRetention: ledger records and manifest generations are written under Object Lock. */
+  evidenceRetention?: Retention;
 }
 
 export interface DisposeSourcesResult {
@@ -91,7 +94,7 @@ export function createLifecycleActivities(deps: ActivityDeps) {
       assertManifestValid(m, {
         migrationId: input.migrationId, userId: input.userId, userPrefix: input.userPrefix, sources: input.sources, publicKey: expectedKey(deps),
       }, manifestKey(input.migrationId, input.userId));
-      const ledger = ledgerSiteOf(deps, input.ledgerSite);
+      const ledger = ledgerOf(deps, input);
       const evidence = (d: Manifest): UserEvent[] => {
         const x = d.sourceDisposition!;
         const count = x.residueCount ?? x.residue?.length ?? 0;
@@ -170,7 +173,7 @@ export function createLifecycleActivities(deps: ActivityDeps) {
       };
       const amended = amendManifest(m, { sourceDisposition: disposition }, writer());
       const next = deps.signingKey ? signManifest(amended, deps.signingKey) : amended;
-      const done = await commitManifestGeneration(target, next, { etag: current.etag }, signal);
+      const done = await commitManifestGeneration(target, next, { etag: current.etag }, signal, input.evidenceRetention);
       if (done.manifest.sourceDisposition) await recordUserEvents(deps.signingKey, ledger, input.migrationId, evidence(done.manifest), false, signal);
       return disposalResult(done.manifest.sourceDisposition ?? disposition);
     });

@@ -13,7 +13,8 @@ import { copyObject } from '../storage/object-copy';
 import { META, headObject, type TargetHead } from '../storage/object-meta';
 import { hashObject } from '../storage/pinned-read';
 import { readProgress, runRecorded } from '../storage/progress';
-import { expectedKey, ledgerSiteOf, site, type ActivityDeps } from './deps';
+import type { Retention } from '../storage/json-records';
+import { expectedKey, ledgerOf, site, type ActivityDeps } from './deps';
 import { runActivity, writer } from './scaffold';
 
 export interface RollbackUserInput {
@@ -26,6 +27,8 @@ export interface RollbackUserInput {
   sources: string[];
   /** Where the migration's evidence ledger lives (the plan's default target); absent in histories from before it. */
   ledgerSite?: string;
+  /** The plan's evidenceRetention: ledger records and manifest generations are written under Object Lock. */
+  evidenceRetention?: Retention;
 }
 
 export interface RollbackUserResult {
@@ -102,7 +105,7 @@ export function createRollbackActivities(deps: ActivityDeps) {
           migrationId: input.migrationId, userId: input.userId, userPrefix: input.prefix, sources: input.sources, publicKey: expectedKey(deps),
         }, manifestKey(input.migrationId, input.userId));
       }
-      const ledger = ledgerSiteOf(deps, input.ledgerSite);
+      const ledger = ledgerOf(deps, input);
       const evidence = (d: Manifest): UserEvent[] => {
         const rb = d.rolledBack!;
         return [{
@@ -250,7 +253,7 @@ export function createRollbackActivities(deps: ActivityDeps) {
           },
         }, writer());
         const next = deps.signingKey ? signManifest(amended, deps.signingKey) : amended;
-        const done = await commitManifestGeneration(target, next, { etag: current.etag }, signal);
+        const done = await commitManifestGeneration(target, next, { etag: current.etag }, signal, input.evidenceRetention);
         if (done.manifest.rolledBack) await recordUserEvents(deps.signingKey, ledger, input.migrationId, evidence(done.manifest), false, signal);
       }
       return result;

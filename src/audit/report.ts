@@ -252,37 +252,57 @@ export async function residencyReport(
   const clients = opts.clients ?? createSiteClients(sites, { maxSockets: opts.concurrency ?? 16 });
   const limit = pLimit(opts.concurrency ?? 16);
   try {
-    const generatedAt = (opts.now?.() ?? new Date()).toISOString();
     const manifests = await readCurrentManifests(clients, migrationId);
     const stored = await readStoredUsers(clients, migrationId);
     if (!stored && manifests.size === 0) {
       throw new InputError(`no migration with id "${migrationId}" in any site of the sites file (no manifest and no user list ${usersListKey(migrationId)}); check the id, or --sites`);
     }
-    const named = [...manifests.values()].flatMap((m) => m.sources ?? []);
-    const sources = named.length > 0 ? [...new Set(named)].sort() : Object.keys(sites).filter((n) => !isEea(sites[n]!.jurisdiction)).sort();
-    const any = [...manifests.values()][0];
-    const userPrefix = any ? any.userPrefix.split(any.userId).join('{userId}') : 'users/{userId}/';
-    const users = stored ?? [];
-    const everyone = [...new Set([...users.map((u) => u.userId), ...manifests.keys()])];
-    const outside = new Map<string, FoundObject[]>();
-    const errors = new Map<string, string[]>();
-    await Promise.all(everyone.flatMap((userId) => sources.map((name) => limit(async () => {
-      const s = clients.get(name);
-      const m = manifests.get(userId);
-      const prefix = m?.userPrefix ?? userPrefixFor(userPrefix, userId);
-      if (!s) {
-        errors.set(userId, [...(errors.get(userId) ?? []), `source site ${name} is not in the sites file: not listed`]);
-        return;
-      }
-      try {
-        const found = await listWithSizes(s, prefix, 'listing a user\'s prefix in a source');
-        if (found.length) outside.set(userId, [...(outside.get(userId) ?? []), ...found.map((o) => ({ site: name, ...o }))]);
-      } catch (err) {
-        errors.set(userId, [...(errors.get(userId) ?? []), (err as Error).message]);
-      }
-    }))));
-    return buildResidencyReport(sites, { migrationId, generatedAt, users, manifests, sources, userPrefix, outside, errors });
+    return await residencyFromRead(clients, sites, migrationId, { manifests, users: stored ?? [] }, { limit, now: opts.now });
   } finally {
     if (!opts.clients) destroySiteClients(clients);
   }
+}
+
+/**
+ * The residency report from what a caller has already read (the newest manifests, the stored user list)
+ * and, in `listed`, the source listings it already made (user -> site -> objects found; `clover verify`
+ * lists every source of a cut-over user): only the (user, source) pairs not in `listed` are listed here.
+ */
+export async function residencyFromRead(
+  clients: SiteClients, sites: Sites, migrationId: string,
+  read: { manifests: Map<string, Manifest>; users: { userId: string; country?: string }[]; listed?: Map<string, Map<string, FoundObject[]>> },
+  opts: { limit?: ReturnType<typeof pLimit>; now?: () => Date } = {},
+): Promise<ResidencyReport> {
+  const limit = opts.limit ?? pLimit(16);
+  const { manifests } = read;
+  const generatedAt = (opts.now?.() ?? new Date()).toISOString();
+  const named = [...manifests.values()].flatMap((m) => m.sources ?? []);
+  const sources = named.length > 0 ? [...new Set(named)].sort() : Object.keys(sites).filter((n) => !isEea(sites[n]!.jurisdiction)).sort();
+  const any = [...manifests.values()][0];
+  const userPrefix = any ? any.userPrefix.split(any.userId).join('{userId}') : 'users/{userId}/';
+  const users = read.users;
+  const everyone = [...new Set([...users.map((u) => u.userId), ...manifests.keys()])];
+  const outside = new Map<string, FoundObject[]>();
+  const errors = new Map<string, string[]>();
+  await Promise.all(everyone.flatMap((userId) => sources.map((name) => limit(async () => {
+    const already = read.listed?.get(userId)?.get(name);
+    if (already) {
+      if (already.length) outside.set(userId, [...(outside.get(userId) ?? []), ...already]);
+      return;
+    }
+    const s = clients.get(name);
+    const m = manifests.get(userId);
+    const prefix = m?.userPrefix ?? userPrefixFor(userPrefix, userId);
+    if (!s) {
+      errors.set(userId, [...(errors.get(userId) ?? []), `source site ${name} is not in the sites file: not listed`]);
+      return;
+    }
+    try {
+      const found = await listWithSizes(s, prefix, 'listing a user\'s prefix in a source');
+      if (found.length) outside.set(userId, [...(outside.get(userId) ?? []), ...found.map((o) => ({ site: name, ...o }))]);
+    } catch (err) {
+      errors.set(userId, [...(errors.get(userId) ?? []), (err as Error).message]);
+    }
+  }))));
+  return buildResidencyReport(sites, { migrationId, generatedAt, users, manifests, sources, userPrefix, outside, errors });
 }

@@ -5,8 +5,8 @@ import type { Sites } from '../config/sites';
 import { isCurrentManifestKey, manifestGenerationKey, manifestKey, manifestsPrefix, usersListKey } from '../domain/layout';
 import { entrySites, manifestDigest, manifestSignatureProblem, type Manifest } from '../domain/manifest';
 import { findLedgerSite, manifestHasDigest, manifestReference, misplacedRecordProblem } from '../evidence/bundle';
-import { keyIdOf, ledgerProblems, type LedgerRecord } from '../evidence/ledger';
-import { ledgerPrefix } from '../evidence/storage';
+import { keyIdOf, ledgerHead, ledgerProblems, missingResults, notedHeadProblem, recordedFailures, resultProblems, type LedgerRecord } from '../evidence/ledger';
+import { ledgerKey, ledgerPrefix } from '../evidence/storage';
 import { residueClassifier } from '../domain/residue';
 import { createSiteClients, destroySiteClients, type Site, type SiteClients } from '../storage/clients';
 import { StorageError, isNotFound } from '../storage/errors';
@@ -14,20 +14,21 @@ import { getJson } from '../storage/json-records';
 import { listAllKeys } from '../storage/listing';
 import { hashObject } from '../storage/pinned-read';
 import { forEachObject } from '../storage/residue-listing';
-import { readStoredUsers } from './report';
+import { readStoredUsers, residencyFromRead, type FoundObject, type ResidencyReport } from './report';
 
 export interface AuditProblem {
   /**
    * `mismatch`: storage holds something other than the manifest says (bytes, size, a missing object, an
    * altered manifest). `error`: it could not be read (access denied, timeout, 5xx): nothing is known
    * about those bytes, so it is never reported as a mismatch. `incomplete`: a user of the stored user
-   * list has no committed manifest (no failure is recorded in storage, so a failed, cancelled or
-   * not yet migrated user is incomplete). `unlisted`: an object in the target under a user's prefix
+   * list has no committed manifest and no recorded failure (evidence is missing: a cancelled or not yet
+   * migrated user, or a failure that was never recorded). `failed`: a user of the list with no committed
+   * manifest and a `user-failed` ledger record (its data did not move; the evidence says why). `unlisted`: an object in the target under a user's prefix
    * that the user's newest manifest generation does not list. With a public key only: `ledger`, the
    * ledger's chain or signatures do not hold, or a record's manifest digest is not the stored
    * generation's; `signature`, a newest manifest generation is unsigned or its signature does not verify.
    */
-  kind: 'mismatch' | 'error' | 'residue' | 'incomplete' | 'unlisted' | 'ledger' | 'signature';
+  kind: 'mismatch' | 'error' | 'residue' | 'incomplete' | 'failed' | 'unlisted' | 'ledger' | 'signature';
   site: string;
   manifest: string;
   key?: string;
@@ -53,6 +54,14 @@ export interface AuditReport {
   listedUsers?: number;
   /** Users of the list with no committed manifest (each one an `incomplete` problem). */
   incomplete: number;
+  /** Users of the list with no committed manifest and a recorded failure (each one a `failed` problem). */
+  failed: number;
+  /** With a public key: the newest record's seq and hash (what an auditor notes, and names next time with `--head`). */
+  ledgerHead?: { seq: number; hash: string };
+  /** With a public key: NO-RESULT lines, operator commands whose outcome was never recorded (not a failure). */
+  warnings?: string[];
+  /** Per site and jurisdiction, users and bytes; per user, what is still outside the EEA (`clover report`'s). */
+  residency?: ResidencyReport;
   /** Objects in a target under a user's prefix that no manifest lists (each one an `unlisted` problem). */
   unlisted: number;
   /** With a public key: the ledger's records read (undefined: no key given, evidence not checked). */
@@ -63,43 +72,59 @@ export interface AuditReport {
   ok: boolean;
 }
 
-/**
- * The evidence, online and read-only (with the public key the auditor trusts): the ledger of the
- * migration (found as `evidence export` finds it) read in full, each record under its own seq, its
- * chain and signatures (`ledgerProblems`), and each record naming a manifest generation against the
- * stored generation's digest. Problems are `ledger` ones.
- */
-async function checkLedger(clients: SiteClients, migrationId: string, publicKey: KeyObject, report: AuditReport): Promise<void> {
-  const add = (problem: string, manifest = ledgerPrefix(migrationId), site = '-') => report.problems.push({ kind: 'ledger', site, manifest, problem });
+/** The migration's ledger as read: its site and every record read, with the key it is stored under. */
+interface ReadLedger {
+  site: Site;
+  stored: { key: string; record: LedgerRecord }[];
+}
+
+/** Reads the ledger (found as `evidence export` finds it); a listing or read that fails is an `error` problem. */
+async function readLedgerRecords(clients: SiteClients, migrationId: string, report: AuditReport): Promise<ReadLedger | undefined> {
   let found: Awaited<ReturnType<typeof findLedgerSite>>;
   try {
     found = await findLedgerSite(clients, migrationId);
   } catch (err) {
     report.problems.push({ kind: 'error', site: '-', manifest: ledgerPrefix(migrationId), problem: `the ledger could not be listed, so it was not checked: ${(err as Error).message}` });
-    return;
+    return undefined;
   }
-  if (!found) {
-    report.ledgerRecords = 0;
-    add(`no ledger of migration ${migrationId} in any site (${ledgerPrefix(migrationId)}): nothing vouches for this migration`);
-    return;
-  }
-  const { site, keys } = found;
-  const records: LedgerRecord[] = [];
-  for (const key of keys) {
-    let r: LedgerRecord | undefined;
+  if (!found) return undefined;
+  const stored: ReadLedger['stored'] = [];
+  for (const key of found.keys) {
     try {
-      r = await getJson<LedgerRecord>(site, key, 'a ledger record');
+      const record = await getJson<LedgerRecord>(found.site, key, 'a ledger record');
+      if (record) stored.push({ key, record });
     } catch (err) {
-      report.problems.push({ kind: 'error', site: site.name, manifest: key, problem: `a ledger record could not be read: ${(err as Error).message}` });
-      continue;
+      report.problems.push({ kind: 'error', site: found.site.name, manifest: key, problem: `a ledger record could not be read: ${(err as Error).message}` });
     }
-    if (!r) continue;
-    const misplaced = misplacedRecordProblem(key, key.slice(ledgerPrefix(migrationId).length), r);
+  }
+  return { site: found.site, stored };
+}
+
+/**
+ * The evidence, online and read-only (with the public key the auditor trusts): the ledger of the
+ * migration read in full, each record under its own seq, its chain and signatures (`ledgerProblems`),
+ * each operator result naming its command, and each record naming a manifest generation against the
+ * stored generation's digest. Problems are `ledger` ones.
+ */
+async function checkLedger(clients: SiteClients, migrationId: string, publicKey: KeyObject, report: AuditReport, ledger: ReadLedger | undefined, notedHead?: string): Promise<void> {
+  const add = (problem: string, manifest = ledgerPrefix(migrationId), site = '-') => report.problems.push({ kind: 'ledger', site, manifest, problem });
+  if (!ledger) {
+    report.ledgerRecords = 0;
+    if (!report.problems.some((p) => p.kind === 'error' && p.manifest === ledgerPrefix(migrationId))) {
+      add(`no ledger of migration ${migrationId} in any site (${ledgerPrefix(migrationId)}): nothing vouches for this migration`);
+    }
+    return;
+  }
+  const { site } = ledger;
+  const records = ledger.stored.map((x) => x.record);
+  for (const { key, record } of ledger.stored) {
+    const misplaced = misplacedRecordProblem(key, key.slice(ledgerPrefix(migrationId).length), record);
     if (misplaced) add(misplaced, key, site.name);
-    records.push(r);
   }
   report.ledgerRecords = records.length;
-  for (const p of ledgerProblems(records, migrationId, publicKey)) add(p, ledgerPrefix(migrationId), site.name);
+  const noted = notedHead === undefined ? undefined : notedHeadProblem(records, notedHead);
+  for (const p of [...ledgerProblems(records, migrationId, publicKey), ...resultProblems(records), ...(noted ? [noted] : [])]) add(p, ledgerPrefix(migrationId), site.name);
+  report.ledgerHead = ledgerHead(records);
   for (const r of [...records].sort((a, b) => a.seq - b.seq)) {
     if (r.type !== 'user-committed' && r.type !== 'delta-pass') continue;
     const ref = manifestReference(r, migrationId);
@@ -158,7 +183,7 @@ async function chainProblem(s: Site, m: Manifest): Promise<Pick<AuditProblem, 'k
  * source of the manifest (`m.sources`, else every site its entries name) and reports each object
  * found as a `residue` problem, with why it is there when the manifest knows.
  */
-async function checkResidue(clients: SiteClients, m: Manifest, manifest: string, report: AuditReport): Promise<void> {
+async function checkResidue(clients: SiteClients, m: Manifest, manifest: string, report: AuditReport, listed: Map<string, Map<string, FoundObject[]>>): Promise<void> {
   const sites = m.sources ?? [...new Set(m.entries.flatMap((e) => [...entrySites(e), ...(e.superseded ?? [])].map((p) => p.site)))];
   const classify = residueClassifier(m, m.sourceDisposition?.keptChanged ?? []);
   for (const name of sites) {
@@ -168,10 +193,15 @@ async function checkResidue(clients: SiteClients, m: Manifest, manifest: string,
       continue;
     }
     try {
+      const found: FoundObject[] = [];
       await forEachObject(src, m.userPrefix, 'listing a cut-over user\'s prefix in a source', (o) => {
+        found.push({ site: name, key: o.key, size: o.size ?? 0 });
         report.residue++;
         report.problems.push({ kind: 'residue', site: name, manifest, key: o.key, userId: m.userId, problem: `still in a source after cut-over; ${classify(o).reason}` });
       });
+      // Kept for the residency report, which then does not list this prefix again.
+      if (!listed.has(m.userId)) listed.set(m.userId, new Map());
+      listed.get(m.userId)!.set(name, found);
     } catch (err) {
       report.problems.push({ kind: 'error', site: name, manifest, userId: m.userId, problem: `the user's prefix could not be listed, so what is left there was not checked: ${(err as Error).message}` });
     }
@@ -210,14 +240,19 @@ export async function auditMigration(
     concurrency?: number;
     /** The Ed25519 public key the auditor trusts: then the ledger and every newest manifest's signature are checked too. */
     publicKey?: KeyObject;
+    /** With a public key: the head record hash the auditor noted at an earlier visit (a removed tail is then a `ledger` problem). */
+    notedHead?: string;
     onProgress?: (checked: number) => void; /** Clients to use instead of ones built from `sites` (the caller's: not destroyed here). */ clients?: SiteClients } = {},
 ): Promise<AuditReport> {
   const clients = opts.clients ?? createSiteClients(sites, { maxSockets: opts.concurrency ?? 16 });
   const limit = pLimit(opts.concurrency ?? 16);
-  const report: AuditReport = { migrationId, manifests: 0, users: 0, objects: 0, bytes: 0, objectsChecked: 0, rolledBack: 0, cutOver: 0, residue: 0, incomplete: 0, unlisted: 0, problems: [], ok: false };
+  const report: AuditReport = { migrationId, manifests: 0, users: 0, objects: 0, bytes: 0, objectsChecked: 0, rolledBack: 0, cutOver: 0, residue: 0, incomplete: 0, failed: 0, unlisted: 0, problems: [], ok: false };
   const users = new Set<string>();
   /** Users with a current manifest key in some site, valid or not (an altered one is a mismatch, not also incomplete). */
   const withManifest = new Set<string>();
+  /** The newest valid manifest of each user, and the sources already listed (for the residency report). */
+  const newest = new Map<string, Manifest>();
+  const listedSources = new Map<string, Map<string, FoundObject[]>>();
   try {
     for (const s of clients.values()) {
       // The newest generation of each user (`manifests/<userId>.json`); the kept generations live under `manifests/<userId>/`.
@@ -245,13 +280,14 @@ export async function auditMigration(
           continue;
         }
         users.add(m.userId);
+        newest.set(m.userId, m);
         if (opts.publicKey) checkSignature(s, m, key, opts.publicKey, report);
         const chain = await chainProblem(s, m);
         if (chain) report.problems.push({ ...chain, site: s.name, manifest: key });
         await checkUnlisted(s, m, key, report);
         if (m.sourceDisposition && !m.rolledBack) {
           report.cutOver++;
-          await checkResidue(clients, m, key, report);
+          await checkResidue(clients, m, key, report, listedSources);
         }
         if (m.rolledBack) {
           report.rolledBack++;
@@ -281,27 +317,45 @@ export async function auditMigration(
         );
       }
     }
-    let listed: { userId: string }[] | undefined;
+    let listed: { userId: string; country?: string }[] | undefined;
     try {
       listed = await readStoredUsers(clients, migrationId);
     } catch (err) {
       report.problems.push({ kind: 'error', site: '-', manifest: usersListKey(migrationId), problem: `the user list could not be read, so completeness was not checked: ${(err as Error).message}` });
       listed = [];
     }
-    if (listed) {
-      report.listedUsers = listed.length;
-      for (const u of new Set(listed.map((r) => r.userId))) {
-        if (withManifest.has(u)) continue;
-        report.incomplete++;
-        report.problems.push({ kind: 'incomplete', site: '-', manifest: manifestKey(migrationId, u), userId: u, problem: 'no committed manifest' });
-      }
-    }
     if (report.manifests === 0 && !listed) {
       throw new InputError(`no migration with id "${migrationId}" in any site of the sites file (no manifest and no user list ${usersListKey(migrationId)}); check the id, or --sites`);
     }
+    // With a key; without one only when a listed user has no manifest: its recorded failure tells a
+    // failed user from one whose evidence is missing (one GET per record: not read when nothing needs it).
+    const missing = (listed ?? []).some((r) => !withManifest.has(r.userId));
+    const ledger = opts.publicKey || missing ? await readLedgerRecords(clients, migrationId, report) : undefined;
+    const ledgerRecords = ledger?.stored.map((x) => x.record) ?? [];
+    if (listed) {
+      report.listedUsers = listed.length;
+      const failures = recordedFailures(ledgerRecords);
+      for (const u of new Set(listed.map((r) => r.userId))) {
+        if (withManifest.has(u)) continue;
+        const f = failures.get(u);
+        if (f) {
+          report.failed++;
+          report.problems.push({ kind: 'failed', site: '-', manifest: ledgerKey(migrationId, f.seq), userId: u, problem: `${f.reason} (in phase ${f.phase}; its data did not move)` });
+          continue;
+        }
+        report.incomplete++;
+        report.problems.push({ kind: 'incomplete', site: '-', manifest: manifestKey(migrationId, u), userId: u, problem: 'no committed manifest and no recorded failure' });
+      }
+    }
     if (opts.publicKey) {
       report.signaturesVerified ??= 0;
-      await checkLedger(clients, migrationId, opts.publicKey, report);
+      await checkLedger(clients, migrationId, opts.publicKey, report, ledger, opts.notedHead);
+      report.warnings = missingResults(ledgerRecords);
+    }
+    try {
+      report.residency = await residencyFromRead(clients, sites, migrationId, { manifests: newest, users: listed ?? [], listed: listedSources }, { limit });
+    } catch (err) {
+      report.problems.push({ kind: 'error', site: '-', manifest: usersListKey(migrationId), problem: `the residency report could not be built: ${(err as Error).message}` });
     }
   } finally {
     if (!opts.clients) destroySiteClients(clients);

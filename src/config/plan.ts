@@ -65,6 +65,13 @@ const planSchema = z
       .regex(/^\d+(ms|s|m|h|d)$/, 'must be a duration such as 7d, 12h, 30m, 45s or 500ms')
       .refine((d) => durationMs(d) >= 1000, 'must be at least 1s')
       .optional(),
+    evidenceRetention: z
+      .object({
+        mode: z.enum(['GOVERNANCE', 'COMPLIANCE']),
+        days: z.number().int('must be a whole number').positive('must be a positive number').max(36500, 'must be at most 36500 (100 years)'),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 

@@ -8,6 +8,8 @@ export interface ListedObject {
   key: string;
   site: string;
   etag: string;
+  /** Bytes, as listed (absent where a caller built the object itself). */
+  size?: number;
 }
 
 /** What a conflict of the newest generation means for the object left in a source. */

@@ -19,7 +19,7 @@ import { manifestDigest, type Manifest } from '../domain/manifest';
 import type { Site, SiteClients } from '../storage/clients';
 import { describeS3Error, isNotFound } from '../storage/errors';
 import { listAllKeys } from '../storage/listing';
-import { keyIdOf, ledgerProblems, recordHash, type LedgerRecord } from './ledger';
+import { keyIdOf, ledgerProblems, missingResults, notedHeadProblem, recordedFailures, recordHash, resultProblems, type LedgerRecord } from './ledger';
 import { ledgerPrefix } from './storage';
 
 export interface BundleSummary {
@@ -111,6 +111,12 @@ export interface BundleCheck {
   usersCommitted: number;
   usersListed: number | undefined;
   manifestsReferenced: number;
+  /** Users of users.jsonl with neither a user-committed nor a user-failed record: evidence is missing. */
+  incomplete: string[];
+  /** Users of users.jsonl with no user-committed record and a recorded failure: their data did not move. */
+  failed: { userId: string; reason: string; phase: string }[];
+  /** NO-RESULT lines: operator commands whose outcome was never recorded (not a failure). */
+  warnings: string[];
 }
 
 function filesUnder(dir: string): string[] {
@@ -164,7 +170,7 @@ export function manifestHasDigest(stored: unknown, digest: string): boolean {
  * of the ledger against bundle.json's head hash, and every manifest a record references present in the
  * bundle with the digest the record names. Throws InputError only for a folder that is not a bundle.
  */
-export function checkBundle(dir: string, publicKey: KeyObject, migrationIdArg?: string): BundleCheck {
+export function checkBundle(dir: string, publicKey: KeyObject, migrationIdArg?: string, notedHead?: string): BundleCheck {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new InputError(`${dir} is not a folder (an evidence bundle from \`clover evidence export\`)`);
   const ledgerDir = join(dir, 'ledger');
   if (!existsSync(ledgerDir)) throw new InputError(`${dir} has no ledger/ folder: not an evidence bundle from \`clover evidence export\``);
@@ -191,7 +197,9 @@ export function checkBundle(dir: string, publicKey: KeyObject, migrationIdArg?: 
   }
   const migrationId = migrationIdArg ?? summary.migrationId ?? records[0]?.migrationId ?? '';
   if (summary.migrationId !== undefined && summary.migrationId !== migrationId) problems.push(`bundle.json is for migration ${summary.migrationId}, not ${migrationId}`);
-  problems.push(...ledgerProblems(records, migrationId, publicKey));
+  problems.push(...ledgerProblems(records, migrationId, publicKey), ...resultProblems(records));
+  const noted = notedHead === undefined ? undefined : notedHeadProblem(records, notedHead);
+  if (noted) problems.push(noted);
   const sorted = [...records].sort((a, b) => a.seq - b.seq);
   const head = sorted.at(-1);
   const headHash = head ? recordHash(head) : null;
@@ -233,15 +241,43 @@ export function checkBundle(dir: string, publicKey: KeyObject, migrationIdArg?: 
     if (!holds) problems.push(`record ${r.seq} (${r.type}) names manifest ${rel} with digest ${digest}; the bundle's copy (${copies.map((c) => `manifests/${c.site}/${rel}`).join(', ')}) does not hash to it (manifest edited)`);
   }
   let usersListed: number | undefined;
+  const incomplete: string[] = [];
+  const failed: BundleCheck['failed'] = [];
   if (existsSync(join(dir, 'users.jsonl'))) {
     const text = readFileSync(join(dir, 'users.jsonl'));
     usersListed = countLines(text.toString('utf8'));
+    const failures = recordedFailures(sorted);
+    for (const userId of listedUserIds(text.toString('utf8'), problems)) {
+      if (committed.has(userId)) continue;
+      const f = failures.get(userId);
+      if (f) failed.push({ userId, reason: f.reason, phase: f.phase });
+      else incomplete.push(userId);
+    }
     const userListDigest = sorted.find((r) => r.type === 'plan-accepted')?.data?.userListDigest;
     if (typeof userListDigest === 'string' && userListDigest !== createHash('sha256').update(text).digest('hex')) {
       problems.push(`users.jsonl does not hash to the user list digest the plan-accepted record names (${userListDigest})`);
     }
   }
-  return { migrationId, problems, records: records.length, headHash, byType, usersCommitted: committed.size, usersListed, manifestsReferenced };
+  return {
+    migrationId, problems, records: records.length, headHash, byType, usersCommitted: committed.size, usersListed, manifestsReferenced,
+    incomplete, failed, warnings: missingResults(sorted),
+  };
+}
+
+/** The distinct user ids of a users.jsonl, in order; a line that is not a user row is a problem. */
+function listedUserIds(text: string, problems: string[]): string[] {
+  const ids = new Set<string>();
+  text.split('\n').forEach((line, i) => {
+    if (line.trim() === '') return;
+    try {
+      const row = JSON.parse(line) as { userId?: unknown };
+      if (typeof row.userId === 'string') ids.add(row.userId);
+      else problems.push(`users.jsonl line ${i + 1} names no userId`);
+    } catch {
+      problems.push(`users.jsonl line ${i + 1} is not valid JSON`);
+    }
+  });
+  return [...ids];
 }
 
 /** The bundle's README.md: what each file is and how to check it, with Clover or with openssl alone. */

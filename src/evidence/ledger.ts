@@ -8,7 +8,7 @@ import { canonicalJson } from '../domain/manifest';
 
 export type LedgerEventType =
   | 'plan-accepted' | 'operator-command' | 'user-committed' | 'delta-pass' | 'erasure-carried-over'
-  | 'sources-deleted' | 'residue-found' | 'rollback';
+  | 'sources-deleted' | 'residue-found' | 'rollback' | 'user-failed' | 'operator-result';
 
 /** Who caused the event: an operator at a host (CLI), or a worker process. */
 export interface Actor {
@@ -111,4 +111,62 @@ export function ledgerProblems(records: readonly LedgerRecord[], migrationId: st
     previous = r;
   }
   return problems;
+}
+
+/** A user's recorded failure (`user-failed`): the newest one of each user, by user id. */
+export function recordedFailures(records: readonly LedgerRecord[]): Map<string, { reason: string; phase: string; seq: number }> {
+  const out = new Map<string, { reason: string; phase: string; seq: number }>();
+  for (const r of [...records].sort((a, b) => a.seq - b.seq)) {
+    const d = r.data ?? {};
+    if (r.type === 'user-failed' && typeof d.userId === 'string') {
+      out.set(d.userId, { reason: typeof d.reason === 'string' ? d.reason : 'no reason recorded', phase: typeof d.phase === 'string' ? d.phase : '?', seq: r.seq });
+    }
+  }
+  return out;
+}
+
+/**
+ * Every operator command whose result was never recorded (no `operator-result` names its seq): the CLI
+ * crashed or was killed between acting and recording, or the command predates results. A warning, not
+ * a failure: the intent is there; only its outcome is not known. One `NO-RESULT ...` line each.
+ */
+export function missingResults(records: readonly LedgerRecord[]): string[] {
+  const answered = new Set(records.filter((r) => r.type === 'operator-result').map((r) => r.data?.intentSeq));
+  return [...records]
+    .sort((a, b) => a.seq - b.seq)
+    .filter((r) => r.type === 'operator-command' && !answered.has(r.seq))
+    .map((r) => `NO-RESULT record ${r.seq} (operator-command ${String(r.data?.command)} by ${r.actor?.who ?? '?'} at ${r.actor?.host ?? '?'}, ${r.at}): no operator-result names it, so its outcome is not recorded (the command was interrupted)`);
+}
+
+/**
+ * An `operator-result` that does not answer an operator command before it: its `intentSeq` names no
+ * `operator-command` record, or its `intentHash` is not that record's hash. Problems (the chain holds,
+ * but the result claims an intent the ledger does not show).
+ */
+export function resultProblems(records: readonly LedgerRecord[]): string[] {
+  const bySeq = new Map(records.map((r) => [r.seq, r]));
+  const out: string[] = [];
+  for (const r of records) {
+    if (r.type !== 'operator-result') continue;
+    const intent = bySeq.get(Number(r.data?.intentSeq));
+    if (!intent || intent.type !== 'operator-command' || intent.seq >= r.seq) out.push(`record ${r.seq} (operator-result) names intent ${String(r.data?.intentSeq)}, which is not an operator command before it`);
+    else if (r.data?.intentHash !== recordHash(intent)) out.push(`record ${r.seq} (operator-result) names intent ${intent.seq} with hash ${String(r.data?.intentHash)}; record ${intent.seq} hashes to ${recordHash(intent)}`);
+  }
+  return out;
+}
+
+/**
+ * The chain cannot show a removed tail (its last records) by itself: an auditor notes the head record's
+ * hash at each visit and names it next time. Undefined when a record of the ledger hashes to `noted`
+ * (the chain check then vouches for everything up to it); otherwise the problem.
+ */
+export function notedHeadProblem(records: readonly LedgerRecord[], noted: string): string | undefined {
+  if (records.some((r) => recordHash(r) === noted)) return undefined;
+  return `the head record noted earlier (hash ${noted}) is not in the ledger: records were removed from its end, or the ledger was replaced`;
+}
+
+/** The newest record's seq and hash: what an auditor notes (undefined: an empty ledger). */
+export function ledgerHead(records: readonly LedgerRecord[]): { seq: number; hash: string } | undefined {
+  const head = [...records].sort((a, b) => a.seq - b.seq).at(-1);
+  return head && { seq: head.seq, hash: recordHash(head) };
 }

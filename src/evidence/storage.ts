@@ -1,8 +1,8 @@
 import { migrationPrefix } from '../domain/layout';
 import type { Site } from '../storage/clients';
-import { getJson, putJson } from '../storage/json-records';
+import { getJson, putJson, type Retention } from '../storage/json-records';
 import { forEachListed, listAllKeys } from '../storage/listing';
-import { buildRecord, type Actor, type LedgerEventType, type LedgerRecord, type SigningKey } from './ledger';
+import { buildRecord, recordHash, type Actor, type LedgerEventType, type LedgerRecord, type SigningKey } from './ledger';
 
 /** The migration's ledger: `_clover/migrations/<id>/ledger/`, in the site that holds its user list (the plan's default target). */
 export function ledgerPrefix(migrationId: string): string {
@@ -51,19 +51,26 @@ async function head(site: Site, migrationId: string, signal?: AbortSignal): Prom
  * Appends one record: reads the newest, writes the next seq with a create-only write (If-None-Match),
  * and when another writer took that seq first, reads again and retries. So many writers at once never
  * fork the chain (one record per seq, each naming the one before) and never lose a record (each retries
- * until it is in). Returns the stored record.
+ * until it is in). Returns the stored record. `event.retention` (the plan's evidenceRetention): the record
+ * is written under S3 Object Lock (not part of the record itself).
  */
 export async function appendLedger(
   site: Site, migrationId: string, key: SigningKey,
-  event: { type: LedgerEventType; actor: Actor; data: Record<string, unknown> }, signal?: AbortSignal,
+  event: { type: LedgerEventType; actor: Actor; data: Record<string, unknown>; retention?: Retention }, signal?: AbortSignal,
   /** Called each time another writer took the seq first (tests count the races). */
   onConflict?: (seq: number) => void,
 ): Promise<LedgerRecord> {
   for (let attempt = 0; ; attempt++) {
     const previous = await head(site, migrationId, signal);
-    const record = buildRecord(key, migrationId, previous, event);
-    const r = await putJson(site, ledgerKey(migrationId, record.seq), record, 'a ledger record', { signal, ifNoneMatch: '*' });
-    if (r !== 'precondition-failed') return record;
+    const { retention, ...recorded } = event;
+    const record = buildRecord(key, migrationId, previous, recorded);
+    const at = ledgerKey(migrationId, record.seq);
+    const r = await putJson(site, at, record, 'a ledger record', { signal, ifNoneMatch: '*', retention });
+    // Read back: a store whose create-only check is not atomic with the write (versitygw 1.7.0's posix
+    // backend checks If-None-Match, then renames over the key) lets a concurrent create replace this
+    // record; then this one was lost and is appended again. This narrows that window; only a store
+    // with atomic conditional writes (S3) closes it (docs/architecture.md, "Evidence").
+    if (r !== 'precondition-failed' && recordHash((await getJson<LedgerRecord>(site, at, 'a ledger record', signal)) ?? record) === recordHash(record)) return record;
     onConflict?.(record.seq);
     if (attempt >= 50) throw new Error(`ledger of migration ${migrationId}: could not append after ${attempt + 1} tries (too many writers at once)`);
     await new Promise((ok) => setTimeout(ok, 20 + Math.random() * 80 * Math.min(attempt + 1, 10)));

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { HeadBucketCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { GetObjectLockConfigurationCommand, HeadBucketCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { WorkflowIdConflictPolicy, WorkflowIdReusePolicy, WorkflowNotFoundError, type Client, type WorkflowHandle } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { CloverError, ExitCode, InputError, UnreachableError } from '../config/errors';
@@ -9,7 +9,7 @@ import { usersListKey } from '../domain/layout';
 import { DEFAULT_TASK_QUEUE } from '../domain/names';
 import { routingTargets } from '../domain/routing';
 import { canonicalJson } from '../domain/manifest';
-import type { Actor, SigningKey } from '../evidence/ledger';
+import type { Actor, LedgerRecord, SigningKey } from '../evidence/ledger';
 import { appendLedger, readLedger } from '../evidence/storage';
 import { createSiteClients, destroySiteClients, siteEncryption, type Site, type SiteClients } from '../storage/clients';
 import { describeS3Error, isPreconditionFailed } from '../storage/errors';
@@ -41,6 +41,32 @@ export async function checkSites(clients: SiteClients, names: string[]): Promise
       }
     }),
   );
+}
+
+/**
+ * Refuses (exit 2, one line naming site and bucket) a plan with `evidenceRetention` when a bucket that
+ * would hold evidence (ledger records, manifest generations: every target site) has no S3 Object Lock:
+ * its records could not be retained, and an auditor would be told they were.
+ */
+export async function requireObjectLock(clients: SiteClients, names: string[]): Promise<void> {
+  for (const name of names) {
+    const s = clients.get(name)!;
+    let enabled = false;
+    try {
+      const r = await s.s3.send(new GetObjectLockConfigurationCommand({ Bucket: s.bucket }), { abortSignal: AbortSignal.timeout(15_000) });
+      enabled = r.ObjectLockConfiguration?.ObjectLockEnabled === 'Enabled';
+    } catch (err) {
+      const e = describeS3Error(err, { site: name, bucket: s.bucket, action: 'reading the Object Lock configuration' });
+      // Not configured (404), or a store without Object Lock at all (501): not enabled.
+      if (e.type !== 'ObjectLockConfigurationNotFoundError' && e.status !== 404 && e.status !== 501) {
+        if (e.permanent) throw new InputError(`plan field evidenceRetention: site ${name}: ${e.message}`);
+        throw new UnreachableError(`cannot reach site ${name} at ${s.config.endpoint ?? 'its AWS endpoint'}: ${e.message}`);
+      }
+    }
+    if (!enabled) {
+      throw new InputError(`plan field evidenceRetention: site ${name} (bucket ${s.bucket}) has no S3 Object Lock, so evidence written there cannot be retained; use a bucket created with Object Lock enabled, or remove evidenceRetention from the plan`);
+    }
+  }
 }
 
 /**
@@ -132,6 +158,8 @@ export interface StartResult {
   workflowId: string;
   /** `started` a new migration; `attached` to the running one; `finished` found it already done. */
   state: 'started' | 'attached' | 'finished';
+  /** The `operator-command` record of this start (with evidence, on a new start): its result names it. */
+  intent?: LedgerRecord;
 }
 
 /**
@@ -153,18 +181,22 @@ export interface StartEvidence {
  * not again when a start that stopped before its workflow started recorded it already), then the
  * `operator-command`.
  */
-async function recordStart(site: Site, plan: LoadedPlan, digest: string, users: { etag: string; body: Buffer }, ev: StartEvidence): Promise<void> {
+async function recordStart(site: Site, plan: LoadedPlan, digest: string, users: { etag: string; body: Buffer }, ev: StartEvidence): Promise<LedgerRecord> {
   const s = plan.settings;
   const signal = AbortSignal.timeout(60_000);
   const there = await readLedger(site, s.migrationId, signal);
   if (!there.some((r) => r.type === 'plan-accepted' && r.data.planDigest === digest)) {
     await appendLedger(site, s.migrationId, ev.key, {
       type: 'plan-accepted', actor: ev.actor,
-      data: { planDigest: digest, usersEtag: users.etag, userListDigest: createHash('sha256').update(users.body).digest('hex'), usersKey: usersListKey(s.migrationId), usersTotal: plan.users.length, sources: s.sources, routing: s.routing },
+      data: {
+        planDigest: digest, usersEtag: users.etag, userListDigest: createHash('sha256').update(users.body).digest('hex'), usersKey: usersListKey(s.migrationId), usersTotal: plan.users.length, sources: s.sources, routing: s.routing,
+        ...(s.evidenceRetention ? { evidenceRetention: s.evidenceRetention } : {}),
+      },
+      retention: s.evidenceRetention,
     }, signal);
   }
-  await appendLedger(site, s.migrationId, ev.key, {
-    type: 'operator-command', actor: ev.actor, data: { command: 'start', migrationId: s.migrationId, args: ev.args },
+  return appendLedger(site, s.migrationId, ev.key, {
+    type: 'operator-command', actor: ev.actor, data: { command: 'start', migrationId: s.migrationId, args: ev.args }, retention: s.evidenceRetention,
   }, signal);
 }
 
@@ -189,11 +221,12 @@ export async function startMigration(
   try {
     await checkSites(clients, [...new Set([...settings.sources, ...routingTargets(settings.routing)])]);
     await requireEncryption(clients, routingTargets(settings.routing));
+    if (settings.evidenceRetention) await requireObjectLock(clients, routingTargets(settings.routing));
     if (settings.sourceDisposition === 'delete-after-verify') await requireConditionalDeletes(clients, settings.sources);
     const usersSite = clients.get(settings.routing.default)!;
     const body = Buffer.from(plan.users.map((u) => JSON.stringify({ userId: u.userId, country: u.country })).join('\n') + '\n');
     const usersEtag = await storeUserList(usersSite, settings.migrationId, body, digest);
-    if (evidence) await recordStart(usersSite, plan, digest, { etag: usersEtag, body }, evidence);
+    const intent = evidence ? await recordStart(usersSite, plan, digest, { etag: usersEtag, body }, evidence) : undefined;
     const input: MigrationInput = { settings, usersSite: usersSite.name, usersTotal: plan.users.length, usersEtag, mode: 'start' };
     const handle = await client.workflow.start('migrationWorkflow', {
       workflowId,
@@ -209,7 +242,7 @@ export async function startMigration(
     if (memo.planDigest !== digest) {
       throw new InputError(`migration id "${settings.migrationId}" was just started with a different plan; choose a new migrationId`);
     }
-    return { handle: handle as MigrationHandle, workflowId, state: 'started' };
+    return { handle: handle as MigrationHandle, workflowId, state: 'started', intent };
   } finally {
     destroySiteClients(clients);
   }

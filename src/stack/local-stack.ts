@@ -4,7 +4,7 @@ import { chmodSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, write
 import { createServer, connect } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CreateBucketCommand, HeadBucketCommand, S3Client } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, HeadBucketCommand, PutBucketPolicyCommand, S3Client } from '@aws-sdk/client-s3';
 import { CloverError, ExitCode } from '../config/errors';
 import { SEARCH_ATTRIBUTE_NAMES } from '../domain/names';
 import type { SiteConfig } from '../config/sites';
@@ -41,6 +41,11 @@ export interface StackState {
   temporalAddress: string;
   uiUrl: string;
   sitesFile: string;
+  /**
+   * The auditor's sites file (same format, 0600): per site an account that can read the bucket (list,
+   * get) and nothing else; for `clover verify` and `clover report` (absent in a state file of an older Clover).
+   */
+  auditorSitesFile?: string;
   /** The evidence signing key the stack made beside its sites file (absent in a state file of an older Clover). */
   signingKeyFile?: string;
   services: ServiceRecord[];
@@ -138,7 +143,7 @@ export function readStackState(dir: string): StackState | undefined {
 
 type LocalSitesFile = { sites: Record<string, SiteConfig> };
 
-function loadOrCreateCredentials(sitesFile: string): Record<string, { accessKeyId: string; secretAccessKey: string }> {
+function loadOrCreateCredentials(sitesFile: string, prefix = 'CLOVER'): Record<string, { accessKeyId: string; secretAccessKey: string }> {
   const out: Record<string, { accessKeyId: string; secretAccessKey: string }> = {};
   if (existsSync(sitesFile)) {
     try {
@@ -150,7 +155,7 @@ function loadOrCreateCredentials(sitesFile: string): Record<string, { accessKeyI
   }
   for (const s of LOCAL_SITES) {
     out[s.name] ??= {
-      accessKeyId: `CLOVER${s.name.replace(/-/g, '').toUpperCase()}${randomBytes(4).toString('hex').toUpperCase()}`,
+      accessKeyId: `${prefix}${s.name.replace(/-/g, '').toUpperCase()}${randomBytes(4).toString('hex').toUpperCase()}`,
       secretAccessKey: randomBytes(24).toString('base64url'),
     };
   }
@@ -170,14 +175,14 @@ async function waitFor(what: string, logFile: string, pid: number, check: () => 
 }
 
 /** Files under the stack's folder that hold secrets (the sites' credentials) or data (Temporal's SQLite). */
-const PRIVATE_FILES = ['local-sites.json', 'signing-key.pem', 'temporal.db', 'temporal.db-shm', 'temporal.db-wal'];
+const PRIVATE_FILES = ['local-sites.json', 'auditor-sites.json', 'signing-key.pem', 'temporal.db', 'temporal.db-shm', 'temporal.db-wal'];
 
 /**
  * Owner-only modes for the stack's folder, the folders it makes (0700) and its private files (0600),
  * whatever modes they had before (an older Clover, a umask of 022, a copy): run on every start.
  */
 export function makeStackPrivate(dir: string): void {
-  for (const d of [dir, join(dir, 'logs'), join(dir, 'sites'), ...LOCAL_SITES.map((s) => join(dir, 'sites', s.name))]) {
+  for (const d of [dir, join(dir, 'logs'), join(dir, 'sites'), join(dir, 'iam'), ...LOCAL_SITES.flatMap((s) => [join(dir, 'sites', s.name), join(dir, 'iam', s.name)])]) {
     if (existsSync(d)) chmodSync(d, 0o700);
   }
   for (const f of PRIVATE_FILES) if (existsSync(join(dir, f))) chmodSync(join(dir, f), 0o600);
@@ -233,6 +238,9 @@ export async function startStack(opts: StartOptions): Promise<StackState> {
   const services: ServiceRecord[] = [];
   const sitesFile = join(dir, 'local-sites.json');
   const creds = loadOrCreateCredentials(sitesFile);
+  const auditorSitesFile = join(dir, AUDITOR_SITES_FILE);
+  const auditorCreds = loadOrCreateCredentials(auditorSitesFile, 'AUDITOR');
+  let auditorReady = false;
   // The evidence signing key, made once beside the sites file (see defaultSigningKeyFile).
   const signingKeyFile = ensureKeyPair(dir);
 
@@ -270,6 +278,7 @@ export async function startStack(opts: StartOptions): Promise<StackState> {
     temporalAddress: `127.0.0.1:${ports.temporal}`,
     uiUrl: `http://127.0.0.1:${ports.ui}`,
     sitesFile,
+    ...(auditorReady ? { auditorSitesFile } : {}),
     signingKeyFile,
     services: [...services, ...[...running.values()].filter((r) => !services.some((s) => s.name === r.name))],
   });
@@ -292,19 +301,23 @@ export async function startStack(opts: StartOptions): Promise<StackState> {
   const t = await launch('temporal', ports.temporal, tools.temporal, temporalArgs, [ports.ui]);
   if (t.fresh) say(`starting Temporal dev server on 127.0.0.1:${ports.temporal}`);
 
-  const siteProcs: { name: string; pid: number; port: number; config: SiteConfig }[] = [];
+  const siteProcs: { name: string; pid: number; port: number; config: SiteConfig; auditor: SiteConfig }[] = [];
   for (const s of LOCAL_SITES) {
     const port = ports.sites[s.name];
     const c = creds[s.name];
     if (port === undefined || c === undefined) throw new CloverError(`the local stack has no port or credentials for site ${s.name}`, ExitCode.badInput);
     const dataDir = join(dir, 'sites', s.name);
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    const iamDir = join(dir, 'iam', s.name);
+    writeAuditorAccount(iamDir, auditorCreds[s.name]!);
     // Keys go through the environment, not argv, so `ps` does not show them.
     const r = await launch(
       `site-${s.name}`, port, tools.versitygw,
       // Keep-alive as real S3 endpoints do: otherwise every request of every tool pays a new TCP connection.
       [
         '--port', `127.0.0.1:${port}`, '--region', s.region, '--quiet', '--keep-alive',
+        // Its internal IAM: root (the environment's keys) plus the read-only auditor account.
+        '--iam-dir', iamDir,
         ...(opts.accessLogs ? ['--access-log', accessLogPath(dir, s.name)] : []),
         'posix', dataDir,
       ],
@@ -320,18 +333,25 @@ export async function startStack(opts: StartOptions): Promise<StackState> {
       forcePathStyle: true,
       credentials: c,
     };
-    siteProcs.push({ name: s.name, pid: r.rec.pid, port, config });
+    siteProcs.push({ name: s.name, pid: r.rec.pid, port, config, auditor: { ...config, credentials: auditorCreds[s.name]! } });
   }
   const sites: Record<string, SiteConfig> = Object.fromEntries(siteProcs.map((p) => [p.name, p.config]));
 
   await waitFor('Temporal dev server', join(logDir, 'temporal.log'), t.rec.pid, () => temporalReady(ports.temporal), 90_000);
   await waitFor('Temporal web UI', join(logDir, 'temporal.log'), t.rec.pid, () => httpOk(`http://127.0.0.1:${ports.ui}/`), 60_000);
+  const withoutAuditor: string[] = [];
   for (const p of siteProcs) {
     const logFile = join(logDir, `site-${p.name}.log`);
     await waitFor(`S3 site ${p.name}`, logFile, p.pid, () => portAnswers(p.port), 30_000);
-    await ensureBucket(p.config);
+    if (!(await ensureBucket(p.config, p.auditor.credentials!.accessKeyId))) withoutAuditor.push(p.name);
   }
   writeFileSync(sitesFile, JSON.stringify({ sites }, null, 2) + '\n', { mode: 0o600 });
+  if (withoutAuditor.length === 0) {
+    writeFileSync(auditorSitesFile, JSON.stringify({ sites: Object.fromEntries(siteProcs.map((p) => [p.name, p.auditor])) }, null, 2) + '\n', { mode: 0o600 });
+    auditorReady = true;
+  } else {
+    say(`site(s) ${withoutAuditor.join(', ')} kept running from an earlier start without the read-only auditor account; \`clover stack down\` and up again to get ${AUDITOR_SITES_FILE}`);
+  }
   // Again now that every file exists: Temporal's database files were made by the server just now.
   makeStackPrivate(dir);
   writeState();
@@ -358,7 +378,48 @@ async function temporalReady(port: number): Promise<boolean> {
   }
 }
 
-async function ensureBucket(site: SiteConfig): Promise<void> {
+/** The auditor's sites file, beside local-sites.json. */
+export const AUDITOR_SITES_FILE = 'auditor-sites.json';
+
+/**
+ * What the auditor account may do in a bucket: read objects and list them (and read the bucket's
+ * settings an audit looks at), nothing else: no PutObject, no DeleteObject, no policy change.
+ */
+export const AUDITOR_READ_ACTIONS = [
+  's3:GetObject', 's3:GetObjectVersion', 's3:ListBucket', 's3:ListBucketVersions', 's3:GetBucketLocation',
+  's3:GetBucketVersioning', 's3:GetObjectRetention', 's3:GetBucketObjectLockConfiguration',
+];
+
+/** A bucket policy granting `principal` (an access key id on versitygw; an IAM ARN on AWS) read-only access. */
+export function readOnlyBucketPolicy(bucket: string, principal: string): string {
+  return JSON.stringify({
+    Version: '2012-10-17',
+    Statement: [{ Sid: 'CloverAuditorReadOnly', Effect: 'Allow', Principal: { AWS: [principal] }, Action: AUDITOR_READ_ACTIONS, Resource: [`arn:aws:s3:::${bucket}`, `arn:aws:s3:::${bucket}/*`] }],
+  });
+}
+
+/**
+ * Puts the auditor account into a site's internal IAM (`--iam-dir`): versitygw 1.7.0 keeps its accounts
+ * in `users.json` there; an account with role `user` may do nothing but what a bucket policy grants.
+ * Written before the server starts (so no admin call, and its secret never appears in a command line);
+ * other accounts in the file are kept.
+ */
+function writeAuditorAccount(iamDir: string, c: { accessKeyId: string; secretAccessKey: string }): void {
+  mkdirSync(iamDir, { recursive: true, mode: 0o700 });
+  const file = join(iamDir, 'users.json');
+  let iam: { accessAccounts?: Record<string, unknown> } = {};
+  try {
+    iam = JSON.parse(readFileSync(file, 'utf8')) as typeof iam;
+  } catch {
+    // none yet (or unreadable): a new file with the auditor alone
+  }
+  iam.accessAccounts = { ...(iam.accessAccounts ?? {}), [c.accessKeyId]: { access: c.accessKeyId, secret: c.secretAccessKey, role: 'user', userID: 0, groupID: 0, projectID: 0 } };
+  writeFileSync(file, JSON.stringify(iam), { mode: 0o600 });
+  chmodSync(file, 0o600);
+}
+
+/** Creates the site's bucket when missing and grants the auditor read access; false: the site has no auditor account. */
+async function ensureBucket(site: SiteConfig, auditor: string): Promise<boolean> {
   const s3 = new S3Client({
     endpoint: site.endpoint,
     region: site.region,
@@ -371,17 +432,26 @@ async function ensureBucket(site: SiteConfig): Promise<void> {
     for (let i = 0; ; i++) {
       try {
         await s3.send(new HeadBucketCommand({ Bucket: site.bucket }));
-        return;
+        break;
       } catch (err) {
         const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
         if (status === 404) {
           await s3.send(new CreateBucketCommand({ Bucket: site.bucket }));
-          return;
+          break;
         }
         if (i >= 20) throw err;
         await sleep(250);
       }
     }
+    // On every start: the auditor may read this bucket, nothing more.
+    try {
+      await s3.send(new PutBucketPolicyCommand({ Bucket: site.bucket, Policy: readOnlyBucketPolicy(site.bucket, auditor) }));
+    } catch (err) {
+      // A site kept running from a start by an older Clover has no internal IAM, so no auditor account.
+      if ((err as { name?: string }).name === 'MalformedPolicy') return false;
+      throw err;
+    }
+    return true;
   } finally {
     s3.destroy();
   }
@@ -403,7 +473,7 @@ export async function stopStack(dir: string, opts: { wipe?: boolean; say?: (l: s
   }
   if (state) writeFileSync(stateFile(dir), JSON.stringify({ ...state, services: [] }, null, 2));
   if (opts.wipe) {
-    for (const p of ['temporal.db', 'temporal.db-shm', 'temporal.db-wal', 'sites', 'local-sites.json', 'stack.json']) {
+    for (const p of ['temporal.db', 'temporal.db-shm', 'temporal.db-wal', 'sites', 'iam', 'local-sites.json', AUDITOR_SITES_FILE, 'stack.json']) {
       rmSync(join(dir, p), { recursive: true, force: true });
     }
     say(`wiped the stack's data under ${dir}`);

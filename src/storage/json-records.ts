@@ -4,6 +4,14 @@ import { siteEncryption, type Site } from './clients';
 import { StorageError, describeS3Error, isNotFound, isPreconditionFailed } from './errors';
 import { stripQuotes } from './object-meta';
 
+/** S3 Object Lock retention for a write-once record: this mode until `days` after it is written. */
+export interface Retention {
+  mode: 'GOVERNANCE' | 'COMPLIANCE';
+  days: number;
+}
+
+const DAY_MS = 86_400_000;
+
 /**
  * Reads one of Clover's own JSON records; undefined when it does not exist. `what` names the record in
  * errors. A record that is not valid JSON is a permanent error naming the key: retrying cannot fix it.
@@ -38,11 +46,12 @@ export async function getJsonRecord<T>(site: Site, key: string, what: string, si
 /**
  * Writes one of Clover's own JSON records with a SHA-256 checksum the site validates; returns its ETag.
  * `ifMatch` (an ETag) or `ifNoneMatch: '*'` make it a conditional write: when the condition fails,
- * nothing is written and `'precondition-failed'` is returned instead.
+ * nothing is written and `'precondition-failed'` is returned instead. `retention`: written under S3
+ * Object Lock (the bucket must have it enabled), so it cannot be deleted or overwritten until then.
  */
 export async function putJson(
   site: Site, key: string, value: unknown, what: string,
-  opts: { signal?: AbortSignal; metadata?: Record<string, string>; pretty?: boolean; ifMatch?: string; ifNoneMatch?: '*' } = {},
+  opts: { signal?: AbortSignal; metadata?: Record<string, string>; pretty?: boolean; ifMatch?: string; ifNoneMatch?: '*'; retention?: Retention } = {},
 ): Promise<string> {
   const body = Buffer.from(opts.pretty ? JSON.stringify(value, null, 1) : JSON.stringify(value));
   try {
@@ -51,6 +60,7 @@ export async function putJson(
         Bucket: site.bucket, Key: key, Body: body, ContentType: 'application/json',
         ChecksumSHA256: createHash('sha256').update(body).digest('base64'), Metadata: opts.metadata, ...siteEncryption(site),
         IfMatch: opts.ifMatch === undefined ? undefined : `"${opts.ifMatch}"`, IfNoneMatch: opts.ifNoneMatch,
+        ...(opts.retention ? { ObjectLockMode: opts.retention.mode, ObjectLockRetainUntilDate: new Date(Date.now() + opts.retention.days * DAY_MS) } : {}),
       }),
       { abortSignal: opts.signal },
     );

@@ -1,7 +1,7 @@
 import { manifestGenerationKey, manifestKey } from '../domain/layout';
 import { ManifestConflictError, type Manifest } from '../domain/manifest';
 import type { Site } from './clients';
-import { getJson, getJsonRecord, putJson } from './json-records';
+import { getJson, getJsonRecord, putJson, type Retention } from './json-records';
 
 /** The user's newest committed manifest generation, or undefined when none was committed. */
 export async function getManifest(target: Site, migrationId: string, userId: string, signal?: AbortSignal): Promise<Manifest | undefined> {
@@ -31,11 +31,13 @@ export function getManifestGeneration(target: Site, migrationId: string, userId:
  */
 export async function commitManifestGeneration(
   target: Site, m: Manifest, replaces: { etag: string } | undefined, signal?: AbortSignal,
+  /** The plan's evidenceRetention: the generation (write-once) is written under S3 Object Lock. */
+  retention?: Retention,
 ): Promise<{ manifest: Manifest; key: string }> {
   const genKey = manifestGenerationKey(m.migrationId, m.userId, m.generation);
   const who = `user ${m.userId}: manifest generation ${m.generation}`;
   let stored = m;
-  const wrote = await putJson(target, genKey, m, 'a manifest generation', { signal, pretty: true, ifNoneMatch: '*', metadata: { 'clover-manifest-digest': m.digest } });
+  const wrote = await putJson(target, genKey, m, 'a manifest generation', { signal, pretty: true, ifNoneMatch: '*', metadata: { 'clover-manifest-digest': m.digest }, retention });
   if (wrote === 'precondition-failed') {
     const existing = await getManifestGeneration(target, m.migrationId, m.userId, m.generation, signal);
     if (!existing || existing.writtenBy === undefined || existing.writtenBy !== m.writtenBy) {

@@ -8,5 +8,5 @@ import { stripQuotes } from './object-meta';
  * listing order): the residue check after a cut-over. `what` names the listing in errors.
  */
 export function forEachObject(site: Site, prefix: string, what: string, onObject: (o: ListedObject) => void, signal?: AbortSignal): Promise<void> {
-  return forEachListed(site, prefix, what, (o) => onObject({ key: o.Key!, site: site.name, etag: stripQuotes(o.ETag) }), signal);
+  return forEachListed(site, prefix, what, (o) => onObject({ key: o.Key!, site: site.name, etag: stripQuotes(o.ETag), size: o.Size ?? 0 }), signal);
 }

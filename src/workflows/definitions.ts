@@ -48,6 +48,18 @@ export interface MigrationSettings {
   cutover?: 'auto' | 'operator';
   /** A user waiting in `in-sync` gets a delta pass every interval (a durable timer). Temporal's duration format. */
   syncInterval?: string;
+  /**
+   * S3 Object Lock retention for the evidence: every ledger record and manifest generation is written
+   * with this mode, retained until `days` after it is written. The buckets must have Object Lock
+   * (checked before start). Absent: no retention.
+   */
+  evidenceRetention?: EvidenceRetention;
+}
+
+/** A plan's `evidenceRetention` (the same shape as storage's `Retention`). */
+export interface EvidenceRetention {
+  mode: 'GOVERNANCE' | 'COMPLIANCE';
+  days: number;
 }
 
 /** What one pass of one user did (first pass or delta pass), as `clover sync --wait` reports it. */

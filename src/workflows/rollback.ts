@@ -57,7 +57,7 @@ export async function rollbackWorkflow(input: RollbackInput): Promise<RollbackRe
             const r = await rollbackUser({
               migrationId: settings.migrationId, userId: u.userId, targetSite,
               prefix: userPrefixFor(settings.userPrefix, u.userId), objectsPerUser: settings.concurrency.objectsPerUser, sources: settings.sources,
-              ledgerSite: settings.routing.default,
+              ledgerSite: settings.routing.default, evidenceRetention: settings.evidenceRetention,
             });
             add({ restored: r.restored, targetDeleted: r.targetDeleted, partialDeleted: r.partialDeleted, kept: r.kept, uploadsAborted: r.uploadsAborted, erased: r.erased });
             for (const x of r.erasedKeys ?? []) if ((state.erased ??= []).length < MAX_ERASED) state.erased.push({ userId: u.userId, ...x });

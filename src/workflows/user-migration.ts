@@ -1,6 +1,6 @@
 import {
   ApplicationFailure, CancellationScope, ActivityCancellationType, ContinueAsNew, allHandlersFinished, condition, continueAsNew,
-  getExternalWorkflowHandle, isCancellation, log, proxyActivities, sleep, upsertSearchAttributes, workflowInfo,
+  getExternalWorkflowHandle, isCancellation, log, patched, proxyActivities, sleep, upsertSearchAttributes, workflowInfo,
 } from '@temporalio/workflow';
 import type { CloverActivities } from '../activities';
 import type { Transferred } from '../activities/copy';
@@ -27,6 +27,13 @@ const { commitManifest, cleanupUser, readManifestHead } = proxyActivities<Clover
   heartbeatTimeout: '20s',
   cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
   retry: ACTIVITY_RETRY,
+});
+
+// Bounded (about ten minutes with the backoff): a failed user is reported to the migration even when the
+// ledger's site stays unreachable; the evidence is then missing (verify: INCOMPLETE) and the worker logs why.
+const { recordUserFailed } = proxyActivities<CloverActivities>({
+  startToCloseTimeout: '2m',
+  retry: { ...ACTIVITY_RETRY, maximumAttempts: 12 },
 });
 
 /** Resume point of the first pass carried across continue-as-new (a user with very many pages). */
@@ -88,6 +95,12 @@ export async function userMigrationWorkflow(input: UserMigrationInput, resume?: 
   const carried = resume && 'stage' in resume ? resume : undefined;
   const cursor = resume && !('stage' in resume) ? resume : undefined;
 
+  /** The phase last entered (a failure is recorded with it). */
+  let phase: Phase = 'copy';
+  const enter = (p: Phase) => {
+    phase = p;
+    setPhase(p);
+  };
   const controls = new UserControls(userId, resume?.paused === true);
   // Before the handlers: an update buffered for this run's first activation is validated as they are set.
   controls.syncState = mode !== 'migrate' ? 'one-off' : carried ? 'open' : 'first-pass';
@@ -110,7 +123,7 @@ export async function userMigrationWorkflow(input: UserMigrationInput, resume?: 
   try {
     if (mode === 'sync-once') {
       const r = await deltaPass(true);
-      setPhase(r.error ? 'failed' : 'done');
+      enter(r.error ? 'failed' : 'done');
       return await finish({ userId, ok: !r.error, reason: r.error, counters: zeroCounters(), lastPass: r });
     }
     if (mode === 'cutover-once') {
@@ -126,10 +139,10 @@ export async function userMigrationWorkflow(input: UserMigrationInput, resume?: 
     }
     controls.syncState = 'open';
     if (operator) {
-      setPhase('in-sync');
+      enter('in-sync');
       await serveSyncs({ interval: settings.syncInterval });
     } else {
-      setPhase('grace');
+      enter('grace');
       // A durable timer from the first commit: it survives worker and server restarts. `clover cutover` ends it early.
       await serveSyncs({ deadline: graceEnd() });
     }
@@ -140,7 +153,7 @@ export async function userMigrationWorkflow(input: UserMigrationInput, resume?: 
     if (err instanceof ContinueAsNew) throw err;
     if (isCancellation(err)) {
       return await CancellationScope.nonCancellable(async () => {
-        setPhase('cancelled');
+        enter('cancelled');
         await cleanupUser({ targetSite, prefix });
         const cancelled: UserOutcome = { userId, ok: false, cancelled: true, reason: 'cancelled', counters: zeroCounters(), lastPass };
         // A user already reported as migrated is only waiting for its cut-over: nothing to report again.
@@ -152,12 +165,26 @@ export async function userMigrationWorkflow(input: UserMigrationInput, resume?: 
     const full = rootMessage(err);
     log.warn('user migration failed', { userId, mode, reason: full });
     const reason = cutReason(full);
-    setPhase('failed');
+    const failedIn = phase;
+    enter('failed');
     if (outcome) {
       await reportDisposed({ userId, deleted: 0, keptChanged: 0, error: reason });
       return await finish({ ...outcome, lastPass, reason });
     }
     const failed: UserOutcome = { userId, ok: false, reason, counters: zeroCounters(), lastPass };
+    // patched: a history from before this record replays without scheduling it.
+    if (mode === 'migrate' && patched('record-user-failed')) {
+      // Evidence that the user's data did not move (verify: FAILED rather than INCOMPLETE). Best effort:
+      // the failure is reported to the migration whether or not the ledger could take it.
+      try {
+        await recordUserFailed({
+          migrationId, userId, reason, phase: failedIn, failedAt: new Date().toISOString(),
+          ledgerSite: settings.routing.default, evidenceRetention: settings.evidenceRetention,
+        });
+      } catch (e) {
+        log.warn('the user\'s failure could not be recorded in the ledger', { userId, reason: rootMessage(e) });
+      }
+    }
     await reportFinished(failed);
     return await finish(failed);
   }
@@ -188,7 +215,7 @@ export async function userMigrationWorkflow(input: UserMigrationInput, resume?: 
     // Syncs are accepted from the moment the phase says so (an operator who sees in-sync may sync at once),
     // even while the report to the migration below is still in flight; the wait loop serves them.
     if (disposing || operator) controls.syncState = 'open';
-    setPhase(operator ? 'in-sync' : disposing ? 'grace' : 'done');
+    enter(operator ? 'in-sync' : disposing ? 'grace' : 'done');
     // Reported now, so the user's slot in the migration's window is free while it waits for its cut-over.
     await reportFinished(o);
     return o;
@@ -207,14 +234,14 @@ export async function userMigrationWorkflow(input: UserMigrationInput, resume?: 
       if (head.cutOver) throw ApplicationFailure.create({ type: 'CutOver', nonRetryable: true, message: `user ${userId} is already cut over (its sources were emptied): no pass can run any more` });
       generation = head.generation + 1;
     }
-    if (phases) setPhase('copy');
+    if (phases) enter('copy');
     const transferred = await copyAll(generation, kind === 'first' ? cursor : undefined);
-    if (phases) setPhase('verify');
+    if (phases) enter('verify');
     const v = await pausable(() => verifyUserObjects({ migrationId, userId, targetSite, prefix, mode: settings.verify, objectsPerUser: settings.concurrency.objectsPerUser, generation }));
-    if (phases) setPhase('commit');
+    if (phases) enter('commit');
     // Workflow time: a retried or re-run commit writes the very same manifest.
     const committedAt = new Date().toISOString();
-    const c = await pausable(() => commitManifest({ migrationId, userId, targetSite, userPrefix: prefix, sources: settings.sources, generation, kind, committedAt, ledgerSite: settings.routing.default }));
+    const c = await pausable(() => commitManifest({ migrationId, userId, targetSite, userPrefix: prefix, sources: settings.sources, generation, kind, committedAt, ledgerSite: settings.routing.default, evidenceRetention: settings.evidenceRetention }));
     return { report: passReport(userId, kind, c, v), c, v, transferred, committedAt };
   }
 
@@ -272,7 +299,7 @@ export async function userMigrationWorkflow(input: UserMigrationInput, resume?: 
   /** Above maxDeletes, the deletion waits (phase awaiting-operator) for a cutover of its own. */
   async function approveDeletes(): Promise<void> {
     if (settings.maxDeletes === undefined || objects <= settings.maxDeletes) return;
-    setPhase('awaiting-operator');
+    enter('awaiting-operator');
     log.warn('deletion above maxDeletes: waiting for `clover cutover --user`', { userId, objects, maxDeletes: settings.maxDeletes });
     controls.consumeCutover();
     await controls.cutoverRequested();
@@ -285,34 +312,34 @@ export async function userMigrationWorkflow(input: UserMigrationInput, resume?: 
    */
   async function cutOver(oneOff: boolean): Promise<UserOutcome> {
     if (!oneOff && !operator) await approveDeletes();
-    setPhase('final-pass');
+    enter('final-pass');
     const fin = await deltaPass();
     const base: UserOutcome = outcome ?? { userId, ok: true, counters: zeroCounters() };
     const done = { ...base, lastPass: fin, awaitingDisposal: false };
     if (fin.error) {
-      setPhase('failed');
+      enter('failed');
       const reason = cutReason(`the final pass failed, so nothing was deleted: ${fin.error}`);
       await reportDisposed({ userId, deleted: 0, keptChanged: 0, error: reason });
       return { ...done, ok: false, reason };
     }
     if (!disposing) {
-      setPhase('done');
+      enter('done');
       await reportDisposed({ userId, deleted: 0, keptChanged: 0 });
       return { ...done, sourceDeleted: 0 };
     }
     if (!oneOff && operator) {
       const left = graceEnd() - Date.now();
       if (left > 0) {
-        setPhase('grace');
+        enter('grace');
         await sleep(left);
       }
       await approveDeletes();
     }
-    setPhase('delete');
+    enter('delete');
     const d = await pausable(() => disposeSources({
-      migrationId, userId, targetSite, objectsPerUser: settings.concurrency.objectsPerUser, sources: settings.sources, userPrefix: prefix, ledgerSite: settings.routing.default,
+      migrationId, userId, targetSite, objectsPerUser: settings.concurrency.objectsPerUser, sources: settings.sources, userPrefix: prefix, ledgerSite: settings.routing.default, evidenceRetention: settings.evidenceRetention,
     }));
-    setPhase('done');
+    enter('done');
     await reportDisposed({ userId, deleted: d.deleted, keptChanged: d.keptChanged, residue: d.residueCount });
     return {
       ...done, sourceDeleted: d.deleted, residue: d.residue, residueCount: d.residueCount,

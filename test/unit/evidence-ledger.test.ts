@@ -2,7 +2,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, readFileSync, statSync, writeFileSync, chmodSync, mkdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildRecord, ledgerProblems, recordHash, signingKeyFromPem, type Actor, type LedgerRecord } from '../../src/evidence/ledger';
+import { buildRecord, ledgerProblems, missingResults, recordedFailures, recordHash, resultProblems, signingKeyFromPem, type Actor, type LedgerRecord } from '../../src/evidence/ledger';
 import { defaultSigningKeyFile, ensureKeyPair, generateKeyPair, loadSigningKey, operatorActor, writeKeyPair } from '../../src/evidence/keys';
 import { InputError } from '../../src/config/errors';
 
@@ -119,5 +119,40 @@ describe('signing keys', () => {
   it('names the operator: CLOVER_OPERATOR, else the OS user', () => {
     expect(operatorActor({ CLOVER_OPERATOR: 'bob' })).toMatchObject({ who: 'bob', via: 'cli' });
     expect(operatorActor({}).who).toBeTruthy();
+  });
+});
+
+describe('operator results and recorded failures', () => {
+  const append = (records: LedgerRecord[], type: LedgerRecord['type'], data: Record<string, unknown>) => {
+    records.push(buildRecord(key, 'wave-1', records.at(-1), { type, actor, data }));
+    return records.at(-1)!;
+  };
+
+  it('a command with its result is answered; one without is a NO-RESULT line naming seq, command and who', () => {
+    const r: LedgerRecord[] = [];
+    const start = append(r, 'operator-command', { command: 'start' });
+    append(r, 'operator-result', { command: 'start', intentSeq: start.seq, intentHash: recordHash(start), outcome: 'accepted', exitCode: 0 });
+    const pause = append(r, 'operator-command', { command: 'pause' });
+    expect(resultProblems(r)).toEqual([]);
+    expect(missingResults(r)).toEqual([expect.stringMatching(new RegExp(`^NO-RESULT record ${pause.seq} \\(operator-command pause by alice at ops-1, .*\\): no operator-result names it`))]);
+  });
+
+  it('a result naming no earlier command, or a command with another hash, is a problem', () => {
+    const r: LedgerRecord[] = [];
+    const cmd = append(r, 'operator-command', { command: 'cutover' });
+    append(r, 'operator-result', { command: 'cutover', intentSeq: cmd.seq, intentHash: '0'.repeat(64), outcome: 'refused', exitCode: 1 });
+    append(r, 'operator-result', { command: 'sync', intentSeq: 9, intentHash: 'x', outcome: 'accepted', exitCode: 0 });
+    expect(resultProblems(r)).toEqual([
+      `record 2 (operator-result) names intent 1 with hash ${'0'.repeat(64)}; record 1 hashes to ${recordHash(cmd)}`,
+      'record 3 (operator-result) names intent 9, which is not an operator command before it',
+    ]);
+  });
+
+  it('recordedFailures keeps the newest failure of each user', () => {
+    const r: LedgerRecord[] = [];
+    append(r, 'user-failed', { userId: 'u1', reason: 'first', phase: 'copy' });
+    append(r, 'user-committed', { userId: 'u2', generation: 1 });
+    append(r, 'user-failed', { userId: 'u1', reason: 'second', phase: 'verify' });
+    expect([...recordedFailures(r)]).toEqual([['u1', { reason: 'second', phase: 'verify', seq: 3 }]]);
   });
 });
