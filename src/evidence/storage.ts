@@ -65,14 +65,27 @@ export async function appendLedger(
     const { retention, ...recorded } = event;
     const record = buildRecord(key, migrationId, previous, recorded);
     const at = ledgerKey(migrationId, record.seq);
+    const started = Date.now();
     const r = await putJson(site, at, record, 'a ledger record', { signal, ifNoneMatch: '*', retention });
-    // Read back: a store whose create-only check is not atomic with the write (versitygw 1.7.0's posix
-    // backend checks If-None-Match, then renames over the key) lets a concurrent create replace this
-    // record; then this one was lost and is appended again. This narrows that window; only a store
-    // with atomic conditional writes (S3) closes it (docs/architecture.md, "Evidence").
-    if (r !== 'precondition-failed' && recordHash((await getJson<LedgerRecord>(site, at, 'a ledger record', signal)) ?? record) === recordHash(record)) return record;
+    if (r !== 'precondition-failed' && (await stillOurs(site, at, record, Date.now() - started, signal))) return record;
     onConflict?.(record.seq);
     if (attempt >= 50) throw new Error(`ledger of migration ${migrationId}: could not append after ${attempt + 1} tries (too many writers at once)`);
     await new Promise((ok) => setTimeout(ok, 20 + Math.random() * 80 * Math.min(attempt + 1, 10)));
   }
+}
+
+/**
+ * Whether the record just written at `at` is still this writer's, read back twice: at once, and again
+ * after three times as long as its own write took (at least 100 ms, at most 5 s). A store whose
+ * create-only check is not atomic with the write (versitygw 1.7.0's posix backend checks
+ * If-None-Match when a request arrives, then renames the upload over the key) lets a create that
+ * arrived before this one was in replace it when that create finishes; such a create started before
+ * this write ended, so it has ended by the second read unless it took over three times as long. A
+ * replaced record was lost and is appended again. On S3 (atomic conditional writes) both reads find it.
+ */
+async function stillOurs(site: Site, at: string, record: LedgerRecord, writeMs: number, signal?: AbortSignal): Promise<boolean> {
+  const ours = async () => recordHash((await getJson<LedgerRecord>(site, at, 'a ledger record', signal)) ?? record) === recordHash(record);
+  if (!(await ours())) return false;
+  await new Promise((ok) => setTimeout(ok, Math.min(5_000, Math.max(100, 3 * writeMs))));
+  return ours();
 }
