@@ -13,7 +13,7 @@ import { StorageError, isNotFound } from '../storage/errors';
 import { getJson } from '../storage/json-records';
 import { listAllKeys } from '../storage/listing';
 import { hashObject } from '../storage/pinned-read';
-import { forEachObject } from '../storage/residue-listing';
+import { forEachObject, forEachSourceObject } from '../storage/residue-listing';
 import { readStoredUsers } from './report';
 
 export interface AuditProblem {
@@ -168,7 +168,7 @@ async function checkResidue(clients: SiteClients, m: Manifest, manifest: string,
       continue;
     }
     try {
-      await forEachObject(src, m.userPrefix, 'listing a cut-over user\'s prefix in a source', (o) => {
+      await forEachSourceObject(src, m.userPrefix, 'listing a cut-over user\'s prefix in a source', (o) => {
         report.residue++;
         report.problems.push({ kind: 'residue', site: name, manifest, key: o.key, userId: m.userId, problem: `still in a source after cut-over; ${classify(o).reason}` });
       });

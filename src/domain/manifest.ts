@@ -122,6 +122,8 @@ export interface Manifest {
   sourceDisposition?: {
     state: 'deleted'; at: string; deleted: number; keptChanged: { key: string; site: string; reason: string }[];
     residue?: ResidueItem[]; residueCount?: number;
+    /** With the plan's `purgeErased`: erased keys (current version a delete marker) whose every version Clover deleted. */
+    purgedErased?: number;
   };
   /**
    * Set when the user was rolled back: sources restored, EU copies removed. `erased`: objects not

@@ -48,6 +48,12 @@ export interface MigrationSettings {
   cutover?: 'auto' | 'operator';
   /** A user waiting in `in-sync` gets a delta pass every interval (a durable timer). Temporal's duration format. */
   syncInterval?: string;
+  /** Versioned sources: at cut-over also delete every version of keys the user erased (current version a delete marker). */
+  purgeErased?: boolean;
+  /** Archived source objects: restore for `days` at `tier`, poll HEAD every `pollInterval` (durable timer), then copy. */
+  restoreArchived?: { days: number; tier: 'Standard' | 'Bulk' | 'Expedited'; pollInterval: string };
+  /** Storage class of the EU copies (default: the source's, when it is not an archive class). */
+  targetStorageClass?: string;
 }
 
 /** What one pass of one user did (first pass or delta pass), as `clover sync --wait` reports it. */

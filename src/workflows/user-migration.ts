@@ -311,6 +311,7 @@ export async function userMigrationWorkflow(input: UserMigrationInput, resume?: 
     setPhase('delete');
     const d = await pausable(() => disposeSources({
       migrationId, userId, targetSite, objectsPerUser: settings.concurrency.objectsPerUser, sources: settings.sources, userPrefix: prefix, ledgerSite: settings.routing.default,
+      ...(settings.purgeErased ? { purgeErased: true } : {}),
     }));
     setPhase('done');
     await reportDisposed({ userId, deleted: d.deleted, keptChanged: d.keptChanged, residue: d.residueCount });
