@@ -1,3 +1,4 @@
+import { createArchiveActivities } from './archive';
 import { createCommitActivities } from './commit';
 import { createCopyActivities } from './copy';
 import { createFenceActivities } from './fence';
@@ -19,6 +20,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createLifecycleActivities(deps),
     ...createRollbackActivities(deps),
     ...createFenceActivities(deps),
+    ...createArchiveActivities(deps),
   };
 }
 

@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { REPEATABLE_ATTEMPTS } from '../domain/error-classes';
 import type { ConflictRecord, ErasureRecord, ManifestEntry } from '../domain/manifest';
 import type { KeyPlan, Listed } from '../domain/pass-plan';
+import { archivedLine, isArchived } from '../domain/versions';
 import type { Site } from '../storage/clients';
 import type { UploadCheckpoint } from '../storage/copy-request';
 import { deleteIfUnchanged } from '../storage/delete';
@@ -38,6 +39,9 @@ export interface PassContext {
   transferred: { objects: number; bytes: number };
   /** Heartbeat now (an upload id must reach the checkpoint at once). */
   beat: () => void;
+  /** Archived source objects are copied (restored before the pass); false: each one blocks the user. */
+  restoreArchived?: boolean;
+  targetStorageClass?: string;
 }
 
 const FOREIGN = 'the target already holds an object at this key that Clover did not write';
@@ -80,6 +84,7 @@ async function place(ctx: PassContext, c: Listed, overwrite: string | undefined,
       const out = await copyObject({
         source: ctx.bySite.get(c.site)!, target, object: c, migrationId: ctx.migrationId, overwriteEtag: overwrite,
         settings: deps.copy, budget: deps.budget, hasher: deps.hasher, signal, resumeUpload: ctx.uploads[c.key], partCounters: ctx.partCounters,
+        storageClass: ctx.targetStorageClass,
         onUpload: (u) => {
           ctx.uploads[c.key] = u;
           ctx.beat();
@@ -222,6 +227,8 @@ export async function executeKey(ctx: PassContext, plan: KeyPlan): Promise<KeyRe
       return { entry: { ...plan.entry, targetChecksum: '', carried: true } };
     case 'place': {
       const { expect } = plan;
+      const archived = ctx.restoreArchived ? undefined : plan.candidates.find((c) => isArchived(c.storageClass));
+      if (archived) return { block: archivedLine(archived.site, archived.key, archived.storageClass!), entry: plan.previous && { ...plan.previous, targetChecksum: '', carried: true } };
       if ('etag' in expect) return resolve(ctx, plan.key, plan.candidates, expect.etag, false, plan.previous);
       return resolve(ctx, plan.key, plan.candidates, undefined, 'unknown' in expect, plan.previous);
     }

@@ -52,6 +52,15 @@ export function isArchived(storageClass: string | undefined): boolean {
   return storageClass !== undefined && ARCHIVE_CLASSES.has(storageClass);
 }
 
+/**
+ * The storage class of an EU copy: the plan's `targetStorageClass`, else the source's class when it
+ * is neither an archive class nor STANDARD (undefined: the bucket's default, STANDARD on S3).
+ */
+export function targetStorageClass(planned: string | undefined, source: string | undefined): string | undefined {
+  if (planned) return planned;
+  return source && source !== 'STANDARD' && !isArchived(source) ? source : undefined;
+}
+
 /** The line a user fails with for an archived object when the plan has no `restoreArchived`. */
 export function archivedLine(site: string, key: string, storageClass: string): string {
   return `ARCHIVED site ${site} key ${key} (${storageClass}): add "restoreArchived" to the plan or restore it`;

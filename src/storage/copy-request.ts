@@ -1,4 +1,4 @@
-import type { PutObjectCommand, UploadPartCommand } from '@aws-sdk/client-s3';
+import type { PutObjectCommand, StorageClass, UploadPartCommand } from '@aws-sdk/client-s3';
 import type { ByteBudget } from './byte-budget';
 import type { Site } from './clients';
 import { StorageError } from './errors';
@@ -52,9 +52,15 @@ export interface CopyRequest {
   partCounters?: { sent: number; reused: number };
   /** Where object bytes are hashed (the worker's hash threads); default: on this thread. */
   hasher?: Hasher;
+  /** The plan's `targetStorageClass` (default: the source's class when it is not an archive class). */
+  storageClass?: string;
 }
 
-export type Headers = { ContentType?: string; ContentEncoding?: string; CacheControl?: string; ContentDisposition?: string; ContentLanguage?: string };
+export type Headers = {
+  ContentType?: string; ContentEncoding?: string; CacheControl?: string; ContentDisposition?: string; ContentLanguage?: string;
+  /** The EU copy's storage class (see targetStorageClass in domain/versions.ts); absent: the bucket's default. */
+  StorageClass?: StorageClass;
+};
 
 /** A single-part source ETag is the MD5 of the object's bytes, so the MD5 is worth computing. */
 export const needsMd5 = (etag: string) => /^[0-9a-f]{32}$/.test(etag);

@@ -1,9 +1,16 @@
 import type { Readable } from 'node:stream';
+import type { StorageClass } from '@aws-sdk/client-s3';
 import type { CopyOutcome, CopyRequest } from './copy-request';
 import { META } from './object-meta';
 import { getPinned } from './pinned-read';
 import { putMultipart } from './put-multipart';
 import { putSingle } from './put-single';
+import { targetStorageClass } from '../domain/versions';
+
+const storageClassHeader = (planned: string | undefined, source: string | undefined): { StorageClass?: StorageClass } => {
+  const c = targetStorageClass(planned, source);
+  return c ? { StorageClass: c as StorageClass } : {};
+};
 
 /**
  * Copies one object, streaming: the source is read pinned to its listed ETag, hashed (SHA-256, and MD5
@@ -32,6 +39,7 @@ export async function copyObject(req: CopyRequest): Promise<CopyOutcome> {
       CacheControl: res.CacheControl,
       ContentDisposition: res.ContentDisposition,
       ContentLanguage: res.ContentLanguage,
+      ...storageClassHeader(req.storageClass, res.StorageClass),
     };
     const write = size > req.settings.multipartThreshold ? putMultipart : putSingle;
     return await write(req, body, size, headers, metadata);
