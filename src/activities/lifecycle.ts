@@ -141,7 +141,7 @@ export function createLifecycleActivities(deps: ActivityDeps) {
             const src = site(deps, p.site);
             if (versioned.get(p.site)) {
               await fenceDown();
-              const v = await disposeVersions(src, e.key, p.etag);
+              const v = await disposeVersions(src, e.key, p.etag, signal);
               beat();
               if (v.deleted) sites.push(p.site);
               else if (v.absent && !issuedBefore.has(e.key)) goneBefore.push(p.site);
@@ -211,14 +211,14 @@ export function createLifecycleActivities(deps: ActivityDeps) {
    * (written after the final pass) keeps them all; a version under object lock is kept with why and
    * until when.
    */
-  async function disposeVersions(src: ReturnType<typeof site>, key: string, etag: string): Promise<{ deleted: boolean; absent: boolean; kept?: string }> {
-    const plan = planKeyVersionDeletes(await keyVersions(src, key), etag);
+  async function disposeVersions(src: ReturnType<typeof site>, key: string, etag: string, signal: AbortSignal): Promise<{ deleted: boolean; absent: boolean; kept?: string }> {
+    const plan = planKeyVersionDeletes(await keyVersions(src, key, signal), etag);
     if (plan.action === 'absent') return { deleted: false, absent: true };
     if (plan.action === 'changed') return { deleted: false, absent: false, kept: plan.reason };
     const locked: string[] = [];
     let last: Awaited<ReturnType<typeof deleteVersion>> = { r: 'absent' };
     for (const [i, v] of plan.order.entries()) {
-      last = await deleteVersion(src, key, v.versionId, v.deleteMarker ? undefined : v.etag);
+      last = await deleteVersion(src, key, v.versionId, v.deleteMarker ? undefined : v.etag, signal);
       const migrated = i === plan.order.length - 1;
       if (last.r === 'locked') locked.push(`${migrated ? 'the migrated version' : `version ${v.versionId}`} is ${last.reason}`);
       if (last.r === 'changed') locked.push(`version ${v.versionId} changed since it was listed`);

@@ -1,5 +1,6 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import { MockActivityEnvironment } from '@temporalio/testing';
+import { DefaultLogger } from '@temporalio/worker';
 import { createArchiveActivities, type PrepareArchivedInput, type PrepareArchivedResult } from '../../src/activities/archive';
 import type { ActivityDeps } from '../../src/activities/deps';
 import { ERASED_VERSION, residueClassifier } from '../../src/domain/residue';
@@ -102,7 +103,8 @@ describe('archived objects (recorded S3 responses)', () => {
       copy: { multipartThreshold: 1 << 20, minPartSize: 1 << 20, partConcurrency: 1 }, batch: { maxPages: 1, maxMillis: 1000, listPageSize: 1000 },
     };
     const acts = createArchiveActivities(deps);
-    return new MockActivityEnvironment().run<[PrepareArchivedInput], PrepareArchivedResult, typeof acts.prepareArchived>(acts.prepareArchived, input);
+    // Quiet: the failures these tests expect would be logged as errors.
+    return new MockActivityEnvironment(undefined, { logger: new DefaultLogger('ERROR', () => undefined) }).run<[PrepareArchivedInput], PrepareArchivedResult, typeof acts.prepareArchived>(acts.prepareArchived, input);
   };
   const listing = {
     command: 'ListObjectsV2', input: { Prefix: 'users/u/' },
