@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import {
   CreateBucketCommand, DeleteObjectCommand, ListObjectVersionsCommand, PutObjectCommand, PutObjectLegalHoldCommand, PutObjectRetentionCommand,
 } from '@aws-sdk/client-s3';
@@ -11,10 +13,10 @@ import type { Sites } from '../src/config/sites';
 import { buildManifest, type ManifestEntry } from '../src/domain/manifest';
 import { ERASED_VERSION } from '../src/domain/residue';
 import { createSiteClients, destroySiteClients, type Site } from '../src/storage/clients';
-import { commitManifestGeneration } from '../src/storage/manifests';
+import { commitManifestGeneration, getCurrentManifest } from '../src/storage/manifests';
 import { META } from '../src/storage/object-meta';
 import { testDeps } from './deps';
-import { get, put, sha256, testSites, uniqueId } from './helpers';
+import { get, put, runCli, sha256, testSites, tmpPlanDir, uniqueId } from './helpers';
 
 /**
  * Versioned sources and object lock on the real store: versitygw 1.7.0 started with `--versioning-dir`
@@ -118,6 +120,13 @@ describe('versioned sources and object lock (real store)', () => {
     expect(audit).toMatchObject({ ok: false, cutOver: 1, residue: 5 });
     expect(audit.problems.find((p) => p.key === k('late') && p.problem.includes(lateVersion))?.problem).toMatch(/^still in a source after cut-over; version /);
     expect(audit.problems.filter((p) => p.key === k('erased'))).toHaveLength(1);
+    // The same through the CLI: one OUTSIDE-EEA line per version, exit 1.
+    const sitesFile = join(tmpPlanDir(), `${uniqueId('sites-versioned')}.json`);
+    writeFileSync(sitesFile, JSON.stringify({ sites }), { mode: 0o600 });
+    const cli = await runCli(['verify', migrationId, '--sites', sitesFile]);
+    expect(cli.code).toBe(1);
+    expect(cli.stdout).toContain(`OUTSIDE-EEA site sg key "${k('late')}" (user ${userId}): still in a source after cut-over; version ${lateVersion}: kept at disposal: `);
+    expect(cli.stdout.split('\n').filter((l) => l.startsWith('OUTSIDE-EEA'))).toHaveLength(5);
 
     // Rollback restores what Clover deleted: `a` is current again with the migrated bytes (a new version).
     const rb = await rollback({ migrationId, userId, targetSite: 'eu-ie', prefix, objectsPerUser: 4, sources: ['sg', 'us'] });
@@ -140,6 +149,7 @@ describe('versioned sources and object lock (real store)', () => {
     const d = await dispose({ migrationId, userId, targetSite: 'eu-ie', objectsPerUser: 4, sources: ['sg', 'us'], userPrefix: prefix, purgeErased: true });
     expect(d).toMatchObject({ deleted: 1, keptChanged: 0, residueCount: 0, residue: [] });
     expect(await versions(prefix)).toEqual([]);
+    expect((await getCurrentManifest(eu, migrationId, userId))!.manifest.sourceDisposition).toMatchObject({ deleted: 1, purgedErased: 1, residueCount: 0 });
     const audit = await auditMigration(sites, migrationId, { clients: c });
     expect(audit.problems).toEqual([]);
     expect(audit).toMatchObject({ ok: true, residue: 0 });

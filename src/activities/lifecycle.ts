@@ -101,7 +101,10 @@ export function createLifecycleActivities(deps: ActivityDeps) {
         const x = d.sourceDisposition!;
         const count = x.residueCount ?? x.residue?.length ?? 0;
         return [
-          { type: 'sources-deleted', data: { userId: d.userId, generation: d.generation, deleted: x.deleted, keptChanged: x.keptChanged } },
+          {
+            type: 'sources-deleted',
+            data: { userId: d.userId, generation: d.generation, deleted: x.deleted, keptChanged: x.keptChanged, ...(x.purgedErased !== undefined ? { purgedErased: x.purgedErased } : {}) },
+          },
           ...(count > 0 ? [{
             type: 'residue-found' as const,
             data: { userId: d.userId, generation: d.generation, residueCount: count, residue: (x.residue ?? []).slice(0, RESIDUE_REPORTED) },
