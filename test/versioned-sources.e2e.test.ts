@@ -16,7 +16,7 @@ import { createSiteClients, destroySiteClients, type Site } from '../src/storage
 import { commitManifestGeneration, getCurrentManifest } from '../src/storage/manifests';
 import { META } from '../src/storage/object-meta';
 import { testDeps } from './deps';
-import { get, put, runCli, sha256, testSites, tmpPlanDir, uniqueId } from './helpers';
+import { TASK_QUEUE, get, put, runCli, sha256, startWorkerProcess, stopProcess, testSites, tmpPlanDir, uniqueId, writePlan } from './helpers';
 
 /**
  * Versioned sources and object lock on the real store: versitygw 1.7.0 started with `--versioning-dir`
@@ -134,6 +134,40 @@ describe('versioned sources and object lock (real store)', () => {
     expect((await get(c, 'sg', k('a')))?.body.toString()).toBe('bytes of a');
     expect((await get(c, 'us', k('plain')))?.body.toString()).toBe('bytes in a plain bucket');
     await sg.s3.send(new PutObjectLegalHoldCommand({ Bucket: bucket, Key: k('held'), VersionId: heldVersion, LegalHold: { Status: 'OFF' } }));
+  });
+
+  it('end to end (worker, start, cutover, verify): no version of a migrated key nor of an erased key remains', async () => {
+    const migrationId = uniqueId('versions-e2e');
+    const userId = `${migrationId}-u`;
+    const prefix = `users/${userId}/`;
+    await putVersion(sg, `${prefix}a`, 'old bytes of a');
+    await putVersion(sg, `${prefix}a`, 'bytes of a');
+    await putVersion(sg, `${prefix}erased`, 'erased bytes');
+    await erase(sg, `${prefix}erased`);
+    const sitesFile = join(tmpPlanDir(), `${uniqueId('sites-versioned')}.json`);
+    writeFileSync(sitesFile, JSON.stringify({ sites }), { mode: 0o600 });
+    const env = { CLOVER_SITES: sitesFile, CLOVER_TASK_QUEUE: `${TASK_QUEUE}-${migrationId}` };
+    const worker = startWorkerProcess(`worker-${migrationId}`, [], env);
+    try {
+      const plan = writePlan(tmpPlanDir(), {
+        migrationId, sources: ['sg'], routing: { default: 'eu-ie' }, users: [{ userId, country: 'DE' }], verify: 'full',
+        sourceDisposition: 'delete-after-verify', gracePeriod: '1h', purgeErased: true,
+      });
+      const started = await runCli(['start', '--plan', plan, '--wait'], env);
+      expect(started.code).toBe(0);
+      // The conditional-delete probe at start left nothing in the versioned bucket (removed by version id).
+      expect(await versions('_clover/probe/')).toEqual([]);
+      const cut = await runCli(['cutover', migrationId, '--wait'], env);
+      expect(cut.stdout).toContain(`user ${userId}: cut over: 1 source object(s) deleted; residue 0`);
+      expect(cut.code).toBe(0);
+      expect(await versions(prefix)).toEqual([]);
+      expect((await get(c, 'eu-ie', `${prefix}a`))?.body.toString()).toBe('bytes of a');
+      const v = await runCli(['verify', migrationId], env);
+      expect(v.stdout).toMatch(/^OK: /m);
+      expect(v.code).toBe(0);
+    } finally {
+      await stopProcess(worker, 'SIGKILL');
+    }
   });
 
   it('"purgeErased" deletes every version of the keys the user erased', async () => {
