@@ -45,6 +45,8 @@ export const S3_ERROR_TABLE: Readonly<Record<string, ErrorRule>> = {
   PermanentRedirect: { class: 'permanent', meaning: 'the bucket is in another region or endpoint', action: REGION },
   AuthorizationHeaderMalformed: { class: 'permanent', meaning: 'the region in the sites file is wrong for this endpoint', action: REGION },
   IllegalLocationConstraintException: { class: 'permanent', meaning: 'the bucket is in another region', action: REGION },
+  // An archived object (GLACIER, DEEP_ARCHIVE) read without a finished restore.
+  InvalidObjectState: { class: 'permanent', meaning: 'the object is archived and not restored', action: 'add "restoreArchived" to the plan or restore it, then run `clover retry`' },
   // Requests the store refuses the same way every time.
   InvalidArgument: { class: 'repeatable', meaning: 'the store refused an argument of the request', action: OBJECT },
   InvalidRequest: { class: 'repeatable', meaning: 'the store refused the request as invalid', action: OBJECT },

@@ -25,6 +25,7 @@ describe('the S3 error table', () => {
     ['PermanentRedirect', 301, 'permanent'],
     ['AuthorizationHeaderMalformed', 400, 'permanent'],
     ['IllegalLocationConstraintException', 400, 'permanent'],
+    ['InvalidObjectState', 403, 'permanent'],
     ['InvalidArgument', 400, 'repeatable'],
     ['InvalidRequest', 400, 'repeatable'],
     ['KeyTooLongError', 400, 'repeatable'],
