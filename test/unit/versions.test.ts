@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
@@ -9,6 +11,7 @@ import {
 } from '../../src/domain/versions';
 import { ByteBudget } from '../../src/storage/byte-budget';
 import type { Site } from '../../src/storage/clients';
+import { copyObject } from '../../src/storage/object-copy';
 
 const v = (versionId: string, etag: string, over: Partial<ObjectVersion> = {}): ObjectVersion => ({
   key: 'u/k', versionId, etag, size: 1, deleteMarker: etag === '', latest: false, lastModified: '2026-01-01T00:00:00.000Z', ...over,
@@ -161,5 +164,39 @@ describe('archived objects (recorded S3 responses)', () => {
     const f = fakeSite([listing, { command: 'HeadObject', output: {} }, { command: 'RestoreObject', error: { name: 'AccessDenied', status: 403 } }]);
     await expect(run(f.site, { userId: 'u', sources: ['sg'], prefix: 'users/u/', restore: { days: 1, tier: 'Standard' } }))
       .rejects.toThrow(/RestoreObject failed at site sg, bucket b, key "users\/u\/cold"/);
+  });
+});
+
+/** The storage class on the EU copy's PUT (versitygw accepts the header and reports STANDARD whatever it is). */
+describe('storage class of the EU copy (the requests sent)', () => {
+  const body = Buffer.from('bytes of an infrequently read object');
+  const etag = createHash('md5').update(body).digest('hex');
+  const copyWith = async (sourceClass: string | undefined, planned: string | undefined) => {
+    const puts: Record<string, unknown>[] = [];
+    const source = {
+      name: 'sg', bucket: 'b', config: { region: 'r', bucket: 'b', jurisdiction: 'SG', forcePathStyle: true },
+      s3: { send: async () => ({ Body: Readable.from([body]), ContentLength: body.length, ETag: `"${etag}"`, StorageClass: sourceClass, Metadata: {} }) } as unknown as S3Client,
+    } satisfies Site;
+    const target = {
+      name: 'eu-ie', bucket: 't', config: { region: 'r', bucket: 't', jurisdiction: 'IE', forcePathStyle: true },
+      s3: {
+        send: async (cmd: { input: Record<string, unknown> }) => {
+          puts.push(cmd.input);
+          return { ETag: '"t"', ChecksumSHA256: '' };
+        },
+      } as unknown as S3Client,
+    } satisfies Site;
+    await copyObject({
+      source, target, object: { site: 'sg', key: 'users/u/a', etag, size: body.length, lastModified: '2026-01-01T00:00:00.000Z' }, migrationId: 'm',
+      settings: { multipartThreshold: 1 << 20, minPartSize: 1 << 20, partConcurrency: 1 }, budget: new ByteBudget(1 << 20), storageClass: planned,
+    });
+    expect(puts).toHaveLength(1);
+    return puts[0]!.StorageClass;
+  };
+  it('the plan\'s targetStorageClass, else the source\'s unless STANDARD or archival', async () => {
+    expect(await copyWith('STANDARD_IA', undefined)).toBe('STANDARD_IA');
+    expect(await copyWith('GLACIER', undefined)).toBeUndefined();
+    expect(await copyWith(undefined, undefined)).toBeUndefined();
+    expect(await copyWith('GLACIER', 'ONEZONE_IA')).toBe('ONEZONE_IA');
   });
 });
