@@ -141,7 +141,7 @@ describe('versioned sources and object lock (real store)', () => {
     const userId = `${migrationId}-u`;
     const prefix = `users/${userId}/`;
     await putVersion(sg, `${prefix}a`, 'old bytes of a');
-    await putVersion(sg, `${prefix}a`, 'bytes of a');
+    const current = await putVersion(sg, `${prefix}a`, 'bytes of a');
     await putVersion(sg, `${prefix}erased`, 'erased bytes');
     await erase(sg, `${prefix}erased`);
     const sitesFile = join(tmpPlanDir(), `${uniqueId('sites-versioned')}.json`);
@@ -155,6 +155,8 @@ describe('versioned sources and object lock (real store)', () => {
       });
       const started = await runCli(['start', '--plan', plan, '--wait'], env);
       expect(started.code).toBe(0);
+      // The copy recorded the version it read.
+      expect((await getCurrentManifest(eu, migrationId, userId))!.manifest.entries.map((e) => [e.key, e.sourceVersionId])).toEqual([[`${prefix}a`, current]]);
       // The conditional-delete probe at start left nothing in the versioned bucket (removed by version id).
       expect(await versions('_clover/probe/')).toEqual([]);
       const cut = await runCli(['cutover', migrationId, '--wait'], env);

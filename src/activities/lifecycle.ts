@@ -144,7 +144,7 @@ export function createLifecycleActivities(deps: ActivityDeps) {
             const src = site(deps, p.site);
             if (versioned.get(p.site)) {
               await fenceDown();
-              const v = await disposeVersions(src, e.key, p.etag, signal);
+              const v = await disposeVersions(src, e.key, p.etag, p.site === e.sourceSite ? e.sourceVersionId : undefined, signal);
               beat();
               if (v.deleted) sites.push(p.site);
               else if (v.absent && !issuedBefore.has(e.key)) goneBefore.push(p.site);
@@ -214,8 +214,10 @@ export function createLifecycleActivities(deps: ActivityDeps) {
    * (written after the final pass) keeps them all; a version under object lock is kept with why and
    * until when.
    */
-  async function disposeVersions(src: ReturnType<typeof site>, key: string, etag: string, signal: AbortSignal): Promise<{ deleted: boolean; absent: boolean; kept?: string }> {
-    const plan = planKeyVersionDeletes(await keyVersions(src, key, signal), etag);
+  async function disposeVersions(
+    src: ReturnType<typeof site>, key: string, etag: string, versionId: string | undefined, signal: AbortSignal,
+  ): Promise<{ deleted: boolean; absent: boolean; kept?: string }> {
+    const plan = planKeyVersionDeletes(await keyVersions(src, key, signal), etag, versionId);
     if (plan.action === 'absent') return { deleted: false, absent: true };
     if (plan.action === 'changed') return { deleted: false, absent: false, kept: plan.reason };
     const locked: string[] = [];

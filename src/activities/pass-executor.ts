@@ -51,9 +51,10 @@ type Placed = { entry: StagedEntry } | { foreign: TargetHead } | { gone: true };
 
 const isOurs = (ctx: PassContext, head: TargetHead) => head.metadata[META.migration] === ctx.migrationId;
 
-function staged(c: Listed, sha256: string, size: number, targetEtag: string, targetChecksum: string, previous: ManifestEntry | undefined): StagedEntry {
+function staged(c: Listed, sha256: string, size: number, targetEtag: string, targetChecksum: string, previous: ManifestEntry | undefined, sourceVersionId?: string): StagedEntry {
   return {
     key: c.key, size, sha256, sourceSite: c.site, sourceEtag: c.etag, sourceLastModified: c.lastModified, targetEtag, targetChecksum,
+    ...(sourceVersionId ? { sourceVersionId } : {}),
     outcome: 'copied', ...(previous ? { overwritten: true } : {}),
   };
 }
@@ -93,7 +94,7 @@ async function place(ctx: PassContext, c: Listed, overwrite: string | undefined,
       delete ctx.uploads[c.key];
       ctx.transferred.objects++;
       ctx.transferred.bytes += out.size;
-      return { entry: staged(c, out.sha256, out.size, out.targetEtag, out.targetChecksum, previous) };
+      return { entry: staged(c, out.sha256, out.size, out.targetEtag, out.targetChecksum, previous, out.sourceVersionId) };
     } catch (err) {
       if (err instanceof StorageError && err.repeatable) {
         // Read again from scratch a few times (an intermediary may have garbled one read), then the user

@@ -18,7 +18,7 @@ export interface ObjectVersion {
 
 /**
  * What to do with the versions of one migrated key at cut-over, from its listing (newest first) and
- * the ETag the manifest recorded for this site:
+ * the ETag (and, when the copy recorded it, the version id) the manifest recorded for this site:
  * - `absent`: no version at all;
  * - `changed`: the newest entry is not the migrated version (a newer version or a delete marker
  *   appeared after the final pass): nothing is deleted, it is residue;
@@ -27,12 +27,13 @@ export interface ObjectVersion {
  *   before the migrated version was current, so none is unknown to the migration; the migrated version
  *   goes last so that a run interrupted half-way still finds it current and carries on.
  */
-export function planKeyVersionDeletes(versions: readonly ObjectVersion[], etag: string):
+export function planKeyVersionDeletes(versions: readonly ObjectVersion[], etag: string, versionId?: string):
   { action: 'absent' } | { action: 'changed'; reason: string } | { action: 'delete'; order: ObjectVersion[] } {
   const newest = versions[0];
   if (!newest) return { action: 'absent' };
   if (newest.deleteMarker) return { action: 'changed', reason: `erased at the source after the final pass (its current version is a delete marker, ${newest.versionId}); its versions were not deleted` };
-  if (newest.etag !== etag) return { action: 'changed', reason: `the source object changed since it was copied (a newer version, ${newest.versionId}); its versions were not deleted` };
+  // The version the copy read, when recorded, must be the current one (same bytes written again are a new version).
+  if (newest.etag !== etag || (versionId !== undefined && newest.versionId !== versionId)) return { action: 'changed', reason: `the source object changed since it was copied (a newer version, ${newest.versionId}); its versions were not deleted` };
   return { action: 'delete', order: [...versions].reverse() };
 }
 

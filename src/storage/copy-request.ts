@@ -18,6 +18,8 @@ export interface CopyOutcome {
   targetEtag: string;
   /** The SHA-256 checksum as the target server reported it ('' when it did not; composite for multipart). */
   targetChecksum: string;
+  /** The source version read (x-amz-version-id of the GET), in a versioned source. */
+  sourceVersionId?: string;
 }
 
 export interface CopySettings {

@@ -42,7 +42,9 @@ export async function copyObject(req: CopyRequest): Promise<CopyOutcome> {
       ...storageClassHeader(req.storageClass, res.StorageClass),
     };
     const write = size > req.settings.multipartThreshold ? putMultipart : putSingle;
-    return await write(req, body, size, headers, metadata);
+    const out = await write(req, body, size, headers, metadata);
+    // A versioned source names the version read: recorded, so the cut-over deletes exactly that one as current.
+    return res.VersionId && res.VersionId !== 'null' ? { ...out, sourceVersionId: res.VersionId } : out;
   } finally {
     body.destroy();
   }

@@ -26,6 +26,11 @@ describe('versions at cut-over (planKeyVersionDeletes)', () => {
     expect(planKeyVersionDeletes([v('4', 'e4', { latest: true }), v('3', 'e3')], 'e3')).toMatchObject({ action: 'changed', reason: expect.stringMatching(/a newer version, 4/) });
     expect(planKeyVersionDeletes([v('4', '', { latest: true }), v('3', 'e3')], 'e3')).toMatchObject({ action: 'changed', reason: expect.stringMatching(/delete marker, 4/) });
   });
+  it('the same bytes written again after the final pass are a new version: kept when the copy recorded its version id', () => {
+    const versions = [v('4', 'e3', { latest: true }), v('3', 'e3')];
+    expect(planKeyVersionDeletes(versions, 'e3', '3')).toMatchObject({ action: 'changed', reason: expect.stringMatching(/a newer version, 4/) });
+    expect(planKeyVersionDeletes(versions, 'e3', '4')).toMatchObject({ action: 'delete' });
+  });
   it('no version at all is absent', () => {
     expect(planKeyVersionDeletes([], 'e')).toEqual({ action: 'absent' });
   });
