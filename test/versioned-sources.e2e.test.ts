@@ -127,6 +127,9 @@ describe('versioned sources and object lock (real store)', () => {
     expect(cli.code).toBe(1);
     expect(cli.stdout).toContain(`OUTSIDE-EEA site sg key "${k('late')}" (user ${userId}): still in a source after cut-over; version ${lateVersion}: kept at disposal: `);
     expect(cli.stdout.split('\n').filter((l) => l.startsWith('OUTSIDE-EEA'))).toHaveLength(5);
+    // The residency report counts the same five versions as still outside the EEA.
+    const report = JSON.parse((await runCli(['report', migrationId, '--sites', sitesFile, '--json'])).stdout) as { users: { userId: string; stillOutsideEEA: { objects: number } }[] };
+    expect(report.users.find((u) => u.userId === userId)?.stillOutsideEEA.objects).toBe(5);
 
     // Rollback restores what Clover deleted: `a` is current again with the migrated bytes (a new version).
     const rb = await rollback({ migrationId, userId, targetSite: 'eu-ie', prefix, objectsPerUser: 4, sources: ['sg', 'us'] });
