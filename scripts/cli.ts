@@ -6,6 +6,7 @@ import { registerWorker } from './worker';
 import { registerStart } from './start';
 import { registerStatus } from './status';
 import { registerVerify } from './verify';
+import { registerEstimate } from './estimate';
 import { registerReport } from './report';
 import { registerRetry } from './retry';
 import { registerPause } from './pause';
@@ -33,6 +34,7 @@ export function main(argv: string[]): void {
   registerStart(program);
   registerStatus(program);
   registerVerify(program);
+  registerEstimate(program);
   registerReport(program);
   registerRetry(program);
   registerPause(program);

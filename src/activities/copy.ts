@@ -40,6 +40,10 @@ export interface CopyUserInput {
   page: number;
   cursor?: string;
   transferred: Transferred;
+  /** The plan has `restoreArchived`: archived objects were restored before the pass and are copied (otherwise each blocks the user). */
+  restoreArchived?: boolean;
+  /** The plan's `targetStorageClass`. */
+  targetStorageClass?: string;
 }
 
 /** Work actually sent (summed over every attempt through the checkpoint). */
@@ -108,6 +112,7 @@ export function createCopyActivities(deps: ActivityDeps) {
         deps, migrationId: input.migrationId, generation: input.generation, sourceOrder: input.sources, conflictPolicy: input.conflictPolicy,
         target, bySite: new Map(sources.map((s) => [s.name, s])), signal, beat,
         uploads: { ...(resumed?.uploads ?? {}) }, partCounters: { sent: 0, reused: 0 }, transferred,
+        restoreArchived: input.restoreArchived === true, targetStorageClass: input.targetStorageClass,
       };
       const blocked: { key: string; reason: string }[] = [...(resumed?.blocked ?? [])];
       let blockedCount = resumed?.blockedCount ?? 0;

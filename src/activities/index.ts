@@ -1,3 +1,4 @@
+import { createArchiveActivities } from './archive';
 import { createCommitActivities } from './commit';
 import { createCopyActivities } from './copy';
 import { createEvidenceActivities } from './evidence';
@@ -21,6 +22,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createRollbackActivities(deps),
     ...createFenceActivities(deps),
     ...createEvidenceActivities(deps),
+    ...createArchiveActivities(deps),
   };
 }
 

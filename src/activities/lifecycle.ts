@@ -11,8 +11,11 @@ import { rollbackFenceCheck } from '../storage/fence';
 import { commitManifestGeneration, getCurrentManifest } from '../storage/manifests';
 import { headObject } from '../storage/object-meta';
 import { readProgress, runRecorded } from '../storage/progress';
-import { forEachObject } from '../storage/residue-listing';
+import { forEachSourceObject } from '../storage/residue-listing';
 import type { Retention } from '../storage/json-records';
+import { deleteVersion, isVersioned, keyVersions } from '../storage/versions';
+import { planKeyVersionDeletes } from '../domain/versions';
+import { purgeErasedKeys } from './purge-erased';
 import { expectedKey, ledgerOf, site, targetSite, type ActivityDeps } from './deps';
 import { runActivity, writer } from './scaffold';
 
@@ -34,6 +37,8 @@ export interface DisposeSourcesInput {
   ledgerSite?: string;
   /** The plan's evidenceRetention: ledger records and manifest generations are written under Object Lock. */
   evidenceRetention?: Retention;
+  /** The plan's `purgeErased`: also delete every version of keys whose current version is a delete marker (versioned sources). */
+  purgeErased?: boolean;
 }
 
 export interface DisposeSourcesResult {
@@ -99,7 +104,10 @@ export function createLifecycleActivities(deps: ActivityDeps) {
         const x = d.sourceDisposition!;
         const count = x.residueCount ?? x.residue?.length ?? 0;
         return [
-          { type: 'sources-deleted', data: { userId: d.userId, generation: d.generation, deleted: x.deleted, keptChanged: x.keptChanged } },
+          {
+            type: 'sources-deleted',
+            data: { userId: d.userId, generation: d.generation, deleted: x.deleted, keptChanged: x.keptChanged, ...(x.purgedErased !== undefined ? { purgedErased: x.purgedErased } : {}) },
+          },
           ...(count > 0 ? [{
             type: 'residue-found' as const,
             data: { userId: d.userId, generation: d.generation, residueCount: count, residue: (x.residue ?? []).slice(0, RESIDUE_REPORTED) },
@@ -118,6 +126,9 @@ export function createLifecycleActivities(deps: ActivityDeps) {
       const issuedBefore = new Set(progress.interrupted);
       // A rollback of this user raises its fence first: no delete starts once it is up.
       const fenceDown = rollbackFenceCheck(target, input.migrationId, input.userId, signal);
+      // Versioned sources lose every version of a migrated key, not only the current one (residency).
+      const versioned = new Map<string, boolean>();
+      for (const name of input.sources) versioned.set(name, await isVersioned(site(deps, name), signal));
       await runRecorded({
         site: target, migrationId: input.migrationId, userId: input.userId, op: 'dispose', generation, signal,
         items: m.entries, keyOf: (e) => e.key, progress, limit: pLimit(input.objectsPerUser),
@@ -134,6 +145,16 @@ export function createLifecycleActivities(deps: ActivityDeps) {
           const kept: { site: string; reason: string }[] = [];
           for (const p of places) {
             const src = site(deps, p.site);
+            if (versioned.get(p.site)) {
+              await fenceDown();
+              const v = await disposeVersions(src, e.key, p.etag, p.site === e.sourceSite ? e.sourceVersionId : undefined, signal);
+              beat();
+              if (v.deleted) sites.push(p.site);
+              else if (v.absent && !issuedBefore.has(e.key)) goneBefore.push(p.site);
+              else if (v.absent) sites.push(p.site);
+              if (v.kept) kept.push({ site: p.site, reason: v.kept });
+              continue;
+            }
             // Looked at first: a DELETE of a missing key succeeds on S3, so only this tells an object the
             // application erased after the last pass (never Clover's to restore) from one Clover deleted.
             const head = await headObject(src, e.key, signal);
@@ -153,6 +174,15 @@ export function createLifecycleActivities(deps: ActivityDeps) {
           };
         },
       });
+      // Keys the user erased (current version a delete marker) whose data still sits in noncurrent versions.
+      let purged = 0;
+      if (input.purgeErased) {
+        purged = await purgeErasedKeys({
+          deps, target, migrationId: input.migrationId, userId: input.userId, generation, userPrefix: input.userPrefix,
+          sources: input.sources.filter((n) => versioned.get(n)), migrated: new Set(m.entries.map((e) => e.key)),
+          limit: pLimit(input.objectsPerUser), fenceDown, beat, signal,
+        });
+      }
       // The amendment sums every run's records, not only this one's.
       const outcomes = m.entries.map((e) => progress.done.get(e.key)).filter((o) => o !== undefined);
       const keptChanged = keptAtDisposal(outcomes);
@@ -162,7 +192,7 @@ export function createLifecycleActivities(deps: ActivityDeps) {
       const residue: ResidueItem[] = [];
       let residueCount = 0;
       for (const name of input.sources) {
-        await forEachObject(site(deps, name), input.userPrefix, 'listing the user\'s prefix in a source (residue check)', (o) => {
+        await forEachSourceObject(site(deps, name), input.userPrefix, 'listing the user\'s prefix in a source (residue check)', (o) => {
           residueCount++;
           if (residue.length < RESIDUE_LISTED) residue.push(classify(o));
         }, signal);
@@ -170,6 +200,7 @@ export function createLifecycleActivities(deps: ActivityDeps) {
       }
       const disposition: NonNullable<Manifest['sourceDisposition']> = {
         state: 'deleted', at: new Date().toISOString(), deleted: deletedCount(outcomes), keptChanged, residue, residueCount,
+        ...(input.purgeErased ? { purgedErased: purged } : {}),
       };
       const amended = amendManifest(m, { sourceDisposition: disposition }, writer());
       const next = deps.signingKey ? signManifest(amended, deps.signingKey) : amended;
@@ -177,6 +208,31 @@ export function createLifecycleActivities(deps: ActivityDeps) {
       if (done.manifest.sourceDisposition) await recordUserEvents(deps.signingKey, ledger, input.migrationId, evidence(done.manifest), false, signal);
       return disposalResult(done.manifest.sourceDisposition ?? disposition);
     });
+  }
+
+  /**
+   * One migrated key in a versioned source: its versions listed (newest first), then, when the newest is
+   * still the migrated version (ETag as recorded), every older version and delete marker and last the
+   * migrated version deleted, each pinned by VersionId (and ETag). A newer version or delete marker
+   * (written after the final pass) keeps them all; a version under object lock is kept with why and
+   * until when.
+   */
+  async function disposeVersions(
+    src: ReturnType<typeof site>, key: string, etag: string, versionId: string | undefined, signal: AbortSignal,
+  ): Promise<{ deleted: boolean; absent: boolean; kept?: string }> {
+    const plan = planKeyVersionDeletes(await keyVersions(src, key, signal), etag, versionId);
+    if (plan.action === 'absent') return { deleted: false, absent: true };
+    if (plan.action === 'changed') return { deleted: false, absent: false, kept: plan.reason };
+    const locked: string[] = [];
+    let last: Awaited<ReturnType<typeof deleteVersion>> = { r: 'absent' };
+    for (const [i, v] of plan.order.entries()) {
+      last = await deleteVersion(src, key, v.versionId, v.deleteMarker ? undefined : v.etag, signal);
+      const migrated = i === plan.order.length - 1;
+      if (last.r === 'locked') locked.push(`${migrated ? 'the migrated version' : `version ${v.versionId}`} is ${last.reason}`);
+      if (last.r === 'changed') locked.push(`version ${v.versionId} changed since it was listed`);
+    }
+    const kept = locked.length > 0 ? { kept: locked.join('; ') } : {};
+    return { deleted: last.r === 'deleted', absent: last.r === 'absent', ...kept };
   }
 
   return { cleanupUser, disposeSources };

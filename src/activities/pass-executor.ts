@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { REPEATABLE_ATTEMPTS } from '../domain/error-classes';
 import type { ConflictRecord, ErasureRecord, ManifestEntry } from '../domain/manifest';
 import type { KeyPlan, Listed } from '../domain/pass-plan';
+import { archivedLine, isArchived } from '../domain/versions';
 import type { Site } from '../storage/clients';
 import type { UploadCheckpoint } from '../storage/copy-request';
 import { deleteIfUnchanged } from '../storage/delete';
@@ -38,6 +39,9 @@ export interface PassContext {
   transferred: { objects: number; bytes: number };
   /** Heartbeat now (an upload id must reach the checkpoint at once). */
   beat: () => void;
+  /** Archived source objects are copied (restored before the pass); false: each one blocks the user. */
+  restoreArchived?: boolean;
+  targetStorageClass?: string;
 }
 
 const FOREIGN = 'the target already holds an object at this key that Clover did not write';
@@ -47,9 +51,10 @@ type Placed = { entry: StagedEntry } | { foreign: TargetHead } | { gone: true };
 
 const isOurs = (ctx: PassContext, head: TargetHead) => head.metadata[META.migration] === ctx.migrationId;
 
-function staged(c: Listed, sha256: string, size: number, targetEtag: string, targetChecksum: string, previous: ManifestEntry | undefined): StagedEntry {
+function staged(c: Listed, sha256: string, size: number, targetEtag: string, targetChecksum: string, previous: ManifestEntry | undefined, sourceVersionId?: string): StagedEntry {
   return {
     key: c.key, size, sha256, sourceSite: c.site, sourceEtag: c.etag, sourceLastModified: c.lastModified, targetEtag, targetChecksum,
+    ...(sourceVersionId ? { sourceVersionId } : {}),
     outcome: 'copied', ...(previous ? { overwritten: true } : {}),
   };
 }
@@ -80,6 +85,7 @@ async function place(ctx: PassContext, c: Listed, overwrite: string | undefined,
       const out = await copyObject({
         source: ctx.bySite.get(c.site)!, target, object: c, migrationId: ctx.migrationId, overwriteEtag: overwrite,
         settings: deps.copy, budget: deps.budget, hasher: deps.hasher, signal, resumeUpload: ctx.uploads[c.key], partCounters: ctx.partCounters,
+        storageClass: ctx.targetStorageClass,
         onUpload: (u) => {
           ctx.uploads[c.key] = u;
           ctx.beat();
@@ -88,7 +94,7 @@ async function place(ctx: PassContext, c: Listed, overwrite: string | undefined,
       delete ctx.uploads[c.key];
       ctx.transferred.objects++;
       ctx.transferred.bytes += out.size;
-      return { entry: staged(c, out.sha256, out.size, out.targetEtag, out.targetChecksum, previous) };
+      return { entry: staged(c, out.sha256, out.size, out.targetEtag, out.targetChecksum, previous, out.sourceVersionId) };
     } catch (err) {
       if (err instanceof StorageError && err.repeatable) {
         // Read again from scratch a few times (an intermediary may have garbled one read), then the user
@@ -222,6 +228,8 @@ export async function executeKey(ctx: PassContext, plan: KeyPlan): Promise<KeyRe
       return { entry: { ...plan.entry, targetChecksum: '', carried: true } };
     case 'place': {
       const { expect } = plan;
+      const archived = ctx.restoreArchived ? undefined : plan.candidates.find((c) => isArchived(c.storageClass));
+      if (archived) return { block: archivedLine(archived.site, archived.key, archived.storageClass!), entry: plan.previous && { ...plan.previous, targetChecksum: '', carried: true } };
       if ('etag' in expect) return resolve(ctx, plan.key, plan.candidates, expect.etag, false, plan.previous);
       return resolve(ctx, plan.key, plan.candidates, undefined, 'unknown' in expect, plan.previous);
     }

@@ -10,6 +10,7 @@ import { createSiteClients, destroySiteClients, type Site, type SiteClients } fr
 import { describeS3Error, isNotFound } from '../storage/errors';
 import { getJson } from '../storage/json-records';
 import { listAllKeys, listObjectsPage } from '../storage/listing';
+import { forEachVersion, isVersioned } from '../storage/versions';
 
 /** Keys named per user in `stillOutsideEEA.keys`, at most. */
 export const OUTSIDE_KEYS_LISTED = 20;
@@ -222,9 +223,22 @@ export async function readCurrentManifests(clients: SiteClients, migrationId: st
   return out;
 }
 
-/** Every object under `prefix` in `site`, with its size. */
+/** Per site client (one report run): whether its bucket keeps versions, asked once. */
+const versioning = new WeakMap<Site, Promise<boolean>>();
+
+/**
+ * Every object under `prefix` in `site`, with its size. In a versioned bucket every version holding
+ * data (noncurrent ones and those of erased keys included: data outside the EEA all the same).
+ */
 export async function listWithSizes(site: Site, prefix: string, what: string): Promise<{ key: string; size: number }[]> {
   const out: { key: string; size: number }[] = [];
+  if (!versioning.has(site)) versioning.set(site, isVersioned(site));
+  if (await versioning.get(site)) {
+    await forEachVersion(site, prefix, what, (v) => {
+      if (!v.deleteMarker) out.push({ key: v.key, size: v.size });
+    });
+    return out;
+  }
   let token: string | undefined;
   do {
     let r;

@@ -13,7 +13,7 @@ import { StorageError, isNotFound } from '../storage/errors';
 import { getJson } from '../storage/json-records';
 import { listAllKeys } from '../storage/listing';
 import { hashObject } from '../storage/pinned-read';
-import { forEachObject } from '../storage/residue-listing';
+import { forEachObject, forEachSourceObject } from '../storage/residue-listing';
 import { readStoredUsers, residencyFromRead, type FoundObject, type ResidencyReport } from './report';
 
 export interface AuditProblem {
@@ -194,7 +194,7 @@ async function checkResidue(clients: SiteClients, m: Manifest, manifest: string,
     }
     try {
       const found: FoundObject[] = [];
-      await forEachObject(src, m.userPrefix, 'listing a cut-over user\'s prefix in a source', (o) => {
+      await forEachSourceObject(src, m.userPrefix, 'listing a cut-over user\'s prefix in a source', (o) => {
         found.push({ site: name, key: o.key, size: o.size ?? 0 });
         report.residue++;
         report.problems.push({ kind: 'residue', site: name, manifest, key: o.key, userId: m.userId, problem: `still in a source after cut-over; ${classify(o).reason}` });

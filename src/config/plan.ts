@@ -72,6 +72,19 @@ const planSchema = z
       })
       .strict()
       .optional(),
+    /** Versioned sources: at cut-over also delete every version of keys whose current version is a delete marker (erased). */
+    purgeErased: z.boolean().optional(),
+    /** Archived (GLACIER, DEEP_ARCHIVE) source objects: RestoreObject for `days` at `tier`, wait, then copy. Without it such a user fails. */
+    restoreArchived: z
+      .object({
+        days: z.number().int('must be a whole number').positive('must be a positive number'),
+        tier: z.enum(['Standard', 'Bulk', 'Expedited']).default('Bulk'),
+        pollInterval: z.string().regex(/^\d+(ms|s|m|h|d)$/, 'must be a duration such as 15m or 30s').default('15m'),
+      })
+      .strict()
+      .optional(),
+    /** Storage class of the EU copies (e.g. STANDARD_IA); default the source's class when it is not an archive class. */
+    targetStorageClass: z.enum(['STANDARD', 'STANDARD_IA', 'ONEZONE_IA', 'INTELLIGENT_TIERING', 'REDUCED_REDUNDANCY', 'GLACIER_IR']).optional(),
   })
   .strict();
 

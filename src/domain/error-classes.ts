@@ -51,7 +51,7 @@ export const S3_ERROR_TABLE: Readonly<Record<string, ErrorRule>> = {
   // The object's state and encryption: an operator must act on the object or the key.
   InvalidObjectState: {
     class: 'permanent', meaning: 'the object is archived (e.g. Glacier) and cannot be read until restored',
-    action: 'restore the object at the source (S3 RestoreObject), then run `clover retry`',
+    action: 'add "restoreArchived" to the plan, or restore the object at the source (S3 RestoreObject), then run `clover retry`',
   },
   'KMS.DisabledException': { class: 'permanent', meaning: 'the KMS key is disabled', action: KMS },
   'KMS.NotFoundException': { class: 'permanent', meaning: 'the KMS key does not exist', action: KMS },

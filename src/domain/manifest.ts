@@ -25,6 +25,11 @@ export interface ManifestEntry {
    * recorded so a delta pass knows them (no read), never deleted at cut-over (they are residue).
    */
   superseded?: { site: string; etag: string }[];
+  /**
+   * In a versioned source: the version id the copy read (absent for a plain bucket, or a copy found
+   * already made by an interrupted attempt). At cut-over that version must still be the current one.
+   */
+  sourceVersionId?: string;
 }
 
 /** An object the application erased at its source, carried over to the EU copy by a delta pass. */
@@ -122,6 +127,8 @@ export interface Manifest {
   sourceDisposition?: {
     state: 'deleted'; at: string; deleted: number; keptChanged: { key: string; site: string; reason: string }[];
     residue?: ResidueItem[]; residueCount?: number;
+    /** With the plan's `purgeErased`: erased keys (current version a delete marker) whose every version Clover deleted. */
+    purgedErased?: number;
   };
   /**
    * Set when the user was rolled back: sources restored, EU copies removed. `erased`: objects not

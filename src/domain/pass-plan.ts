@@ -29,6 +29,8 @@ export interface Listed {
   etag: string;
   size: number;
   lastModified: string;
+  /** Set only for an archive class (GLACIER, DEEP_ARCHIVE): the object cannot be read without a restore. */
+  storageClass?: string;
 }
 
 /** What the target lists at a key. */

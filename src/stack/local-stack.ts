@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CreateBucketCommand, HeadBucketCommand, PutBucketPolicyCommand, S3Client } from '@aws-sdk/client-s3';
 import { CloverError, ExitCode } from '../config/errors';
+import { isEea } from '../domain/eea';
 import { SEARCH_ATTRIBUTE_NAMES } from '../domain/names';
 import type { SiteConfig } from '../config/sites';
 import { ensureKeyPair } from '../evidence/keys';
@@ -310,6 +311,8 @@ export async function startStack(opts: StartOptions): Promise<StackState> {
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
     const iamDir = join(dir, 'iam', s.name);
     writeAuditorAccount(iamDir, auditorCreds[s.name]!);
+    const versionsDir = isEea(s.jurisdiction) ? undefined : join(dir, 'sites', `${s.name}-versions`);
+    if (versionsDir) mkdirSync(versionsDir, { recursive: true, mode: 0o700 });
     // Keys go through the environment, not argv, so `ps` does not show them.
     const r = await launch(
       `site-${s.name}`, port, tools.versitygw,
@@ -319,7 +322,9 @@ export async function startStack(opts: StartOptions): Promise<StackState> {
         // Its internal IAM: root (the environment's keys) plus the read-only auditor account.
         '--iam-dir', iamDir,
         ...(opts.accessLogs ? ['--access-log', accessLogPath(dir, s.name)] : []),
-        'posix', dataDir,
+        // Source sites can hold versioned buckets (a bucket is versioned only once versioning is enabled on
+        // it; the site's own bucket stays plain): real platforms' buckets are.
+        'posix', ...(versionsDir ? ['--versioning-dir', versionsDir] : []), dataDir,
       ],
       [],
       { ROOT_ACCESS_KEY_ID: c.accessKeyId, ROOT_SECRET_ACCESS_KEY: c.secretAccessKey },

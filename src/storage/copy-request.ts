@@ -26,6 +26,8 @@ export interface CopyOutcome {
   md5Check: Md5Check;
   /** The source's stored full-object SHA-256 checksum was compared with the bytes read. */
   sourceChecksumChecked: boolean;
+  /** The source version read (x-amz-version-id of the GET), in a versioned source. */
+  sourceVersionId?: string;
 }
 
 export type Md5Check = 'target' | 'local' | 'none';
@@ -119,6 +121,8 @@ export interface CopyRequest {
   partCounters?: { sent: number; reused: number };
   /** Where object bytes are hashed (the worker's hash threads); default: on this thread. */
   hasher?: Hasher;
+  /** The plan's `targetStorageClass` (default: the source's class when it is not an archive class). */
+  storageClass?: string;
 }
 
 /**
@@ -127,7 +131,7 @@ export interface CopyRequest {
  */
 export type Headers = Pick<
   PutObjectCommandInput,
-  'ContentType' | 'ContentEncoding' | 'CacheControl' | 'ContentDisposition' | 'ContentLanguage' | 'Expires' | 'Tagging' | 'ServerSideEncryption' | 'SSEKMSKeyId'
+  'ContentType' | 'ContentEncoding' | 'CacheControl' | 'ContentDisposition' | 'ContentLanguage' | 'Expires' | 'Tagging' | 'ServerSideEncryption' | 'SSEKMSKeyId' | 'StorageClass'
 >;
 
 /** A single-part source ETag is the MD5 of the object's bytes, so the MD5 is worth computing. */

@@ -5,11 +5,18 @@ import {
   type CopyOutcome, type CopyRequest, type Headers, type SourceIntegrity,
 } from './copy-request';
 import { describeS3Error } from './errors';
+import type { StorageClass } from '@aws-sdk/client-s3';
 import { META } from './object-meta';
 import { getPinned } from './pinned-read';
 import { targetChecksContentMd5 } from './probe';
 import { putMultipart } from './put-multipart';
 import { putSingle } from './put-single';
+import { targetStorageClass } from '../domain/versions';
+
+const storageClassHeader = (planned: string | undefined, source: string | undefined): { StorageClass?: StorageClass } => {
+  const c = targetStorageClass(planned, source);
+  return c ? { StorageClass: c as StorageClass } : {};
+};
 
 /**
  * Copies one object, streaming: the source is read pinned to its listed ETag, hashed (SHA-256, and MD5
@@ -49,11 +56,14 @@ export async function copyObject(req: CopyRequest): Promise<CopyOutcome> {
       ...(res.Expires ? { Expires: res.Expires } : {}),
       ...(tagging ? { Tagging: tagging } : {}),
       ...siteEncryption(req.target),
+      ...storageClassHeader(req.storageClass, res.StorageClass),
     };
     const multipart = size > req.settings.multipartThreshold;
     const integrity: SourceIntegrity = { md5: md5CheckFor(object.etag, encryption, !multipart, targetMd5), stored: storedChecksum(res) };
     const write = multipart ? putMultipart : putSingle;
-    return await write(req, body, size, headers, metadata, integrity);
+    const out = await write(req, body, size, headers, metadata, integrity);
+    // A versioned source names the version read: recorded, so the cut-over deletes exactly that one as current.
+    return res.VersionId && res.VersionId !== 'null' ? { ...out, sourceVersionId: res.VersionId } : out;
   } finally {
     body.destroy();
   }

@@ -1,5 +1,6 @@
 import { compareKeys } from '../domain/manifest';
 import type { Listed, TargetListed } from '../domain/pass-plan';
+import { isArchived } from '../domain/versions';
 import type { Site } from './clients';
 import { describeS3Error } from './errors';
 import { listObjectsPage } from './listing';
@@ -49,7 +50,10 @@ export async function listPage(sources: Site[], target: Site, prefix: string, cu
         page.target.set(key, { etag: stripQuotes(o.ETag), size: o.Size ?? 0 });
         continue;
       }
-      const c: Listed = { site: l.site.name, key, etag: stripQuotes(o.ETag), size: o.Size ?? 0, lastModified: (o.LastModified ?? new Date(0)).toISOString() };
+      const c: Listed = {
+        site: l.site.name, key, etag: stripQuotes(o.ETag), size: o.Size ?? 0, lastModified: (o.LastModified ?? new Date(0)).toISOString(),
+        ...(isArchived(o.StorageClass) ? { storageClass: o.StorageClass } : {}),
+      };
       const list = page.sources.get(key);
       if (list) list.push(c);
       else page.sources.set(key, [c]);

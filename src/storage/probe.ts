@@ -16,20 +16,26 @@ export type ConditionalDeletes = 'enforced' | 'ignored' | 'unsupported';
 export async function probeConditionalDeletes(site: Site, signal?: AbortSignal): Promise<ConditionalDeletes> {
   const key = `${CONTROL_ROOT}probe/conditional-delete-${randomBytes(6).toString('hex')}`;
   const ctx = (action: string) => ({ site: site.name, bucket: site.bucket, key, action });
+  // In a versioned bucket the canary is removed by its version id (and a delete marker the probe made,
+  // by its own), so nothing of it is left behind.
+  const versions: (string | undefined)[] = [];
   try {
-    await site.s3.send(new PutObjectCommand({ Bucket: site.bucket, Key: key, Body: 'clover conditional-delete probe' }), { abortSignal: signal });
+    versions.push((await site.s3.send(new PutObjectCommand({ Bucket: site.bucket, Key: key, Body: 'clover conditional-delete probe' }), { abortSignal: signal })).VersionId);
   } catch (err) {
     throw describeS3Error(err, ctx('writing the conditional-delete probe'));
   }
   try {
-    await site.s3.send(new DeleteObjectCommand({ Bucket: site.bucket, Key: key, IfMatch: '"00000000000000000000000000000000"' }), { abortSignal: signal });
+    const r = await site.s3.send(new DeleteObjectCommand({ Bucket: site.bucket, Key: key, IfMatch: '"00000000000000000000000000000000"' }), { abortSignal: signal });
+    if (r.DeleteMarker) versions.push(r.VersionId);
     return 'ignored';
   } catch (err) {
     if (isPreconditionFailed(err)) return 'enforced';
     if (s3Status(err) === 501) return 'unsupported';
     throw describeS3Error(err, ctx('DeleteObject with If-Match (conditional-delete probe)'));
   } finally {
-    await site.s3.send(new DeleteObjectCommand({ Bucket: site.bucket, Key: key }), { abortSignal: signal }).catch(() => undefined);
+    for (const VersionId of versions) {
+      await site.s3.send(new DeleteObjectCommand({ Bucket: site.bucket, Key: key, VersionId }), { abortSignal: signal }).catch(() => undefined);
+    }
   }
 }
 

@@ -48,6 +48,12 @@ export interface MigrationSettings {
   cutover?: 'auto' | 'operator';
   /** A user waiting in `in-sync` gets a delta pass every interval (a durable timer). Temporal's duration format. */
   syncInterval?: string;
+  /** Versioned sources: at cut-over also delete every version of keys the user erased (current version a delete marker). */
+  purgeErased?: boolean;
+  /** Archived source objects: restore for `days` at `tier`, poll HEAD every `pollInterval` (durable timer), then copy. */
+  restoreArchived?: { days: number; tier: 'Standard' | 'Bulk' | 'Expedited'; pollInterval: string };
+  /** Storage class of the EU copies (default: the source's, when it is not an archive class). */
+  targetStorageClass?: string;
   /**
    * S3 Object Lock retention for the evidence: every ledger record and manifest generation is written
    * with this mode, retained until `days` after it is written. The buckets must have Object Lock

@@ -22,7 +22,7 @@ const { copyUserObjects, verifyUserObjects, disposeSources } = proxyActivities<C
   cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
   retry: ACTIVITY_RETRY,
 });
-const { commitManifest, cleanupUser, readManifestHead } = proxyActivities<CloverActivities>({
+const { commitManifest, cleanupUser, readManifestHead, prepareArchived } = proxyActivities<CloverActivities>({
   startToCloseTimeout: '30m',
   heartbeatTimeout: '20s',
   cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
@@ -131,6 +131,8 @@ export async function userMigrationWorkflow(input: UserMigrationInput, resume?: 
       return await finish(await cutOver(true));
     }
     if (!outcome) {
+      // Histories from before archived objects were looked at replay without it.
+      if (patched('archived-objects')) await archivedReady();
       outcome = await firstPass();
       if (!operator && !disposing) {
         controls.syncState = 'done';
@@ -198,6 +200,24 @@ export async function userMigrationWorkflow(input: UserMigrationInput, resume?: 
 
   function graceEnd(): number {
     return Date.parse(firstCommittedAt ?? new Date().toISOString()) + durationMs(settings.gracePeriod);
+  }
+
+  /**
+   * Archived source objects before the first pass: none, or restored. Without the plan's
+   * `restoreArchived` an archived object fails the user at once (ArchivedObjects, one line per key);
+   * with it the restores are asked for, then a durable timer polls their HEAD every `pollInterval`
+   * until each says `ongoing-request="false"` (survives worker and server restarts).
+   */
+  async function archivedReady(): Promise<void> {
+    const restore = settings.restoreArchived;
+    for (;;) {
+      const r = await pausable(() => prepareArchived({
+        userId, sources: settings.sources, prefix, ...(restore ? { restore: { days: restore.days, tier: restore.tier } } : {}),
+      }));
+      if (r.pending === 0 || !restore) return;
+      log.info('waiting for archived objects to be restored', { userId, pending: r.pending, archived: r.archived });
+      await sleep(durationMs(restore.pollInterval));
+    }
   }
 
   /** The first pass: generation 1; keys it cannot migrate fail the user. Reports to the migration. */
@@ -338,6 +358,7 @@ export async function userMigrationWorkflow(input: UserMigrationInput, resume?: 
     enter('delete');
     const d = await pausable(() => disposeSources({
       migrationId, userId, targetSite, objectsPerUser: settings.concurrency.objectsPerUser, sources: settings.sources, userPrefix: prefix, ledgerSite: settings.routing.default, evidenceRetention: settings.evidenceRetention,
+      ...(settings.purgeErased ? { purgeErased: true } : {}),
     }));
     enter('done');
     await reportDisposed({ userId, deleted: d.deleted, keptChanged: d.keptChanged, residue: d.residueCount });
@@ -356,6 +377,7 @@ export async function userMigrationWorkflow(input: UserMigrationInput, resume?: 
       const r = await pausable(() => copyUserObjects({
         migrationId, userId, sources: settings.sources, targetSite, prefix, conflictPolicy: settings.conflictPolicy,
         objectsPerUser: settings.concurrency.objectsPerUser, generation, page, cursor: after, transferred,
+        ...(settings.restoreArchived ? { restoreArchived: true } : {}), ...(settings.targetStorageClass ? { targetStorageClass: settings.targetStorageClass } : {}),
       }));
       page = r.page;
       after = r.cursor;

@@ -89,6 +89,11 @@ describe('a valid plan', () => {
     expect(p.settings.syncInterval).toBe('15m');
   });
 
+  it('real-bucket fields: purgeErased, restoreArchived (tier and poll interval defaulted), targetStorageClass', async () => {
+    const p = await loadPlan(writePlan({ ...base, purgeErased: true, restoreArchived: { days: 2 }, targetStorageClass: 'STANDARD_IA' }), sites);
+    expect(p.settings).toMatchObject({ purgeErased: true, restoreArchived: { days: 2, tier: 'Bulk', pollInterval: '15m' }, targetStorageClass: 'STANDARD_IA' });
+  });
+
   it.each(['1s', '1000ms', '30m', '1d'])('syncInterval %s is accepted', async (syncInterval) => {
     expect((await loadPlan(writePlan({ ...base, syncInterval }), sites)).settings.syncInterval).toBe(syncInterval);
   });
@@ -169,6 +174,12 @@ describe('every rejected plan names the field in one line', () => {
     ['syncInterval in words', { ...base, syncInterval: 'hourly' }, /field syncInterval: must be a duration/],
     ['negative maxDeletes', { ...base, maxDeletes: -1 }, /field maxDeletes: must not be negative/],
     ['fractional maxDeletes', { ...base, maxDeletes: 2.5 }, /field maxDeletes: must be a whole number/],
+    // real buckets
+    ['purgeErased as a string', { ...base, purgeErased: 'yes' }, /field purgeErased: /],
+    ['restoreArchived without days', { ...base, restoreArchived: { tier: 'Bulk' } }, /field restoreArchived\.days: /],
+    ['restoreArchived for 0 days', { ...base, restoreArchived: { days: 0 } }, /field restoreArchived\.days: must be a positive number/],
+    ['restoreArchived with an unknown tier', { ...base, restoreArchived: { days: 1, tier: 'Fast' } }, /field restoreArchived\.tier: /],
+    ['targetStorageClass archival', { ...base, targetStorageClass: 'GLACIER' }, /field targetStorageClass: /],
     // the document
     ['unknown field', { ...base, priority: 'high' }, /field \(top level\): .*priority/],
   ];
