@@ -10,7 +10,7 @@ import { createSiteClients, destroySiteClients, type Site, type SiteClients } fr
 import { describeS3Error, isNotFound } from '../storage/errors';
 import { getJson } from '../storage/json-records';
 import { listAllKeys, listObjectsPage } from '../storage/listing';
-import { forEachVersion, isVersioned } from '../storage/versions';
+import { forEachVersion, listsVersions } from '../storage/versions';
 
 /** Keys named per user in `stillOutsideEEA.keys`, at most. */
 export const OUTSIDE_KEYS_LISTED = 20;
@@ -232,7 +232,7 @@ const versioning = new WeakMap<Site, Promise<boolean>>();
  */
 export async function listWithSizes(site: Site, prefix: string, what: string): Promise<{ key: string; size: number }[]> {
   const out: { key: string; size: number }[] = [];
-  if (!versioning.has(site)) versioning.set(site, isVersioned(site));
+  if (!versioning.has(site)) versioning.set(site, listsVersions(site));
   if (await versioning.get(site)) {
     await forEachVersion(site, prefix, what, (v) => {
       if (!v.deleteMarker) out.push({ key: v.key, size: v.size });

@@ -2,7 +2,7 @@ import type { ListedObject } from '../domain/residue';
 import type { Site } from './clients';
 import { forEachListed } from './listing';
 import { stripQuotes } from './object-meta';
-import { forEachVersion, isVersioned } from './versions';
+import { forEachVersion, listsVersions } from './versions';
 
 /**
  * Every object under `prefix` in `site`, with its ETag, page by page (`onObject` per object, in
@@ -18,7 +18,7 @@ export function forEachObject(site: Site, prefix: string, what: string, onObject
  * included: they are data outside the EEA); delete markers hold none and are not listed.
  */
 export async function forEachSourceObject(site: Site, prefix: string, what: string, onObject: (o: ListedObject) => void, signal?: AbortSignal): Promise<void> {
-  if (!(await isVersioned(site, signal))) return forEachObject(site, prefix, what, onObject, signal);
+  if (!(await listsVersions(site, signal))) return forEachObject(site, prefix, what, onObject, signal);
   let key: string | undefined;
   let erased = false;
   await forEachVersion(site, prefix, what, (v) => {

@@ -1,7 +1,7 @@
 import { DeleteObjectCommand, GetBucketVersioningCommand, HeadObjectCommand, ListObjectVersionsCommand } from '@aws-sdk/client-s3';
 import { lockReason, type ObjectVersion } from '../domain/versions';
 import type { Site } from './clients';
-import { describeS3Error, isNotFound, isPreconditionFailed, s3Status } from './errors';
+import { StorageError, describeS3Error, isNotFound, isPreconditionFailed, s3Status } from './errors';
 import { decodeListedKey } from './listing';
 import { stripQuotes } from './object-meta';
 
@@ -19,6 +19,28 @@ export async function isVersioned(site: Site, signal?: AbortSignal): Promise<boo
     // VersioningNotConfigured) keeps no versions.
     if (s3Status(err) === 501) return false;
     throw describeS3Error(err, { site: site.name, bucket: site.bucket, action: 'GetBucketVersioning' });
+  }
+}
+
+/**
+ * For read-only listings (residue, verify, report): whether to list the bucket's versions. As
+ * `isVersioned`, except that credentials refused GetBucketVersioning (an auditor's: S3 and versitygw
+ * give it to the bucket owner or by policy only) fall back to trying ListObjectVersions itself, which
+ * read access allows: it lists every version of a versioned bucket and each object once (version
+ * `null`) of a plain one, so listing versions is right either way when the store answers it.
+ */
+export async function listsVersions(site: Site, signal?: AbortSignal): Promise<boolean> {
+  try {
+    return await isVersioned(site, signal);
+  } catch (err) {
+    if (!(err instanceof StorageError) || err.status !== 403) throw err;
+  }
+  try {
+    await site.s3.send(new ListObjectVersionsCommand({ Bucket: site.bucket, MaxKeys: 1 }), { abortSignal: signal });
+    return true;
+  } catch (err) {
+    if (s3Status(err) === 501) return false;
+    throw describeS3Error(err, { site: site.name, bucket: site.bucket, action: 'ListObjectVersions' });
   }
 }
 
