@@ -38,14 +38,17 @@ describe('verify: read errors are errors, never mismatches', () => {
     await proxy.close().catch(() => undefined);
   });
 
-  /** `clients` with GetObject of user data sent through `reads` instead (Clover's own records still read normally). */
+  /**
+   * `clients` with GetObject of user data sent through `reads` instead (Clover's own records still read
+   * normally): the SDK's and the lean path's (storage/lean-requests.ts) alike.
+   */
   const readsThrough = (clients: SiteClients, reads: SiteClients): SiteClients => new Map([...clients].map(([name, s]): [string, Site] => {
     const send = ((cmd: unknown, opts?: unknown) => {
       const bad = reads.get(name)!.s3;
       const target = cmd instanceof GetObjectCommand && cmd.input.Key?.startsWith('users/') ? bad : s.s3;
       return (target.send as (c: unknown, o?: unknown) => Promise<unknown>)(cmd, opts);
     }) as S3Client['send'];
-    return [name, { ...s, s3: { send } as unknown as S3Client }];
+    return [name, { ...s, s3: { send } as unknown as S3Client, lean: reads.get(name)!.lean }];
   }));
 
   /** One user copied, verified and committed for real; then its sources are deleted, so any re-copy would fail loudly. */
