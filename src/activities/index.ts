@@ -6,6 +6,7 @@ import { createUserActivities } from './users';
 import { createVerifyActivities } from './verify';
 import { createLifecycleActivities } from './lifecycle';
 import { createRollbackActivities } from './rollback';
+import { createSmallUserActivities } from './small-user';
 
 export type { ActivityDeps } from './deps';
 
@@ -19,6 +20,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createLifecycleActivities(deps),
     ...createRollbackActivities(deps),
     ...createFenceActivities(deps),
+    ...createSmallUserActivities(deps),
   };
 }
 

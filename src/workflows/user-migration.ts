@@ -1,6 +1,6 @@
 import {
   ApplicationFailure, CancellationScope, ActivityCancellationType, ContinueAsNew, allHandlersFinished, condition, continueAsNew,
-  getExternalWorkflowHandle, isCancellation, log, proxyActivities, sleep, upsertSearchAttributes, workflowInfo,
+  getExternalWorkflowHandle, isCancellation, log, patched, proxyActivities, sleep, upsertSearchAttributes, workflowInfo,
 } from '@temporalio/workflow';
 import type { CloverActivities } from '../activities';
 import type { Transferred } from '../activities/copy';
@@ -14,7 +14,7 @@ import { failedPassReport, passReport } from './pass-report';
 import { UserControls } from './user-controls';
 
 
-const { copyUserObjects, verifyUserObjects, disposeSources } = proxyActivities<CloverActivities>({
+const { copyUserObjects, verifyUserObjects, disposeSources, firstPassSmallUser } = proxyActivities<CloverActivities>({
   // Liveness comes from heartbeats (a dead worker is noticed in 20 s); a copy of a large user may take long.
   startToCloseTimeout: '7d',
   heartbeatTimeout: '20s',
@@ -54,6 +54,9 @@ interface InSyncCarry {
   objects: number;
   lastPass?: PassReport;
 }
+
+/** Patch id of the first pass in one activity for a small user (histories from before it replay the three-activity pass). */
+const FIRST_PASS_ONE_ACTIVITY = 'first-pass-one-activity';
 
 type Phase = 'copy' | 'verify' | 'commit' | 'in-sync' | 'grace' | 'awaiting-operator' | 'final-pass' | 'delete' | 'done' | 'failed' | 'cancelled';
 const setPhase = (p: Phase) => upsertSearchAttributes([{ key: SA.phase, value: p }]);
@@ -207,15 +210,44 @@ export async function userMigrationWorkflow(input: UserMigrationInput, resume?: 
       if (head.cutOver) throw ApplicationFailure.create({ type: 'CutOver', nonRetryable: true, message: `user ${userId} is already cut over (its sources were emptied): no pass can run any more` });
       generation = head.generation + 1;
     }
-    if (phases) setPhase('copy');
-    const transferred = await copyAll(generation, kind === 'first' ? cursor : undefined);
+    const verifyInput = { migrationId, userId, targetSite, prefix, mode: settings.verify, objectsPerUser: settings.concurrency.objectsPerUser, generation };
+    const commitInput = (committedAt: string) => ({ migrationId, userId, targetSite, userPrefix: prefix, sources: settings.sources, generation, kind, committedAt, ledgerSite: settings.routing.default });
+    let from = kind === 'first' ? cursor : undefined;
+    // The first pass of a user starts (phase copy, set when the migration started it) with one activity
+    // that copies, verifies and commits a user whose objects fit one copy call; others go on from its cursor.
+    const onePhase = kind === 'first' && !from && patched(FIRST_PASS_ONE_ACTIVITY);
+    if (onePhase) {
+      // Workflow time: a retried or re-run commit writes the very same manifest.
+      const committedAt = new Date().toISOString();
+      const copyInput = {
+        migrationId, userId, sources: settings.sources, targetSite, prefix, conflictPolicy: settings.conflictPolicy,
+        objectsPerUser: settings.concurrency.objectsPerUser, generation, page: 0, transferred: { objects: 0, bytes: 0 },
+      };
+      const r = await pausable(() => firstPassSmallUser({ copy: copyInput, verify: verifyInput, commit: commitInput(committedAt) }));
+      if (r.commit && r.verify) return { report: passReport(userId, kind, r.commit, r.verify), c: r.commit, v: r.verify, transferred: r.copy.transferred, committedAt };
+      blockedFails(r.copy);
+      from = { page: r.copy.page, cursor: r.copy.cursor, transferred: r.copy.transferred };
+    }
+    // The first pass's phase is copy from its start (search attribute set when the migration started it).
+    if (phases && !onePhase && !(kind === 'first' && patched(FIRST_PASS_ONE_ACTIVITY))) setPhase('copy');
+    const transferred = await copyAll(generation, from);
     if (phases) setPhase('verify');
-    const v = await pausable(() => verifyUserObjects({ migrationId, userId, targetSite, prefix, mode: settings.verify, objectsPerUser: settings.concurrency.objectsPerUser, generation }));
+    const v = await pausable(() => verifyUserObjects(verifyInput));
     if (phases) setPhase('commit');
     // Workflow time: a retried or re-run commit writes the very same manifest.
     const committedAt = new Date().toISOString();
-    const c = await pausable(() => commitManifest({ migrationId, userId, targetSite, userPrefix: prefix, sources: settings.sources, generation, kind, committedAt, ledgerSite: settings.routing.default }));
+    const c = await pausable(() => commitManifest(commitInput(committedAt)));
     return { report: passReport(userId, kind, c, v), c, v, transferred, committedAt };
+  }
+
+  /** A first pass that met keys it cannot migrate fails the user. */
+  function blockedFails(r: { blockedCount: number; blocked: { key: string; reason: string }[] }): void {
+    if (r.blockedCount === 0) return;
+    throw ApplicationFailure.create({
+      type: 'SourcesConflict',
+      nonRetryable: true,
+      message: `${r.blockedCount} key(s) could not be migrated; first ${JSON.stringify(r.blocked[0]?.key)}: ${r.blocked[0]?.reason}`,
+    });
   }
 
   /**
@@ -333,13 +365,7 @@ export async function userMigrationWorkflow(input: UserMigrationInput, resume?: 
       page = r.page;
       after = r.cursor;
       transferred = r.transferred;
-      if (generation === 1 && r.blockedCount > 0) {
-        throw ApplicationFailure.create({
-          type: 'SourcesConflict',
-          nonRetryable: true,
-          message: `${r.blockedCount} key(s) could not be migrated; first ${JSON.stringify(r.blocked[0]?.key)}: ${r.blocked[0]?.reason}`,
-        });
-      }
+      if (generation === 1) blockedFails(r);
       if (r.done) return transferred;
       // Only the first pass hands over mid-copy (its cursor resumes it); a delta pass is short and runs whole.
       if (generation === 1 && (workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > (input.historyLimit ?? Infinity))) {
