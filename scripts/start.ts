@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { loadPlan } from '../src/config/plan';
+import { loadPlan, usersTotal } from '../src/config/plan';
 import { migrationListUiUrl, workflowUiUrl } from '../src/config/temporal';
 import { startMigration } from '../src/operator/migrations';
 import { operatorActor } from '../src/evidence/keys';
@@ -24,7 +24,7 @@ export function registerStart(program: Command): void {
         const evidence = key && { key, actor: operatorActor(), args: { plan: resolve(o.plan), wait: o.wait === true } };
         const r = await startMigration(client, sites, plan, cfg.taskQueue, evidence);
         const verb = { started: 'started', attached: 'is already running; attached to', finished: 'already finished:' }[r.state];
-        out(`migration ${plan.settings.migrationId} ${verb} ${r.workflowId} (${plan.users.length} users)`);
+        out(`migration ${plan.settings.migrationId} ${verb} ${r.workflowId} (${usersTotal(plan)} users)`);
         out(`web UI: ${workflowUiUrl(cfg, r.workflowId)}`);
         out(`users:  ${migrationListUiUrl(cfg, plan.settings.migrationId)}`);
         if (o.wait || r.state === 'finished') {
