@@ -1,5 +1,6 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { once } from 'node:events';
+import { closeSync, createWriteStream, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
@@ -336,9 +337,10 @@ export function registerBench(program: Command): void {
     .option('--concurrency <n>', 'objects in flight per tool', (v) => Number(v), 16)
     .option('--largest-only', 'only measure the worker copying one large object (2 GiB; --quick 512 MiB), merged into the existing results')
     .option('--sets <names>', 'only these data sets (comma-separated: small,medium,large,heavy); results go to bench/results-partial.json, not BENCHMARKS.md')
+    .option('--user-list <n>', 'only the user-list measurement: generate N users, stage them as `clover start` does and read them back as the worker does (peak RSS and time of each), merged into the existing results', (v) => Number(v))
     .option('--many-users-only', 'only the many-users measurement (10,000 users; --quick 500); partial results as with --sets')
     .option('--tools <names>', 'only these tools (comma-separated: clover-checksum,clover-full,rclone,sdk); partial results as with --sets')
-    .action(async (o: { quick?: boolean; runs?: number; concurrency: number; largestOnly?: boolean; manyUsersOnly?: boolean; sets?: string; tools?: string }) => {
+    .action(async (o: { quick?: boolean; runs?: number; concurrency: number; largestOnly?: boolean; manyUsersOnly?: boolean; userList?: number; sets?: string; tools?: string }) => {
       process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
       ensurePackage('rclone', 'rclone');
       ensurePackage('/usr/bin/time', 'time');
@@ -356,6 +358,7 @@ export function registerBench(program: Command): void {
       const runs = o.runs ?? (o.quick ? 1 : 3);
       const manyUsers = o.quick ? 500 : 10_000;
       const largestSize = (o.quick ? 512 : 2048) * MiB;
+      if (o.userList !== undefined && !(Number.isInteger(o.userList) && o.userList > 0)) throw new InputError('--user-list takes a positive whole number of users, e.g. 10000000');
       const resultsFile = join(ROOT, 'bench', partial ? 'results-partial.json' : o.quick ? 'results-quick.json' : 'results.json');
       const dir = mkdtempSync(join(tmpdir(), 'clover-bench-'));
       out(`bench stack and logs: ${dir}`);
@@ -371,7 +374,12 @@ export function registerBench(program: Command): void {
       const rows: Row[] = [];
       let manyUsersResult: Results['manyUsers'];
       let largest: Largest | undefined;
+      let userList: UserListResult | undefined;
       try {
+        if (o.userList) {
+          userList = await measureUserList(ctx, dir, o.userList);
+          throw new Done();
+        }
         for (const ds of o.largestOnly || o.manyUsersOnly ? [] : sets) {
           out(`seeding ${ds.name}: ${ds.users * ds.perUser} objects of ${ds.size / 1024} KiB...`);
           await seed(clients, ds);
@@ -431,6 +439,10 @@ export function registerBench(program: Command): void {
         const prev = JSON.parse(readFileSync(resultsFile, 'utf8')) as Results;
         results = { ...prev, largest, largestCommand: `npm run bench -- ${[...flags, '--largest-only'].join(' ')}` };
       }
+      if (o.userList) {
+        const prev = JSON.parse(readFileSync(resultsFile, 'utf8')) as Results;
+        results = { ...prev, userList, userListCommand: `npm run bench -- ${[...flags, `--user-list ${o.userList}`].join(' ')}` };
+      }
       writeFileSync(resultsFile, JSON.stringify(results, null, 2) + '\n');
       if (partial) {
         out(report(results, sets));
@@ -460,6 +472,47 @@ interface Results {
   manyUsers?: { users: number; usersPerS: number; maxHistory: number; cost?: UsersCost };
   largest?: Largest;
   largestCommand?: string;
+  userList?: UserListResult;
+  userListCommand?: string;
+}
+
+interface UserListResult {
+  users: number;
+  fileMiB: number;
+  /** `clover start`'s part: validate, digest and store the list (a process of its own). */
+  stage: Measure;
+  /** The worker's part: every page through readUsersPage (a process of its own). */
+  read: Measure;
+}
+
+/** Generates `n` users into a file, stages them as `clover start` does, reads them back as the worker does. */
+async function measureUserList(ctx: Ctx, dir: string, n: number): Promise<UserListResult> {
+  const file = join(dir, 'users.jsonl');
+  out(`user list: generating ${n} users...`);
+  const w = createWriteStream(file);
+  for (let i = 0; i < n; i++) {
+    if (!w.write(`{"userId":"user-${String(i).padStart(9, '0')}","country":"${i % 5 ? 'DE' : 'NO'}"}\n`)) await once(w, 'drain');
+  }
+  w.end();
+  await once(w, 'finish');
+  const fileMiB = statSync(file).size / MiB;
+  const migrationId = `bench-list-${Date.now().toString(36)}`;
+  const planFile = join(dir, 'users-plan.json');
+  writeFileSync(planFile, JSON.stringify({ migrationId, sources: ['sg'], routing: { default: 'eu-ie' }, usersFile: file }));
+  const script = join(ROOT, 'bench', 'user-list.ts');
+  const etagFile = join(dir, 'users.etag');
+  out(`  staging ${fileMiB.toFixed(0)} MiB as clover start does...`);
+  const stage = await timed(process.execPath, ['--import', 'tsx', script, 'stage', ctx.sitesFile, planFile, etagFile], ctx.env);
+  if (stage.code !== 0) throw new Error(`staging the user list exited ${stage.code}`);
+  out(`  staged in ${stage.wallS.toFixed(1)} s, peak RSS ${stage.rssMiB.toFixed(0)} MiB; reading it back as the worker does...`);
+  const countFile = join(dir, 'users.count');
+  const read = await timed(process.execPath, ['--import', 'tsx', script, 'read', ctx.sitesFile, 'eu-ie', migrationId, readFileSync(etagFile, 'utf8'), countFile], ctx.env);
+  if (read.code !== 0) throw new Error(`reading the user list exited ${read.code}`);
+  const got = Number(readFileSync(countFile, 'utf8'));
+  if (got !== n) throw new Error(`the worker read ${got} users of ${n}`);
+  out(`  read in ${read.wallS.toFixed(1)} s, peak RSS ${read.rssMiB.toFixed(0)} MiB`);
+  rmSync(file, { force: true });
+  return { users: n, fileMiB, stage, read };
 }
 
 function report(r: Results, sets: DataSet[]): string {
@@ -474,7 +527,7 @@ function report(r: Results, sets: DataSet[]): string {
     'is started beforehand); its CPU and peak RSS are the worker process\'s, over its whole life. "Servers\' CPU" is what the',
     'stack\'s servers (both versitygw sites and Temporal) used during the run, on the same cores.',
     '',
-    `Data sets: ${sets.map((s) => `${s.name} = ${s.users * s.perUser} × ${s.size >= MiB ? `${s.size / MiB} MiB` : `${s.size / 1024} KiB`}`).join('; ')}.`,
+    `Data sets: ${sets.filter((s) => r.rows.some((x) => x.dataset === s.name)).map((s) => `${s.name} = ${s.users * s.perUser} × ${s.size >= MiB ? `${s.size / MiB} MiB` : `${s.size / 1024} KiB`}`).join('; ')}.`,
     '',
     '| data set | tool | wall s | objects/s | MiB/s | CPU s/GiB | servers\' CPU s/GiB | peak RSS MiB | vs rclone | spread |',
     '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|',
@@ -503,6 +556,10 @@ function report(r: Results, sets: DataSet[]): string {
   }
   if (r.largest) {
     lines.push('', `Largest single object copied: ${r.largest.sizeMiB} MiB in ${f(r.largest.wallS)} s (verify full), worker peak RSS ${f(r.largest.rssMiB, 0)} MiB${r.largestCommand ? ` (measured by \`${r.largestCommand}\`)` : ''}.`);
+  }
+  if (r.userList) {
+    const u = r.userList;
+    lines.push('', `User list: ${u.users} generated users (${f(u.fileMiB, 0)} MiB of JSON lines). \`clover start\`'s part (validate every line and check for duplicates, digest, store in ${f(u.fileMiB / 8, 0)} parts of 8 MiB): ${f(u.stage.wallS)} s, peak RSS ${f(u.stage.rssMiB, 0)} MiB. The worker's part (every page through the readUsersPage activity): ${f(u.read.wallS)} s, peak RSS ${f(u.read.rssMiB, 0)} MiB${r.userListCommand ? ` (measured by \`${r.userListCommand}\`)` : ''}.`);
   }
   if (r.manyUsers) lines.push('', `Many users: ${r.manyUsers.users} users of one 4 KiB object each at ${f(r.manyUsers.usersPerS)} users/s; the largest history of any workflow run was ${r.manyUsers.maxHistory} events.`);
   const ratio = (ds: string, tool: string) => r.rows.find((x) => x.dataset === ds && x.tool === tool)?.ratioToRclone;

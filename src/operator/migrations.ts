@@ -94,7 +94,7 @@ export async function planDigest(plan: LoadedPlan): Promise<string> {
 }
 
 /** The stored list: its ETag (every read is pinned to it) and the SHA-256 of its bytes. */
-interface StoredList {
+export interface StoredList {
   etag: string;
   /** SHA-256 (hex) of the list's bytes as stored (recorded as userListDigest). */
   digest: string;
@@ -108,7 +108,7 @@ interface StoredList {
  * kept; one from another plan is refused (exit 2). Returns the ETag the migration pins every read of the
  * list to, and the digest of the list's bytes.
  */
-async function storeUserList(site: Site, plan: LoadedPlan, digest: string): Promise<StoredList> {
+export async function storeUserList(site: Site, plan: LoadedPlan, digest: string): Promise<StoredList> {
   const migrationId = plan.settings.migrationId;
   const key = usersListKey(migrationId);
   const ctx = (action: string) => ({ site: site.name, bucket: site.bucket, key, action });
