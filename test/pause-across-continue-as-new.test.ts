@@ -40,7 +40,8 @@ describe('a pause survives continue-as-new', () => {
     const taskQueue = uniqueId('tq');
     const worker = await Worker.create({
       connection: env.nativeConnection, taskQueue, workflowBundle: { codePath: process.env.CLOVER_WORKFLOW_BUNDLE! },
-      activities: { copyUserObjects, cleanupUser: async () => ({ uploadsAborted: 0 }) },
+      // The first pass's first call (one activity for a small user) copies as the stand-in does, not done.
+      activities: { copyUserObjects, firstPassSmallUser: async () => ({ copy: await copyUserObjects() }), cleanupUser: async () => ({ uploadsAborted: 0 }) },
     });
     const input: UserMigrationInput = {
       settings: {
