@@ -48,7 +48,7 @@ describe('a pause survives continue-as-new', () => {
         migrationId, sources: ['sg', 'us'], routing: { default: 'eu-ie', byCountry: {} }, userPrefix: 'users/{userId}/', verify: 'checksum',
         conflictPolicy: 'newest-wins', concurrency: { users: 1, objectsPerUser: 1 }, sourceDisposition: 'keep', gracePeriod: '7d',
       },
-      parentWorkflowId: `migration-${migrationId}`, userId, country: 'DE', targetSite: 'eu-ie', historyLimit: 1,
+      parentWorkflowId: `migration-${migrationId}`, userId, country: 'DE', targetSite: 'eu-ie', historyLimit: 1, firstPassOneActivity: true,
     };
     const workflowId = userWorkflowId(migrationId, userId);
     await worker.runUntil(async () => {

@@ -98,7 +98,7 @@ describe('user workflow in passes (cutover operator)', () => {
       connection: env.nativeConnection, taskQueue, workflowBundle: { codePath: process.env.CLOVER_WORKFLOW_BUNDLE! }, activities: allActivities,
     });
     const parentId = migrationWorkflowId(migrationId);
-    const userInput: UserMigrationInput = { settings, parentWorkflowId: parentId, userId, country: 'DE', targetSite: 'eu-ie', historyLimit: 30 };
+    const userInput: UserMigrationInput = { settings, parentWorkflowId: parentId, userId, country: 'DE', targetSite: 'eu-ie', historyLimit: 30, firstPassOneActivity: true };
     const migrationInput: MigrationInput = { settings, usersSite: 'eu-ie', usersTotal: 0, mode: 'start' };
 
     // Whatever happens, the stand-ins held open are let go, so the worker can drain.

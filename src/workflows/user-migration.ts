@@ -1,6 +1,6 @@
 import {
   ApplicationFailure, CancellationScope, ActivityCancellationType, ContinueAsNew, allHandlersFinished, condition, continueAsNew,
-  getExternalWorkflowHandle, isCancellation, log, patched, proxyActivities, sleep, upsertSearchAttributes, workflowInfo,
+  getExternalWorkflowHandle, isCancellation, log, proxyActivities, sleep, upsertSearchAttributes, workflowInfo,
 } from '@temporalio/workflow';
 import type { CloverActivities } from '../activities';
 import type { Transferred } from '../activities/copy';
@@ -54,9 +54,6 @@ interface InSyncCarry {
   objects: number;
   lastPass?: PassReport;
 }
-
-/** Patch id of the first pass in one activity for a small user (histories from before it replay the three-activity pass). */
-const FIRST_PASS_ONE_ACTIVITY = 'first-pass-one-activity';
 
 type Phase = 'copy' | 'verify' | 'commit' | 'in-sync' | 'grace' | 'awaiting-operator' | 'final-pass' | 'delete' | 'done' | 'failed' | 'cancelled';
 const setPhase = (p: Phase) => upsertSearchAttributes([{ key: SA.phase, value: p }]);
@@ -215,7 +212,8 @@ export async function userMigrationWorkflow(input: UserMigrationInput, resume?: 
     let from = kind === 'first' ? cursor : undefined;
     // The first pass of a user starts (phase copy, set when the migration started it) with one activity
     // that copies, verifies and commits a user whose objects fit one copy call; others go on from its cursor.
-    const onePhase = kind === 'first' && !from && patched(FIRST_PASS_ONE_ACTIVITY);
+    const oneActivity = kind === 'first' && input.firstPassOneActivity === true;
+    const onePhase = oneActivity && !from;
     if (onePhase) {
       // Workflow time: a retried or re-run commit writes the very same manifest.
       const committedAt = new Date().toISOString();
@@ -229,7 +227,7 @@ export async function userMigrationWorkflow(input: UserMigrationInput, resume?: 
       from = { page: r.copy.page, cursor: r.copy.cursor, transferred: r.copy.transferred };
     }
     // The first pass's phase is copy from its start (search attribute set when the migration started it).
-    if (phases && !onePhase && !(kind === 'first' && patched(FIRST_PASS_ONE_ACTIVITY))) setPhase('copy');
+    if (phases && !oneActivity) setPhase('copy');
     const transferred = await copyAll(generation, from);
     if (phases) setPhase('verify');
     const v = await pausable(() => verifyUserObjects(verifyInput));
