@@ -1,5 +1,6 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { once } from 'node:events';
+import { closeSync, createWriteStream, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
@@ -18,6 +19,7 @@ import { createSiteClients, destroySiteClients, type Site, type SiteClients } fr
 import { SEARCH_ATTRIBUTE_NAMES } from '../src/domain/names';
 import { migrationWorkflowId, type MigrationResult } from '../src/workflows/definitions';
 import { out } from '../scripts/common';
+import { historyCost, sumCosts, type HistoryCost } from './actions';
 
 export const ROOT = resolve(__dirname, '..');
 export const MiB = 1024 * 1024;
@@ -27,6 +29,8 @@ interface DataSet {
   users: number;
   perUser: number;
   size: number;
+  /** Tools not run on this set (to keep the whole bench within about 40 minutes). */
+  skip?: string[];
 }
 
 interface Measure {
@@ -35,6 +39,8 @@ interface Measure {
   rssMiB: number;
   /** CPU seconds the stack's servers (both versitygw sites, Temporal) used during the run. */
   serversCpuS?: number;
+  /** Clover only: Temporal events and billable actions per user, from the run's histories. */
+  cost?: UsersCost;
 }
 
 interface Row {
@@ -46,18 +52,63 @@ interface Row {
   median: { wallS: number; objectsPerS: number; mibPerS: number; cpuSPerGiB: number; rssMiB: number; serversCpuSPerGiB?: number };
   spreadPct: number;
   ratioToRclone?: number;
+  /** Clover only: events and actions per user (of the first run). */
+  cost?: UsersCost;
 }
 
 const FULL: DataSet[] = [
   { name: 'small', users: 100, perUser: 200, size: 16 * 1024 },
   { name: 'medium', users: 20, perUser: 100, size: MiB },
   { name: 'large', users: 4, perUser: 1, size: 1024 * MiB },
+  // The plain SDK loop is not run on it: the small set already compares it on the same objects.
+  { name: 'heavy', users: 1, perUser: 20_000, size: 16 * 1024, skip: ['sdk loop'] },
 ];
 const QUICK: DataSet[] = [
   { name: 'small', users: 20, perUser: 100, size: 16 * 1024 },
   { name: 'medium', users: 4, perUser: 50, size: MiB },
   { name: 'large', users: 1, perUser: 1, size: 256 * MiB },
+  { name: 'heavy', users: 1, perUser: 2_000, size: 16 * 1024, skip: ['sdk loop'] },
 ];
+
+/** Workflow runs whose histories are read to measure a migration's events and actions, at most (a sample beyond). */
+const HISTORIES_READ = 400;
+
+/** Events and billable actions of a migration, per user: every run of the migration plus (a sample of) its users' runs. */
+export interface UsersCost {
+  users: number;
+  runs: number;
+  sampled: number;
+  eventsPerUser: number;
+  actionsPerUser: number;
+  byKindPerUser: Record<string, number>;
+  maxHistory: number;
+}
+
+async function migrationCost(client: Client, migrationId: string, users: number): Promise<UsersCost> {
+  const parents: { workflowId: string; runId: string }[] = [];
+  const children: { workflowId: string; runId: string }[] = [];
+  let maxHistory = 0;
+  const self = migrationWorkflowId(migrationId);
+  for await (const e of client.workflow.list({ query: `${SEARCH_ATTRIBUTE_NAMES.migrationId} = "${migrationId}"` })) {
+    maxHistory = Math.max(maxHistory, e.historyLength);
+    (e.workflowId === self ? parents : children).push({ workflowId: e.workflowId, runId: e.runId });
+  }
+  const step = Math.max(1, Math.ceil(children.length / HISTORIES_READ));
+  const sample = children.filter((_, i) => i % step === 0);
+  const limit = pLimit(8);
+  const cost = (r: { workflowId: string; runId: string }) => limit(async () => historyCost((await client.workflow.getHandle(r.workflowId, r.runId).fetchHistory()).events ?? []));
+  const parentCost = sumCosts(await Promise.all(parents.map(cost)));
+  const childCost = sumCosts(await Promise.all(sample.map(cost)));
+  const scale = sample.length ? children.length / sample.length : 0;
+  const per = (p: number, c: number) => (p + c * scale) / users;
+  const kinds = new Set([...Object.keys(parentCost.byKind), ...Object.keys(childCost.byKind)]);
+  return {
+    users, runs: parents.length + children.length, sampled: parents.length + sample.length, maxHistory,
+    eventsPerUser: per(parentCost.events, childCost.events), actionsPerUser: per(parentCost.actions, childCost.actions),
+    byKindPerUser: Object.fromEntries([...kinds].map((k) => [k, per(parentCost.byKind[k] ?? 0, childCost.byKind[k] ?? 0)])),
+  };
+}
+export type { HistoryCost };
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
@@ -191,7 +242,7 @@ export function startBenchWorker(ctx: { sitesFile: string; env: NodeJS.ProcessEn
   return { worker, exited: new Promise((ok) => worker.once('exit', ok)) };
 }
 
-async function runClover(ctx: Ctx, ds: DataSet, verify: 'checksum' | 'full', runNo: number): Promise<Measure & { maxHistory?: number }> {
+async function runClover(ctx: Ctx, ds: DataSet, verify: 'checksum' | 'full', runNo: number): Promise<Measure & { maxHistory?: number; cost?: UsersCost }> {
   const taskQueue = `bench-${Date.now()}`;
   const { worker, exited } = startBenchWorker(ctx, taskQueue);
   await new Promise((r) => setTimeout(r, 1500));
@@ -212,12 +263,11 @@ async function runClover(ctx: Ctx, ds: DataSet, verify: 'checksum' | 'full', run
   ])) as MigrationResult;
   const wallS = (Date.now() - t0) / 1000;
   if (r.phase !== 'completed' || r.counters.objects !== ds.users * ds.perUser) throw new Error(`bench migration ${migrationId} ended ${r.phase} with ${r.counters.objects} objects`);
-  let maxHistory = 0;
-  for await (const e of ctx.client.workflow.list({ query: `${SEARCH_ATTRIBUTE_NAMES.migrationId} = "${migrationId}"` })) maxHistory = Math.max(maxHistory, e.historyLength);
   const m = procStats(worker.pid!);
   worker.kill('SIGTERM');
   await exited;
-  return { wallS, cpuS: m.cpuS, rssMiB: m.rssMiB, maxHistory };
+  const cost = await migrationCost(ctx.client, migrationId, ds.users);
+  return { wallS, cpuS: m.cpuS, rssMiB: m.rssMiB, maxHistory: cost.maxHistory, cost };
 }
 
 /**
@@ -278,6 +328,7 @@ function row(ds: DataSet, tool: string, runs: Measure[]): Row {
       serversCpuSPerGiB: runs.every((r) => r.serversCpuS !== undefined) ? (median(runs.map((r) => r.serversCpuS ?? NaN)) ?? NaN) / (bytes / 1024 / MiB) : undefined,
     },
     spreadPct: runs.length > 1 ? ((Math.max(...walls) - Math.min(...walls)) / wall) * 100 : 0,
+    cost: runs.find((r) => r.cost)?.cost,
   };
 }
 
@@ -289,15 +340,17 @@ export function registerBench(program: Command): void {
     .option('--runs <n>', 'runs per data set and tool', (v) => Number(v))
     .option('--concurrency <n>', 'objects in flight per tool', (v) => Number(v), 16)
     .option('--largest-only', 'only measure the worker copying one large object (2 GiB; --quick 512 MiB), merged into the existing results')
-    .option('--sets <names>', 'only these data sets (comma-separated: small,medium,large); results go to bench/results-partial.json, not BENCHMARKS.md')
+    .option('--sets <names>', 'only these data sets (comma-separated: small,medium,large,heavy); results go to bench/results-partial.json, not BENCHMARKS.md')
+    .option('--user-list <n>', 'only the user-list measurement: generate N users, stage them as `clover start` does and read them back as the worker does (peak RSS and time of each), merged into the existing results', (v) => Number(v))
+    .option('--many-users-only', 'only the many-users measurement (10,000 users; --quick 500); partial results as with --sets')
     .option('--tools <names>', 'only these tools (comma-separated: clover-checksum,clover-full,rclone,sdk); partial results as with --sets')
-    .action(async (o: { quick?: boolean; runs?: number; concurrency: number; largestOnly?: boolean; sets?: string; tools?: string }) => {
+    .action(async (o: { quick?: boolean; runs?: number; concurrency: number; largestOnly?: boolean; manyUsersOnly?: boolean; userList?: number; sets?: string; tools?: string }) => {
       process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
       ensurePackage('rclone', 'rclone');
       ensurePackage('/usr/bin/time', 'time');
       const rcloneVersion = execFileSync('rclone', ['version']).toString().split('\n')[0];
       out(`peer tool: ${rcloneVersion}`);
-      const partial = !!(o.sets || o.tools);
+      const partial = !!(o.sets || o.tools || o.manyUsersOnly);
       const wantSets = o.sets?.split(',').map((x) => x.trim());
       const sets = (o.quick ? QUICK : FULL).filter((d) => !wantSets || wantSets.includes(d.name));
       const TOOL_NAMES: Record<string, string> = { 'clover-checksum': 'clover (checksum)', 'clover-full': 'clover (full)', rclone: 'rclone', sdk: 'sdk loop' };
@@ -305,10 +358,11 @@ export function registerBench(program: Command): void {
         if (!TOOL_NAMES[t]) throw new InputError(`unknown tool ${JSON.stringify(t)} in --tools; use ${Object.keys(TOOL_NAMES).join(', ')}`);
         return TOOL_NAMES[t];
       });
-      if (wantSets && sets.length !== wantSets.length) throw new InputError(`unknown data set in --sets ${JSON.stringify(o.sets)}; use small, medium, large`);
+      if (wantSets && sets.length !== wantSets.length) throw new InputError(`unknown data set in --sets ${JSON.stringify(o.sets)}; use small, medium, large, heavy`);
       const runs = o.runs ?? (o.quick ? 1 : 3);
       const manyUsers = o.quick ? 500 : 10_000;
       const largestSize = (o.quick ? 512 : 2048) * MiB;
+      if (o.userList !== undefined && !(Number.isInteger(o.userList) && o.userList > 0)) throw new InputError('--user-list takes a positive whole number of users, e.g. 10000000');
       const resultsFile = join(ROOT, 'bench', partial ? 'results-partial.json' : o.quick ? 'results-quick.json' : 'results.json');
       const dir = mkdtempSync(join(tmpdir(), 'clover-bench-'));
       out(`bench stack and logs: ${dir}`);
@@ -322,13 +376,18 @@ export function registerBench(program: Command): void {
       const connection = await Connection.connect({ address: state.temporalAddress });
       const ctx: Ctx = { sites, sitesFile: state.sitesFile, clients, client: new Client({ connection }), env, concurrency: o.concurrency, workerLog: join(dir, 'logs', 'bench-worker.log') };
       const rows: Row[] = [];
-      let manyUsersResult: { users: number; usersPerS: number; maxHistory: number } | undefined;
+      let manyUsersResult: Results['manyUsers'];
       let largest: Largest | undefined;
+      let userList: UserListResult | undefined;
       try {
-        for (const ds of o.largestOnly ? [] : sets) {
+        if (o.userList) {
+          userList = await measureUserList(ctx, dir, o.userList);
+          throw new Done();
+        }
+        for (const ds of o.largestOnly || o.manyUsersOnly ? [] : sets) {
           out(`seeding ${ds.name}: ${ds.users * ds.perUser} objects of ${ds.size / 1024} KiB...`);
           await seed(clients, ds);
-          const measured: Record<string, Measure[]> = Object.fromEntries(wantTools.map((t) => [t, []]));
+          const measured: Record<string, Measure[]> = Object.fromEntries(wantTools.filter((t) => !ds.skip?.includes(t)).map((t) => [t, []]));
           for (let run = 1; run <= runs; run++) {
             for (const tool of Object.keys(measured)) {
               await clearPrefix(clients.get('eu-ie')!, `users/bench-${ds.name}-`);
@@ -345,26 +404,28 @@ export function registerBench(program: Command): void {
           }
           const dsRows = Object.entries(measured).map(([tool, ms]) => row(ds, tool, ms));
           const rc = dsRows.find((r) => r.tool === 'rclone');
-          if (rc) for (const r of dsRows) r.ratioToRclone = ds.name === 'small' ? r.median.objectsPerS / rc.median.objectsPerS : r.median.mibPerS / rc.median.mibPerS;
+          if (rc) for (const r of dsRows) r.ratioToRclone = ds.size < MiB ? r.median.objectsPerS / rc.median.objectsPerS : r.median.mibPerS / rc.median.mibPerS;
           rows.push(...dsRows);
           await clearPrefix(clients.get('sg')!, `users/bench-${ds.name}-`);
           await clearPrefix(clients.get('eu-ie')!, `users/bench-${ds.name}-`);
         }
-        if (partial) throw new Done();
-        out(`largest object: one of ${largestSize / MiB} MiB (verify full)...`);
-        const big: DataSet = { name: 'largest', users: 1, perUser: 1, size: largestSize };
-        await seed(clients, big);
-        const lm = await runClover(ctx, big, 'full', 1);
-        largest = { sizeMiB: largestSize / MiB, wallS: lm.wallS, cpuS: lm.cpuS, rssMiB: lm.rssMiB };
-        out(`  ${largestSize / MiB} MiB in ${lm.wallS.toFixed(1)} s, worker peak RSS ${lm.rssMiB.toFixed(0)} MiB`);
-        await clearPrefix(clients.get('sg')!, 'users/bench-largest-');
+        if (partial && !o.manyUsersOnly) throw new Done();
+        if (!o.manyUsersOnly) {
+          out(`largest object: one of ${largestSize / MiB} MiB (verify full)...`);
+          const big: DataSet = { name: 'largest', users: 1, perUser: 1, size: largestSize };
+          await seed(clients, big);
+          const lm = await runClover(ctx, big, 'full', 1);
+          largest = { sizeMiB: largestSize / MiB, wallS: lm.wallS, cpuS: lm.cpuS, rssMiB: lm.rssMiB };
+          out(`  ${largestSize / MiB} MiB in ${lm.wallS.toFixed(1)} s, worker peak RSS ${lm.rssMiB.toFixed(0)} MiB`);
+          await clearPrefix(clients.get('sg')!, 'users/bench-largest-');
+        }
         if (!o.largestOnly) {
           out(`many users: ${manyUsers} users of one 4 KiB object each...`);
           const many: DataSet = { name: 'users', users: manyUsers, perUser: 1, size: 4096 };
           await seed(clients, many);
           const m = await runClover(ctx, many, 'checksum', 1);
-          manyUsersResult = { users: manyUsers, usersPerS: manyUsers / m.wallS, maxHistory: m.maxHistory ?? 0 };
-          out(`  ${manyUsers} users in ${m.wallS.toFixed(1)} s; largest workflow history: ${m.maxHistory} events`);
+          manyUsersResult = { users: manyUsers, usersPerS: manyUsers / m.wallS, maxHistory: m.maxHistory ?? 0, cost: m.cost };
+          out(`  ${manyUsers} users in ${m.wallS.toFixed(1)} s; largest workflow history: ${m.maxHistory} events; per user ${m.cost?.eventsPerUser.toFixed(1)} events, ${m.cost?.actionsPerUser.toFixed(1)} actions`);
         }
       } catch (err) {
         if (!(err instanceof Done)) throw err;
@@ -375,12 +436,16 @@ export function registerBench(program: Command): void {
         rmSync(dir, { recursive: true, force: true });
       }
       const machine = { cpus: `${cpus().length} × ${cpus()[0]?.model ?? 'unknown'}`, memoryGiB: Math.round(totalmem() / 1024 ** 3), node: process.version, rclone: rcloneVersion };
-      const flags = [o.quick && '--quick', o.sets && `--sets ${o.sets}`, o.tools && `--tools ${o.tools}`, o.runs && `--runs ${o.runs}`].filter(Boolean);
+      const flags = [o.quick && '--quick', o.manyUsersOnly && '--many-users-only', o.sets && `--sets ${o.sets}`, o.tools && `--tools ${o.tools}`, o.runs && `--runs ${o.runs}`].filter(Boolean);
       const command = `npm run bench${flags.length ? ` -- ${flags.join(' ')}` : ''}`;
       let results: Results = { date: new Date().toISOString(), command, quick: !!o.quick, runs, concurrency: o.concurrency, machine, rows, manyUsers: manyUsersResult, largest };
       if (o.largestOnly) {
         const prev = JSON.parse(readFileSync(resultsFile, 'utf8')) as Results;
         results = { ...prev, largest, largestCommand: `npm run bench -- ${[...flags, '--largest-only'].join(' ')}` };
+      }
+      if (o.userList) {
+        const prev = JSON.parse(readFileSync(resultsFile, 'utf8')) as Results;
+        results = { ...prev, userList, userListCommand: `npm run bench -- ${[...flags, `--user-list ${o.userList}`].join(' ')}` };
       }
       writeFileSync(resultsFile, JSON.stringify(results, null, 2) + '\n');
       if (partial) {
@@ -408,9 +473,50 @@ interface Results {
   concurrency: number;
   machine: Record<string, unknown>;
   rows: Row[];
-  manyUsers?: { users: number; usersPerS: number; maxHistory: number };
+  manyUsers?: { users: number; usersPerS: number; maxHistory: number; cost?: UsersCost };
   largest?: Largest;
   largestCommand?: string;
+  userList?: UserListResult;
+  userListCommand?: string;
+}
+
+interface UserListResult {
+  users: number;
+  fileMiB: number;
+  /** `clover start`'s part: validate, digest and store the list (a process of its own). */
+  stage: Measure;
+  /** The worker's part: every page through readUsersPage (a process of its own). */
+  read: Measure;
+}
+
+/** Generates `n` users into a file, stages them as `clover start` does, reads them back as the worker does. */
+async function measureUserList(ctx: Ctx, dir: string, n: number): Promise<UserListResult> {
+  const file = join(dir, 'users.jsonl');
+  out(`user list: generating ${n} users...`);
+  const w = createWriteStream(file);
+  for (let i = 0; i < n; i++) {
+    if (!w.write(`{"userId":"user-${String(i).padStart(9, '0')}","country":"${i % 5 ? 'DE' : 'NO'}"}\n`)) await once(w, 'drain');
+  }
+  w.end();
+  await once(w, 'finish');
+  const fileMiB = statSync(file).size / MiB;
+  const migrationId = `bench-list-${Date.now().toString(36)}`;
+  const planFile = join(dir, 'users-plan.json');
+  writeFileSync(planFile, JSON.stringify({ migrationId, sources: ['sg'], routing: { default: 'eu-ie' }, usersFile: file }));
+  const script = join(ROOT, 'bench', 'user-list.ts');
+  const etagFile = join(dir, 'users.etag');
+  out(`  staging ${fileMiB.toFixed(0)} MiB as clover start does...`);
+  const stage = await timed(process.execPath, ['--import', 'tsx', script, 'stage', ctx.sitesFile, planFile, etagFile], ctx.env);
+  if (stage.code !== 0) throw new Error(`staging the user list exited ${stage.code}`);
+  out(`  staged in ${stage.wallS.toFixed(1)} s, peak RSS ${stage.rssMiB.toFixed(0)} MiB; reading it back as the worker does...`);
+  const countFile = join(dir, 'users.count');
+  const read = await timed(process.execPath, ['--import', 'tsx', script, 'read', ctx.sitesFile, 'eu-ie', migrationId, readFileSync(etagFile, 'utf8'), countFile], ctx.env);
+  if (read.code !== 0) throw new Error(`reading the user list exited ${read.code}`);
+  const got = Number(readFileSync(countFile, 'utf8'));
+  if (got !== n) throw new Error(`the worker read ${got} users of ${n}`);
+  out(`  read in ${read.wallS.toFixed(1)} s, peak RSS ${read.rssMiB.toFixed(0)} MiB`);
+  rmSync(file, { force: true });
+  return { users: n, fileMiB, stage, read };
 }
 
 function report(r: Results, sets: DataSet[]): string {
@@ -425,16 +531,39 @@ function report(r: Results, sets: DataSet[]): string {
     'is started beforehand); its CPU and peak RSS are the worker process\'s, over its whole life. "Servers\' CPU" is what the',
     'stack\'s servers (both versitygw sites and Temporal) used during the run, on the same cores.',
     '',
-    `Data sets: ${sets.map((s) => `${s.name} = ${s.users * s.perUser} × ${s.size >= MiB ? `${s.size / MiB} MiB` : `${s.size / 1024} KiB`}`).join('; ')}.`,
+    `Data sets: ${sets.filter((s) => r.rows.some((x) => x.dataset === s.name)).map((s) => `${s.name} = ${s.users * s.perUser} × ${s.size >= MiB ? `${s.size / MiB} MiB` : `${s.size / 1024} KiB`}`).join('; ')}.`,
     '',
     '| data set | tool | wall s | objects/s | MiB/s | CPU s/GiB | servers\' CPU s/GiB | peak RSS MiB | vs rclone | spread |',
     '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|',
     ...r.rows.map((x) => `| ${x.dataset} | ${x.tool} | ${f(x.median.wallS)} | ${f(x.median.objectsPerS)} | ${f(x.median.mibPerS)} | ${f(x.median.cpuSPerGiB)} | ${x.median.serversCpuSPerGiB === undefined ? 'n/a' : f(x.median.serversCpuSPerGiB)} | ${f(x.median.rssMiB, 0)} | ${x.ratioToRclone === undefined ? 'n/a' : f(x.ratioToRclone, 2)} | ${f(x.spreadPct, 0)}% |`),
     '',
-    '"vs rclone" compares objects/s for the small set and MiB/s for the others.',
+    '"vs rclone" compares objects/s for the sets of small objects (small, heavy) and MiB/s for the others.',
   ];
+  const costRows = [
+    ...r.rows.filter((x) => x.cost && x.tool === 'clover (checksum)').map((x) => [x.dataset, x.cost!] as const),
+    ...(r.manyUsers?.cost ? [[`${r.manyUsers.users} users × 1 object`, r.manyUsers.cost] as const] : []),
+  ];
+  if (costRows.length) {
+    const kinds = [...new Set(costRows.flatMap(([, c]) => Object.keys(c.byKindPerUser)))].sort();
+    lines.push(
+      '', '### Temporal events and billable actions per user', '',
+      'From the histories of every run of the migration and of its users\' workflows (at most ' + HISTORIES_READ + ' of those read, evenly',
+      'sampled, and scaled), per user migrated, verify `checksum`. Actions are counted as Temporal Cloud bills them',
+      '(https://docs.temporal.io/cloud/actions): one per workflow run started (client start, child start, continue-as-new), per',
+      'activity schedule and retry, per signal received, per update accepted, per timer, per search-attribute upsert, per',
+      'non-patch marker. Heartbeats and queries leave no history event and are not counted (activities under a second send none).',
+      '',
+      `| data set | events/user | actions/user | ${kinds.join(' | ')} | largest history |`,
+      `|---|---:|---:|${kinds.map(() => '---:').join('|')}|---:|`,
+      ...costRows.map(([name, c]) => `| ${name} | ${f(c.eventsPerUser)} | ${f(c.actionsPerUser)} | ${kinds.map((k) => f(c.byKindPerUser[k] ?? 0, 2)).join(' | ')} | ${c.maxHistory} |`),
+    );
+  }
   if (r.largest) {
     lines.push('', `Largest single object copied: ${r.largest.sizeMiB} MiB in ${f(r.largest.wallS)} s (verify full), worker peak RSS ${f(r.largest.rssMiB, 0)} MiB${r.largestCommand ? ` (measured by \`${r.largestCommand}\`)` : ''}.`);
+  }
+  if (r.userList) {
+    const u = r.userList;
+    lines.push('', `User list: ${u.users} generated users (${f(u.fileMiB, 0)} MiB of JSON lines). \`clover start\`'s part (validate every line and check for duplicates, digest, store in ${f(u.fileMiB / 8, 0)} parts of 8 MiB): ${f(u.stage.wallS)} s, peak RSS ${f(u.stage.rssMiB, 0)} MiB. The worker's part (every page through the readUsersPage activity): ${f(u.read.wallS)} s, peak RSS ${f(u.read.rssMiB, 0)} MiB${r.userListCommand ? ` (measured by \`${r.userListCommand}\`)` : ''}.`);
   }
   if (r.manyUsers) lines.push('', `Many users: ${r.manyUsers.users} users of one 4 KiB object each at ${f(r.manyUsers.usersPerS)} users/s; the largest history of any workflow run was ${r.manyUsers.maxHistory} events.`);
   const ratio = (ds: string, tool: string) => r.rows.find((x) => x.dataset === ds && x.tool === tool)?.ratioToRclone;
@@ -448,12 +577,14 @@ function report(r: Results, sets: DataSet[]): string {
   const [lt, lok] = target('large');
   const [mt, mok] = target('medium');
   const [st, sok] = target('small');
+  const [ht, hok] = target('heavy');
   lines.push(
     '', '## Targets', '',
     '| target | measured | |', '|---|---|---|',
     `| large objects: MiB/s ≥ 0.9 × rclone | ${lt} | ${yes(lok)} |`,
     `| medium objects: MiB/s ≥ 0.9 × rclone | ${mt} | ${yes(mok)} |`,
     `| small objects: objects/s ≥ 0.9 × rclone | ${st} | ${yes(sok)} |`,
+    `| one heavy user (small objects): objects/s ≥ 0.9 × rclone | ${ht} | ${yes(hok)} |`,
     `| worker peak RSS ≤ 256 MiB copying one 2 GiB object | ${r.largest ? `${f(r.largest.rssMiB, 0)} MiB for ${r.largest.sizeMiB} MiB` : 'n/a'} | ${yes(r.largest && r.largest.sizeMiB >= 2048 ? r.largest.rssMiB <= 256 : undefined)} |`,
     `| RSS not growing with object size | Clover peak RSS per data set: ${rss}${r.largest ? `; largest object ${f(r.largest.rssMiB, 0)}` : ''} (MiB) | see figures |`,
     `| no workflow run above 10,000 history events | ${r.manyUsers ? `${r.manyUsers.maxHistory} events with ${r.manyUsers.users} users` : 'n/a'} | ${yes(r.manyUsers ? r.manyUsers.maxHistory <= 10_000 : undefined)} |`,

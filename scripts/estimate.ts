@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import pLimit from 'p-limit';
-import { loadPlan } from '../src/config/plan';
+import { loadPlan, planUsers, usersTotal } from '../src/config/plan';
 import { userPrefixFor } from '../src/domain/layout';
 import { addToEstimate, archivedLine, type StorageClassEstimate } from '../src/domain/versions';
 import { forEachWithClass } from '../src/storage/archive';
@@ -25,21 +25,30 @@ export function registerEstimate(program: Command): void {
       const e: StorageClassEstimate = { classes: {}, archived: [] };
       try {
         const limit = pLimit(8);
-        await Promise.all(plan.users.flatMap((u) => plan.settings.sources.map((name) => limit(() => (
-          forEachWithClass(clients.get(name)!, userPrefixFor(plan.settings.userPrefix, u.userId), (obj) => addToEstimate(e, obj))
-        )))));
+        // Users stream from the plan (memory flat in the list's length); at most 8 listings at once.
+        const running = new Set<Promise<void>>();
+        for await (const u of planUsers(plan)) {
+          for (const name of plan.settings.sources) {
+            const p: Promise<void> = limit(() => forEachWithClass(clients.get(name)!, userPrefixFor(plan.settings.userPrefix, u.userId), (obj) => addToEstimate(e, obj)))
+              .finally(() => running.delete(p));
+            p.catch(() => undefined); // awaited below (race or all); not an unhandled rejection meanwhile
+            running.add(p);
+            if (running.size >= 64) await Promise.race(running);
+          }
+        }
+        await Promise.all(running);
       } finally {
         destroySiteClients(clients);
       }
       e.archived.sort((a, b) => a.site.localeCompare(b.site) || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
       if (o.json) {
-        out(JSON.stringify({ migrationId: plan.settings.migrationId, users: plan.users.length, ...e }, null, 2));
+        out(JSON.stringify({ migrationId: plan.settings.migrationId, users: usersTotal(plan), ...e }, null, 2));
         return;
       }
       const restore = plan.settings.restoreArchived;
       const objects = Object.values(e.classes).reduce((n, c) => n + c.objects, 0);
       const bytes = Object.values(e.classes).reduce((n, c) => n + c.bytes, 0);
-      out(`estimate ${plan.settings.migrationId}: ${plan.users.length} user(s), ${objects} object(s), ${formatBytes(bytes)} in the sources`);
+      out(`estimate ${plan.settings.migrationId}: ${usersTotal(plan)} user(s), ${objects} object(s), ${formatBytes(bytes)} in the sources`);
       for (const [name, c] of Object.entries(e.classes).sort(([a], [b]) => a.localeCompare(b))) {
         out(`CLASS ${name}: ${c.objects} object(s), ${formatBytes(c.bytes)}`);
       }

@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { loadPlan } from '../src/config/plan';
+import { loadPlan, usersTotal } from '../src/config/plan';
 import { migrationListUiUrl, workflowUiUrl } from '../src/config/temporal';
 import { startMigration } from '../src/operator/migrations';
 import { operatorActor } from '../src/evidence/keys';
@@ -29,7 +29,7 @@ export function registerStart(program: Command): void {
         // The result of a new start: accepted once its workflow runs (what --wait then shows is the migration's, not the command's).
         await runRecorded(intent, async () => undefined);
         const verb = { started: 'started', attached: 'is already running; attached to', finished: 'already finished:' }[r.state];
-        out(`migration ${plan.settings.migrationId} ${verb} ${r.workflowId} (${plan.users.length} users)`);
+        out(`migration ${plan.settings.migrationId} ${verb} ${r.workflowId} (${usersTotal(plan)} users)`);
         out(`web UI: ${workflowUiUrl(cfg, r.workflowId)}`);
         out(`users:  ${migrationListUiUrl(cfg, plan.settings.migrationId)}`);
         if (o.wait || r.state === 'finished') {

@@ -86,13 +86,14 @@ describe('archived source objects', () => {
     expect(json.archived).toHaveLength(2);
   });
 
-  it('without "restoreArchived" the user with archived objects fails before its copy, one line per key; the other user migrates', async () => {
+  it('without "restoreArchived" the user with archived objects fails in its first pass, one line per key, with nothing archived copied or committed; the other user migrates', async () => {
     const r = await runCli(['start', '--plan', plan(), '--wait'], own(id));
     expect(r.code).toBe(1);
     expect(r.stdout).toContain(`FAILED user ${users[1]}: ARCHIVED site sg key users/${users[1]}/cold-1 (GLACIER): add "restoreArchived" to the plan or restore it`);
     expect(r.stdout).toContain(`ARCHIVED site sg key users/${users[1]}/cold-2 (GLACIER): add "restoreArchived" to the plan or restore it`);
-    // Failed at once: nothing of that user was copied, not even its readable object.
-    expect(await listKeys(c, 'eu-ie', `users/${users[1]}/`)).toEqual([]);
+    // Its copy blocked each archived key as it listed it: none is in the EU site, and no manifest was committed.
+    expect((await listKeys(c, 'eu-ie', `users/${users[1]}/`)).filter((k) => k.includes('/cold-'))).toEqual([]);
+    expect(await listKeys(c, 'eu-ie', `_clover/migrations/${id}/manifests/${users[1]}`)).toEqual([]);
     expect(await listKeys(c, 'eu-ie', `users/${users[0]}/`)).toEqual([`users/${users[0]}/a`]);
   });
 });

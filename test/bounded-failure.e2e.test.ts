@@ -142,7 +142,7 @@ describe('bounded failure', () => {
       await wedged.addToxic('sg', { type: 'timeout', stream: 'downstream', attributes: { timeout: 0 } });
       connection = await Connection.connect({ address: process.env.TEMPORAL_ADDRESS! });
       const handle = new Client({ connection }).workflow.getHandle(userWorkflowId(id, userId));
-      const copy = async () => (await handle.describe()).raw.pendingActivities?.find((a) => a.activityType?.name === 'copyUserObjects');
+      const copy = async () => (await handle.describe()).raw.pendingActivities?.find((a) => a.activityType?.name === 'copyUserObjects' || a.activityType?.name === 'firstPassSmallUser');
       const retried = await waitUntil('the wedged copy attempt is timed out and retried', copy, (a) => (a?.attempt ?? 0) >= 2, { timeoutMs: 100_000, everyMs: 500 });
       const took = Date.now() - hangStarted;
       console.log(`wedge: copy attempt ${retried?.attempt} scheduled ${took} ms after the hang started; last failure: ${retried?.lastFailure?.message}`);

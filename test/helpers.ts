@@ -9,6 +9,7 @@ import { listAllKeys } from '../src/storage/listing';
 import type { Client } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import type { CopyCheckpoint } from '../src/activities/copy';
+import type { StagedDetails } from '../src/activities/scaffold';
 import { userWorkflowId } from '../src/workflows/definitions';
 import { recordProcess } from './support/processes';
 
@@ -108,8 +109,15 @@ export function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Cli
 /** The heartbeat checkpoint of a user's running copy activity, or undefined while none is pending. */
 export async function copyCheckpoint(client: Client, migrationId: string, userId: string): Promise<CopyCheckpoint | undefined> {
   const d = await client.workflow.getHandle(userWorkflowId(migrationId, userId)).describe();
-  const details = d.raw.pendingActivities?.find((a) => a.activityType?.name === 'copyUserObjects')?.heartbeatDetails?.payloads?.[0];
-  return details ? defaultPayloadConverter.fromPayload<CopyCheckpoint>(details) : undefined;
+  const pending = d.raw.pendingActivities?.find((a) => a.activityType?.name === 'copyUserObjects' || a.activityType?.name === 'firstPassSmallUser');
+  const details = pending?.heartbeatDetails?.payloads?.[0];
+  if (!details) return undefined;
+  // The first pass's first call (firstPassSmallUser) heartbeats its copy stage's checkpoint tagged with the stage.
+  if (pending?.activityType?.name === 'firstPassSmallUser') {
+    const staged = defaultPayloadConverter.fromPayload<StagedDetails>(details);
+    return staged.stage === 'copy' ? (staged.details as CopyCheckpoint) : undefined;
+  }
+  return defaultPayloadConverter.fromPayload<CopyCheckpoint>(details);
 }
 
 /** True while the user's workflow has an activity pending (running, or scheduled for a retry). */

@@ -40,14 +40,15 @@ describe('a pause survives continue-as-new', () => {
     const taskQueue = uniqueId('tq');
     const worker = await Worker.create({
       connection: env.nativeConnection, taskQueue, workflowBundle: { codePath: process.env.CLOVER_WORKFLOW_BUNDLE! },
-      activities: { copyUserObjects, cleanupUser: async () => ({ uploadsAborted: 0 }) },
+      // The first pass's first call (one activity for a small user) copies as the stand-in does, not done.
+      activities: { copyUserObjects, firstPassSmallUser: async () => ({ copy: await copyUserObjects() }), cleanupUser: async () => ({ uploadsAborted: 0 }) },
     });
     const input: UserMigrationInput = {
       settings: {
         migrationId, sources: ['sg', 'us'], routing: { default: 'eu-ie', byCountry: {} }, userPrefix: 'users/{userId}/', verify: 'checksum',
         conflictPolicy: 'newest-wins', concurrency: { users: 1, objectsPerUser: 1 }, sourceDisposition: 'keep', gracePeriod: '7d',
       },
-      parentWorkflowId: `migration-${migrationId}`, userId, country: 'DE', targetSite: 'eu-ie', historyLimit: 1,
+      parentWorkflowId: `migration-${migrationId}`, userId, country: 'DE', targetSite: 'eu-ie', historyLimit: 1, firstPassOneActivity: true,
     };
     const workflowId = userWorkflowId(migrationId, userId);
     await worker.runUntil(async () => {

@@ -1,10 +1,14 @@
 import type { ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
 import { usersListKey } from '../src/domain/layout';
 import { destroySiteClients } from '../src/storage/clients';
 import { migrationWorkflowId } from '../src/workflows/definitions';
 import { clients, get, listKeys, put, runCli, startWorkerProcess, stopProcess, tmpPlanDir, uniqueId, writePlan } from './helpers';
+import { USER_LIST_PART_BYTES } from '../src/operator/migrations';
 
 /**
  * The user list is written once and pinned: a start never replaces another plan's list, and a list
@@ -52,5 +56,32 @@ describe('the stored user list is pinned', () => {
     expect(root).toMatch(new RegExp(`the user list of migration ${id} \\(site eu-ie, key [^)]+\\) was replaced after the migration started`));
     expect(await listKeys(c, 'eu-ie', `users/${user}/`)).toEqual([]);
     expect(await listKeys(c, 'eu-ie', `users/${id}-intruder/`)).toEqual([]);
+  });
+
+  it('a users file longer than one part is stored whole in parts, once: the same plan attaches, another is refused', async () => {
+    const id = uniqueId('pin-long');
+    const dir = tmpPlanDir();
+    // About 1.5 parts of 8 MiB: a multipart upload of two parts.
+    const n = Math.ceil((USER_LIST_PART_BYTES * 1.5) / 48);
+    const lines = Array.from({ length: n }, (_, i) => JSON.stringify({ userId: `${id}-${String(i).padStart(8, '0')}`, country: i % 2 ? 'DE' : 'NO' }) + '\n');
+    const expected = lines.join('');
+    writeFileSync(join(dir, 'users.jsonl'), expected);
+    const planFile = writePlan(dir, { migrationId: id, sources: ['sg', 'us'], routing: { default: 'eu-ie' }, usersFile: 'users.jsonl' });
+    const first = await runCli(['start', '--plan', planFile]);
+    expect(first.stderr).toBe('');
+    expect(first.code).toBe(0);
+    expect(first.stdout).toContain(`(${n} users)`);
+    const stored = await get(c, 'eu-ie', usersListKey(id));
+    expect(stored?.etag).toMatch(/-2$/);
+    expect(createHash('sha256').update(stored!.body).digest('hex')).toBe(createHash('sha256').update(expected).digest('hex'));
+    const again = await runCli(['start', '--plan', planFile]);
+    expect(again.code).toBe(0);
+    expect(again.stdout).toMatch(/is already running; attached/);
+    // Another plan under the same id (one more user): refused, the stored list untouched.
+    writeFileSync(join(dir, 'other.jsonl'), expected + `{"userId":"${id}-extra","country":"DE"}\n`);
+    const other = await runCli(['start', '--plan', writePlan(dir, { migrationId: id, sources: ['sg', 'us'], routing: { default: 'eu-ie' }, usersFile: 'other.jsonl' })]);
+    expect(other.code).toBe(2);
+    expect(other.stderr).toMatch(new RegExp(`migration id "${id}" is already used by a different plan`));
+    expect((await get(c, 'eu-ie', usersListKey(id)))?.etag).toBe(stored!.etag);
   });
 });

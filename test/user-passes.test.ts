@@ -3,6 +3,7 @@ import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import type { CommitManifestInput, CommitManifestResult, ManifestHead } from '../src/activities/commit';
+import type { FirstPassInput, FirstPassResult } from '../src/activities/small-user';
 import type { CopyUserInput, CopyUserResult } from '../src/activities/copy';
 import type { DisposeSourcesResult } from '../src/activities/lifecycle';
 import type { ReadUsersPageResult } from '../src/activities/users';
@@ -77,6 +78,15 @@ describe('user workflow in passes (cutover operator)', () => {
       },
       cleanupUser: async () => ({ uploadsAborted: 0 }),
     };
+    // A small user's first pass is one activity: the same three stand-ins in turn.
+    const allActivities = {
+      ...activities,
+      firstPassSmallUser: async (i: FirstPassInput): Promise<FirstPassResult> => {
+        const copy = await activities.copyUserObjects(i.copy);
+        if (!copy.done || copy.blockedCount > 0) return { copy };
+        return { copy, verify: await activities.verifyUserObjects(i.verify), commit: await activities.commitManifest(i.commit) };
+      },
+    };
 
     const settings: MigrationSettings = {
       migrationId, sources: ['sg'], routing: { default: 'eu-ie', byCountry: {} }, userPrefix: 'users/{userId}/', verify: 'checksum',
@@ -85,10 +95,10 @@ describe('user workflow in passes (cutover operator)', () => {
     };
     const taskQueue = uniqueId('tq');
     const worker = await Worker.create({
-      connection: env.nativeConnection, taskQueue, workflowBundle: { codePath: process.env.CLOVER_WORKFLOW_BUNDLE! }, activities,
+      connection: env.nativeConnection, taskQueue, workflowBundle: { codePath: process.env.CLOVER_WORKFLOW_BUNDLE! }, activities: allActivities,
     });
     const parentId = migrationWorkflowId(migrationId);
-    const userInput: UserMigrationInput = { settings, parentWorkflowId: parentId, userId, country: 'DE', targetSite: 'eu-ie', historyLimit: 30 };
+    const userInput: UserMigrationInput = { settings, parentWorkflowId: parentId, userId, country: 'DE', targetSite: 'eu-ie', historyLimit: 30, firstPassOneActivity: true };
     const migrationInput: MigrationInput = { settings, usersSite: 'eu-ie', usersTotal: 0, mode: 'start' };
 
     // Whatever happens, the stand-ins held open are let go, so the worker can drain.

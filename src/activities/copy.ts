@@ -100,10 +100,10 @@ export interface CopyCheckpoint {
  */
 export function createCopyActivities(deps: ActivityDeps) {
   function copyUserObjects(input: CopyUserInput): Promise<CopyUserResult> {
-    return runActivity(async ({ ctx, signal, checkpointWith, beat }) => {
+    return runActivity(async ({ resumed: prior, signal, checkpointWith, beat }) => {
       const target = targetSite(deps, input.targetSite);
       const sources = input.sources.map((n) => site(deps, n));
-      const resumed = ctx.info.heartbeatDetails as CopyCheckpoint | undefined;
+      const resumed = prior as CopyCheckpoint | undefined;
       let page = resumed?.page ?? input.page;
       let cursor = resumed ? resumed.cursor : input.cursor;
       let listed = resumed?.listed === true;

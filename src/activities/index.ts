@@ -8,6 +8,7 @@ import { createUserActivities } from './users';
 import { createVerifyActivities } from './verify';
 import { createLifecycleActivities } from './lifecycle';
 import { createRollbackActivities } from './rollback';
+import { createSmallUserActivities } from './small-user';
 
 export type { ActivityDeps } from './deps';
 
@@ -23,6 +24,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createFenceActivities(deps),
     ...createEvidenceActivities(deps),
     ...createArchiveActivities(deps),
+    ...createSmallUserActivities(deps),
   };
 }
 

@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { setMaxListeners } from 'node:events';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
@@ -26,9 +27,48 @@ export const HEARTBEAT_EVERY_MS = 5_000;
  */
 export const STALL_AFTER_MS = 40_000;
 
+/**
+ * Heartbeats an activity sends in its first second are dropped (the periodic one still runs): a
+ * sub-second activity then costs no heartbeat (a Temporal Cloud action each). A retry of such an
+ * attempt redoes at most a second of idempotent work.
+ */
+export const FIRST_HEARTBEAT_AFTER_MS = 1_000;
+
+/**
+ * One stage of an activity that runs several activity bodies in turn (activities/small-user.ts): each
+ * body's heartbeats are sent tagged with the stage (and what the stages before it returned), and a
+ * retried attempt gives each body only the checkpoint of its own stage.
+ */
+interface Stage {
+  stage: string;
+  resumed: unknown;
+  carry: Record<string, unknown>;
+}
+const currentStage = new AsyncLocalStorage<Stage>();
+
+/** What a staged activity heartbeats: the stage, its body's checkpoint, and the earlier stages' results. */
+export interface StagedDetails {
+  stage: string;
+  details?: unknown;
+  carry: Record<string, unknown>;
+}
+
+/** Runs `fn` (activity functions built on `runActivity`) as stage `stage` of the current activity. */
+export function inStage<T>(stage: string, resumed: unknown, carry: Record<string, unknown>, fn: () => Promise<T>): Promise<T> {
+  return currentStage.run({ stage, resumed, carry }, fn);
+}
+
+/** Records, now, that the current activity has reached `stage` (so a retry starts there). */
+export function markStage(stage: string, carry: Record<string, unknown>): void {
+  const d: StagedDetails = { stage, carry };
+  Context.current().heartbeat(d);
+}
+
 /** What every activity body gets from `runActivity`. */
 export interface ActivityScope {
   ctx: Context;
+  /** The checkpoint of the attempt before this one (its last heartbeat), if any. */
+  resumed: unknown;
   /** The activity's cancellation signal, shared by all its concurrent S3 calls (hence no listener limit). */
   signal: AbortSignal;
   /** Sets what heartbeats carry from now on (the checkpoint a retried attempt resumes from). */
@@ -46,6 +86,13 @@ export interface ActivityScope {
  */
 export async function runActivity<T>(body: (scope: ActivityScope) => Promise<T>): Promise<T> {
   const ctx = Context.current();
+  const stage = currentStage.getStore();
+  const resumed = stage ? stage.resumed : ctx.info.heartbeatDetails;
+  const startedAt = Date.now();
+  const send = (d: unknown) => {
+    if (Date.now() - startedAt < FIRST_HEARTBEAT_AFTER_MS) return;
+    ctx.heartbeat(stage ? ({ stage: stage.stage, details: d, carry: stage.carry } satisfies StagedDetails) : d);
+  };
   const stalled = new AbortController();
   const signal = AbortSignal.any([ctx.cancellationSignal, stalled.signal]);
   setMaxListeners(0, ctx.cancellationSignal, signal);
@@ -54,7 +101,7 @@ export async function runActivity<T>(body: (scope: ActivityScope) => Promise<T>)
   const progress = () => (lastProgress = Date.now());
   const beat = () => {
     progress();
-    ctx.heartbeat(details());
+    send(details());
   };
   // Past this, Temporal has timed the attempt out: its hung requests are aborted so they free their slot.
   const abandonAfterMs = STALL_AFTER_MS + (ctx.info.heartbeatTimeoutMs ?? 0) + HEARTBEAT_EVERY_MS;
@@ -63,7 +110,7 @@ export async function runActivity<T>(body: (scope: ActivityScope) => Promise<T>)
     const silentMs = Date.now() - lastProgress;
     if (silentMs < STALL_AFTER_MS) {
       warned = false;
-      ctx.heartbeat(details());
+      send(details());
       return;
     }
     if (!warned) {
@@ -73,7 +120,7 @@ export async function runActivity<T>(body: (scope: ActivityScope) => Promise<T>)
     if (silentMs >= abandonAfterMs && !stalled.signal.aborted) stalled.abort(new Error(`no progress for ${Math.round(silentMs / 1000)} s: attempt abandoned`));
   }, HEARTBEAT_EVERY_MS);
   try {
-    return await withProgress(progress, () => body({ ctx, signal, checkpointWith: (d) => (details = d), beat }));
+    return await withProgress(progress, () => body({ ctx, resumed, signal, checkpointWith: (d) => (details = d), beat }));
   } catch (err) {
     throw toFailure(ctx, err);
   } finally {

@@ -24,6 +24,11 @@ export interface ReadUsersPageResult {
 }
 
 const PAGE_BYTES = 256 * 1024;
+/**
+ * Bytes read per row asked for: a stored line is at most about 170 bytes (a 128-character id), so a
+ * read of `limit` rows fetches about what it uses (a page of 100 users: 25 KiB, not 256 KiB).
+ */
+const BYTES_PER_ROW = 256;
 
 /**
  * Splits the text of a ranged read of the user list into at most `limit` rows. Only whole lines count
@@ -59,32 +64,41 @@ export function createUserActivities(deps: ActivityDeps) {
     return runActivity(async ({ signal }) => {
       const s = site(deps, input.usersSite);
       const key = usersListKey(input.migrationId);
-      let text: string;
-      let total: number;
-      try {
-        const res = await s.s3.send(
-          new GetObjectCommand({
-            Bucket: s.bucket, Key: key, Range: `bytes=${input.offset}-${input.offset + PAGE_BYTES - 1}`,
-            IfMatch: input.usersEtag ? `"${input.usersEtag}"` : undefined,
-          }),
-          { abortSignal: signal },
-        );
-        text = await res.Body!.transformToString('utf8');
-        total = Number((res.ContentRange ?? '').split('/')[1] ?? NaN);
-      } catch (err) {
-        if (s3Status(err) === 416) return { users: [], nextOffset: input.offset, done: true };
-        if (isPreconditionFailed(err)) {
-          throw new StorageError(
-            `the user list of migration ${input.migrationId} (site ${s.name}, key ${key}) was replaced after the migration started ` +
-              `(its ETag is no longer ${input.usersEtag}); no more users are read from it. Start a migration with a new id for the new list`,
-            'UserListChanged',
-            true,
+      /** One ranged read of `bytes` from the offset, split into whole rows; undefined past the end. */
+      const read = async (bytes: number) => {
+        let text: string;
+        let total: number;
+        try {
+          const res = await s.s3.send(
+            new GetObjectCommand({
+              Bucket: s.bucket, Key: key, Range: `bytes=${input.offset}-${input.offset + bytes - 1}`,
+              IfMatch: input.usersEtag ? `"${input.usersEtag}"` : undefined,
+            }),
+            { abortSignal: signal },
           );
+          text = await res.Body!.transformToString('utf8');
+          total = Number((res.ContentRange ?? '').split('/')[1] ?? NaN);
+        } catch (err) {
+          if (s3Status(err) === 416) return undefined;
+          if (isPreconditionFailed(err)) {
+            throw new StorageError(
+              `the user list of migration ${input.migrationId} (site ${s.name}, key ${key}) was replaced after the migration started ` +
+                `(its ETag is no longer ${input.usersEtag}); no more users are read from it. Start a migration with a new id for the new list`,
+              'UserListChanged',
+              true,
+            );
+          }
+          throw describeS3Error(err, { site: s.name, bucket: s.bucket, key, action: 'reading the user list' });
         }
-        throw describeS3Error(err, { site: s.name, bucket: s.bucket, key, action: 'reading the user list' });
-      }
-      const atEnd = Number.isFinite(total) ? input.offset + Buffer.byteLength(text) >= total : true;
-      const { rows, consumed } = parseUsersChunk(text, atEnd, input.limit);
+        const atEnd = Number.isFinite(total) ? input.offset + Buffer.byteLength(text) >= total : true;
+        return { ...parseUsersChunk(text, atEnd, input.limit), atEnd, total };
+      };
+      const small = Math.min(PAGE_BYTES, Math.max(4096, input.limit * BYTES_PER_ROW));
+      let got = await read(small);
+      // No whole line in the short read (a list with unusually long lines): the full page.
+      if (got && got.rows.length === 0 && !got.atEnd && small < PAGE_BYTES) got = await read(PAGE_BYTES);
+      if (!got) return { users: [], nextOffset: input.offset, done: true };
+      const { rows, consumed, total } = got;
       const users: ReadUsersPageResult['users'] = rows;
       const nextOffset = input.offset + consumed;
       if (input.checkCommitted) {

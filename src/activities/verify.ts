@@ -74,10 +74,10 @@ export function createVerifyActivities(deps: ActivityDeps) {
    * Idempotent; resumes at the page in its heartbeat.
    */
   function verifyUserObjects(input: VerifyUserInput): Promise<VerifyUserResult> {
-    return runActivity(async ({ ctx, signal, checkpointWith, beat }) => {
+    return runActivity(async ({ ctx, resumed: prior, signal, checkpointWith, beat }) => {
       const target = targetSite(deps, input.targetSite);
       const maxRecopies = input.maxRecopies ?? 3;
-      const resumed = ctx.info.heartbeatDetails as VerifyCheckpoint | undefined;
+      const resumed = prior as VerifyCheckpoint | undefined;
       const result: VerifyUserResult = resumed?.result ?? { verified: 0, verifiedBytes: 0, recopied: 0, transferredObjects: 0, transferredBytes: 0 };
       const limit = pLimit(input.objectsPerUser);
 

@@ -1,6 +1,5 @@
-import { createReadStream, readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { createInterface } from 'node:readline';
 import { z } from 'zod';
 import { isCountryCode } from '../domain/countries';
 import { isEea } from '../domain/eea';
@@ -10,10 +9,11 @@ import { routingTargets } from '../domain/routing';
 import { durationMs } from './duration';
 import { InputError, firstIssue, formatPath } from './errors';
 import type { Sites } from './sites';
+import { checkUsersFile, usersFileRows } from './user-list';
 
 export const USER_ID = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$/;
 
-const userRowSchema = z
+export const userRowSchema = z
   .object({
     userId: z.string().min(1, 'must not be empty').regex(USER_ID, 'must be 1-128 characters of A-Z a-z 0-9 . _ @ - (starting with a letter or digit)'),
     country: z.string().refine(isCountryCode, 'must be an assigned ISO 3166-1 alpha-2 country code in capitals, e.g. DE'),
@@ -95,7 +95,27 @@ export interface LoadedPlan {
   settings: PlanSettings;
   /** Where the users come from, for messages. */
   usersSource: string;
-  users: UserRow[];
+  /** The users of a plan that lists them (field users). */
+  users?: UserRow[];
+  /** The users file (field usersFile, resolved), validated but not held in memory: read again as a stream. */
+  usersFile?: string;
+  /** How many users (default: `users.length`). */
+  usersTotal?: number;
+}
+
+/** How many users the plan has. */
+export function usersTotal(plan: LoadedPlan): number {
+  return plan.usersTotal ?? plan.users?.length ?? 0;
+}
+
+/** The plan's users, in order, streamed from its users file when it has one (memory flat in the list's length). */
+export async function* planUsers(plan: LoadedPlan): AsyncGenerator<UserRow> {
+  if (plan.users) {
+    yield* plan.users;
+    return;
+  }
+  if (!plan.usersFile) return;
+  for await (const { row } of usersFileRows(plan.usersFile)) yield row;
 }
 
 /**
@@ -120,18 +140,20 @@ export async function loadPlan(planPath: string, sites: Sites): Promise<LoadedPl
   if ((inline === undefined) === (usersFile === undefined)) {
     throw new InputError(`plan ${planPath}: give exactly one of field users (a list) or field usersFile (a JSON-lines file)`);
   }
-  let users: UserRow[];
-  let usersSource: string;
   if (inline) {
-    users = inline;
-    usersSource = `plan ${planPath}`;
-    checkUnique(users.map((u, i) => ({ userId: u.userId, where: `field users[${i}].userId` })), usersSource);
-  } else {
-    const file = resolve(dirname(planPath), usersFile!);
-    usersSource = `users file ${file}`;
-    users = await readUsersFile(file);
+    const usersSource = `plan ${planPath}`;
+    checkUnique(inline.map((u, i) => ({ userId: u.userId, where: `field users[${i}].userId` })), usersSource);
+    return { settings: Object.freeze(settings), usersSource, users: inline, usersTotal: inline.length };
   }
-  return { settings: Object.freeze(settings), usersSource, users };
+  const file = resolve(dirname(planPath), usersFile!);
+  let bytes: number;
+  try {
+    bytes = statSync(file).size;
+  } catch (err) {
+    throw new InputError(`cannot read users file ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  }
+  const { total } = await checkUsersFile(file, bytes);
+  return { settings: Object.freeze(settings), usersSource: `users file ${file}`, usersFile: file, usersTotal: total };
 }
 
 function checkSites(settings: PlanSettings, sites: Sites, planPath: string): void {
@@ -168,39 +190,18 @@ function checkUnique(ids: { userId: string; where: string }[], source: string): 
   }
 }
 
-/** Reads a JSON-lines user list; a bad line is reported with its line number. Blank lines are ignored. */
+/**
+ * Reads a (small) JSON-lines user list into memory; a bad line is reported with its line number. Blank
+ * lines are ignored. Plans never need this: they stream their users file (`planUsers`).
+ */
 export async function readUsersFile(file: string): Promise<UserRow[]> {
-  const stream = createReadStream(file, 'utf8');
-  const opened = new Promise<void>((ok, fail) => {
-    stream.once('open', () => ok());
-    stream.once('error', fail);
-  });
-  try {
-    await opened;
-  } catch (err) {
-    throw new InputError(`cannot read users file ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
-  }
   const users: UserRow[] = [];
   const seen = new Map<string, number>();
-  let lineNo = 0;
-  for await (const line of createInterface({ input: stream, crlfDelay: Infinity })) {
-    lineNo++;
-    if (line.trim() === '') continue;
-    let raw: unknown;
-    try {
-      raw = JSON.parse(line);
-    } catch {
-      throw new InputError(`users file ${file}, line ${lineNo}: not valid JSON`);
-    }
-    const r = userRowSchema.safeParse(raw);
-    if (!r.success) {
-      const issue = firstIssue(r.error);
-      throw new InputError(`users file ${file}, line ${lineNo}: field ${formatPath(issue.path)}: ${issue.message}`);
-    }
-    const first = seen.get(r.data.userId);
-    if (first) throw new InputError(`users file ${file}, line ${lineNo}: duplicate userId "${r.data.userId}" (first on line ${first})`);
-    seen.set(r.data.userId, lineNo);
-    users.push(r.data);
+  for await (const { row, lineNo } of usersFileRows(file)) {
+    const first = seen.get(row.userId);
+    if (first) throw new InputError(`users file ${file}, line ${lineNo}: duplicate userId "${row.userId}" (first on line ${first})`);
+    seen.set(row.userId, lineNo);
+    users.push(row);
   }
   if (users.length === 0) throw new InputError(`users file ${file}: no users in it`);
   return users;

@@ -1,9 +1,13 @@
 import { createHash } from 'node:crypto';
-import { GetObjectLockConfigurationCommand, HeadBucketCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import {
+  AbortMultipartUploadCommand, CompleteMultipartUploadCommand, CreateMultipartUploadCommand, GetObjectLockConfigurationCommand, HeadBucketCommand,
+  PutObjectCommand, UploadPartCommand,
+} from '@aws-sdk/client-s3';
 import { WorkflowIdConflictPolicy, WorkflowIdReusePolicy, WorkflowNotFoundError, type Client, type WorkflowHandle } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { CloverError, ExitCode, InputError, UnreachableError } from '../config/errors';
-import type { LoadedPlan } from '../config/plan';
+import { planUsers, usersTotal, type LoadedPlan } from '../config/plan';
+import type { UserRow } from '../domain/routing';
 import type { Sites } from '../config/sites';
 import { usersListKey } from '../domain/layout';
 import { DEFAULT_TASK_QUEUE } from '../domain/names';
@@ -94,6 +98,12 @@ export async function requireConditionalDeletes(clients: SiteClients, names: str
   }
 }
 
+/** Parts of the stored user list above this size (a list this long is uploaded in parts, never held whole). */
+export const USER_LIST_PART_BYTES = 8 * 1024 * 1024;
+
+/** One line of the stored user list. */
+const listLine = (u: UserRow) => JSON.stringify({ userId: u.userId, country: u.country }) + '\n';
+
 /**
  * Refuses (exit 2) when a target site whose sites-file entry says `requireEncryption` does not encrypt
  * what Clover writes there: a canary written under `_clover/probe/` with the site's `encryption` must
@@ -122,35 +132,109 @@ export async function requireEncryption(clients: SiteClients, names: string[]): 
 }
 
 /**
- * Stores the user list once (a conditional create): a list already there from a start of this very plan
- * (same digest) is kept; one from another plan is refused (exit 2). Returns the ETag the migration
- * pins every read of the list to.
+ * The plan's digest: SHA-256 of the canonical JSON of `{settings, users}`, computed as the users stream
+ * by (the same value as hashing the whole document at once; memory flat in the list's length).
  */
-async function storeUserList(site: Site, migrationId: string, body: Buffer, digest: string): Promise<string> {
+export async function planDigest(plan: LoadedPlan): Promise<string> {
+  const h = createHash('sha256');
+  h.update(`{"settings":${canonicalJson(plan.settings)},"users":[`);
+  let first = true;
+  for await (const u of planUsers(plan)) {
+    h.update((first ? '' : ',') + canonicalJson({ userId: u.userId, country: u.country }));
+    first = false;
+  }
+  h.update(']}');
+  return h.digest('hex');
+}
+
+/** The stored list: its ETag (every read is pinned to it) and the SHA-256 of its bytes. */
+export interface StoredList {
+  etag: string;
+  /** SHA-256 (hex) of the list's bytes as stored (recorded as userListDigest). */
+  digest: string;
+}
+
+/**
+ * Stores the user list once (a conditional create), streamed from the plan's users: a list up to
+ * USER_LIST_PART_BYTES in one PUT, a longer one as a multipart upload of parts of that size (each with its
+ * SHA-256; completed with If-None-Match, so still written once; S3 holds up to 5 TB in one object),
+ * never holding more than one part. A list already there from a start of this very plan (same digest) is
+ * kept; one from another plan is refused (exit 2). Returns the ETag the migration pins every read of the
+ * list to, and the digest of the list's bytes.
+ */
+export async function storeUserList(site: Site, plan: LoadedPlan, digest: string): Promise<StoredList> {
+  const migrationId = plan.settings.migrationId;
   const key = usersListKey(migrationId);
   const ctx = (action: string) => ({ site: site.name, bucket: site.bucket, key, action });
+  const whole = createHash('sha256');
+  const sha = (b: Buffer) => createHash('sha256').update(b).digest('base64');
+  const common = { Bucket: site.bucket, Key: key };
+  let uploadId: string | undefined;
+  const parts: { PartNumber: number; ETag: string; ChecksumSHA256: string }[] = [];
+  let buffered: Buffer[] = [];
+  let bufferedBytes = 0;
+  const sendPart = async () => {
+    const body = Buffer.concat(buffered);
+    buffered = [];
+    bufferedBytes = 0;
+    uploadId ??= (await site.s3.send(new CreateMultipartUploadCommand({
+      ...common, ContentType: 'application/x-ndjson', ChecksumAlgorithm: 'SHA256', Metadata: { [PLAN_DIGEST_META]: digest }, ...siteEncryption(site),
+    }))).UploadId!;
+    const PartNumber = parts.length + 1;
+    const ChecksumSHA256 = sha(body);
+    const r = await site.s3.send(new UploadPartCommand({ ...common, UploadId: uploadId, PartNumber, Body: body, ChecksumSHA256 }));
+    parts.push({ PartNumber, ETag: r.ETag!, ChecksumSHA256 });
+  };
+  // A list already there (a start of this plan that stopped before its workflow started, or another
+  // plan's) is never written over, whatever the store does with If-None-Match on a multipart completion.
+  const before = await headObject(site, key).catch((err: unknown) => {
+    throw new UnreachableError(describeS3Error(err, ctx('checking for a stored user list')).message);
+  });
+  const otherPlan = () => new InputError(`migration id "${migrationId}" already has a user list from a different plan (site ${site.name}, key ${key}); choose a new migrationId`);
+  if (before && before.metadata[PLAN_DIGEST_META] !== digest) throw otherPlan();
   try {
-    const out = await site.s3.send(new PutObjectCommand({
-      Bucket: site.bucket, Key: key, Body: body, ContentType: 'application/x-ndjson', IfNoneMatch: '*',
-      ChecksumSHA256: createHash('sha256').update(body).digest('base64'), Metadata: { [PLAN_DIGEST_META]: digest }, ...siteEncryption(site),
-    }));
-    return stripQuotes(out.ETag);
+    for await (const u of planUsers(plan)) {
+      const line = Buffer.from(listLine(u));
+      whole.update(line);
+      if (before) continue;
+      buffered.push(line);
+      bufferedBytes += line.length;
+      if (bufferedBytes >= USER_LIST_PART_BYTES) await sendPart();
+    }
+    let etag: string | undefined;
+    if (before) {
+      // Checked below.
+    } else if (uploadId === undefined) {
+      const body = Buffer.concat(buffered);
+      const out = await site.s3.send(new PutObjectCommand({
+        ...common, Body: body, ContentType: 'application/x-ndjson', IfNoneMatch: '*', ChecksumSHA256: sha(body), Metadata: { [PLAN_DIGEST_META]: digest },
+        ...siteEncryption(site),
+      }));
+      etag = out.ETag;
+    } else {
+      if (bufferedBytes > 0) await sendPart();
+      const out = await site.s3.send(new CompleteMultipartUploadCommand({ ...common, UploadId: uploadId, IfNoneMatch: '*', MultipartUpload: { Parts: parts } }));
+      uploadId = undefined;
+      etag = out.ETag;
+    }
+    if (!before) return { etag: stripQuotes(etag), digest: whole.digest('hex') };
   } catch (err) {
+    if (err instanceof CloverError) throw err;
     if (!isPreconditionFailed(err)) {
       const e = describeS3Error(err, ctx('storing the user list'));
       if (e.permanent) throw new InputError(e.message);
       throw new UnreachableError(e.message);
     }
+  } finally {
+    if (uploadId !== undefined) await site.s3.send(new AbortMultipartUploadCommand({ ...common, UploadId: uploadId })).catch(() => undefined);
   }
-  const there = await headObject(site, key);
-  if (there?.metadata[PLAN_DIGEST_META] !== digest) {
-    throw new InputError(`migration id "${migrationId}" already has a user list from a different plan (site ${site.name}, key ${key}); choose a new migrationId`);
-  }
-  return there.etag;
-}
-
-export function planDigest(plan: LoadedPlan): string {
-  return createHash('sha256').update(canonicalJson({ settings: plan.settings, users: plan.users })).digest('hex');
+  const there = before ?? (await headObject(site, key));
+  if (there?.metadata[PLAN_DIGEST_META] !== digest) throw otherPlan();
+  // The list there was written by a start of this very plan: the same bytes, so the same digest.
+  if (before) return { etag: there.etag, digest: whole.digest('hex') };
+  const rest = createHash('sha256');
+  for await (const u of planUsers(plan)) rest.update(listLine(u));
+  return { etag: there.etag, digest: rest.digest('hex') };
 }
 
 export interface StartResult {
@@ -181,7 +265,7 @@ export interface StartEvidence {
  * not again when a start that stopped before its workflow started recorded it already), then the
  * `operator-command`.
  */
-async function recordStart(site: Site, plan: LoadedPlan, digest: string, users: { etag: string; body: Buffer }, ev: StartEvidence): Promise<LedgerRecord> {
+async function recordStart(site: Site, plan: LoadedPlan, digest: string, users: StoredList, ev: StartEvidence): Promise<LedgerRecord> {
   const s = plan.settings;
   const signal = AbortSignal.timeout(60_000);
   const there = await readLedger(site, s.migrationId, signal);
@@ -189,7 +273,7 @@ async function recordStart(site: Site, plan: LoadedPlan, digest: string, users: 
     await appendLedger(site, s.migrationId, ev.key, {
       type: 'plan-accepted', actor: ev.actor,
       data: {
-        planDigest: digest, usersEtag: users.etag, userListDigest: createHash('sha256').update(users.body).digest('hex'), usersKey: usersListKey(s.migrationId), usersTotal: plan.users.length, sources: s.sources, routing: s.routing,
+        planDigest: digest, usersEtag: users.etag, userListDigest: users.digest, usersKey: usersListKey(s.migrationId), usersTotal: usersTotal(plan), sources: s.sources, routing: s.routing,
         ...(s.evidenceRetention ? { evidenceRetention: s.evidenceRetention } : {}),
       },
       retention: s.evidenceRetention,
@@ -205,7 +289,7 @@ export async function startMigration(
 ): Promise<StartResult> {
   const settings: MigrationSettings = { ...plan.settings };
   const workflowId = migrationWorkflowId(settings.migrationId);
-  const digest = planDigest(plan);
+  const digest = await planDigest(plan);
   const existing = client.workflow.getHandle<typeof migrationWorkflow>(workflowId);
   try {
     const d = await existing.describe();
@@ -224,10 +308,9 @@ export async function startMigration(
     if (settings.evidenceRetention) await requireObjectLock(clients, routingTargets(settings.routing));
     if (settings.sourceDisposition === 'delete-after-verify') await requireConditionalDeletes(clients, settings.sources);
     const usersSite = clients.get(settings.routing.default)!;
-    const body = Buffer.from(plan.users.map((u) => JSON.stringify({ userId: u.userId, country: u.country })).join('\n') + '\n');
-    const usersEtag = await storeUserList(usersSite, settings.migrationId, body, digest);
-    const intent = evidence ? await recordStart(usersSite, plan, digest, { etag: usersEtag, body }, evidence) : undefined;
-    const input: MigrationInput = { settings, usersSite: usersSite.name, usersTotal: plan.users.length, usersEtag, mode: 'start' };
+    const list = await storeUserList(usersSite, plan, digest);
+    const intent = evidence ? await recordStart(usersSite, plan, digest, list, evidence) : undefined;
+    const input: MigrationInput = { settings, usersSite: usersSite.name, usersTotal: usersTotal(plan), usersEtag: list.etag, mode: 'start' };
     const handle = await client.workflow.start('migrationWorkflow', {
       workflowId,
       taskQueue,

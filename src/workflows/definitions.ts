@@ -218,6 +218,13 @@ export interface UserMigrationInput {
    * then the sources are deleted; reports to no parent.
    */
   mode?: 'migrate' | 'sync-once' | 'cutover-once';
+  /**
+   * Set by the migration for the users it starts: the first pass begins with one activity
+   * (`firstPassSmallUser`) and sets no phase `copy` (set at the start). Absent in users started before
+   * it existed, which replay the three-activity pass. (An input field, not a workflow patch: a patch
+   * would upsert the TemporalChangeVersion search attribute, one more action per user.)
+   */
+  firstPassOneActivity?: boolean;
 }
 
 export interface UserOutcome {

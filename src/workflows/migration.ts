@@ -44,7 +44,7 @@ export async function migrationWorkflow(input: MigrationInput): Promise<Migratio
     try {
       await startChild(userMigrationWorkflow, {
         workflowId: userWorkflowId(settings.migrationId, row.userId),
-        args: [{ settings, parentWorkflowId: self, userId: row.userId, country: row.country, targetSite, historyLimit: input.historyLimit }],
+        args: [{ settings, parentWorkflowId: self, userId: row.userId, country: row.country, targetSite, historyLimit: input.historyLimit, firstPassOneActivity: true }],
         parentClosePolicy: ParentClosePolicy.ABANDON,
         workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
         typedSearchAttributes: [

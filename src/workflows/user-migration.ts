@@ -14,7 +14,7 @@ import { failedPassReport, passReport } from './pass-report';
 import { UserControls } from './user-controls';
 
 
-const { copyUserObjects, verifyUserObjects, disposeSources } = proxyActivities<CloverActivities>({
+const { copyUserObjects, verifyUserObjects, disposeSources, firstPassSmallUser } = proxyActivities<CloverActivities>({
   // Liveness comes from heartbeats (a dead worker is noticed in 20 s); a copy of a large user may take long.
   startToCloseTimeout: '7d',
   heartbeatTimeout: '20s',
@@ -131,8 +131,10 @@ export async function userMigrationWorkflow(input: UserMigrationInput, resume?: 
       return await finish(await cutOver(true));
     }
     if (!outcome) {
-      // Histories from before archived objects were looked at replay without it.
-      if (patched('archived-objects')) await archivedReady();
+      // Only a plan that restores archived objects looks for them before the first pass (an activity and a
+      // listing per source per user); otherwise the first pass's copy blocks each archived key it lists
+      // (one ARCHIVED line per key) and the user fails with them. Histories from before replay without it.
+      if (settings.restoreArchived && patched('archived-objects')) await archivedReady();
       outcome = await firstPass();
       if (!operator && !disposing) {
         controls.syncState = 'done';
@@ -254,15 +256,51 @@ export async function userMigrationWorkflow(input: UserMigrationInput, resume?: 
       if (head.cutOver) throw ApplicationFailure.create({ type: 'CutOver', nonRetryable: true, message: `user ${userId} is already cut over (its sources were emptied): no pass can run any more` });
       generation = head.generation + 1;
     }
-    if (phases) enter('copy');
-    const transferred = await copyAll(generation, kind === 'first' ? cursor : undefined);
+    const verifyInput = { migrationId, userId, targetSite, prefix, mode: settings.verify, objectsPerUser: settings.concurrency.objectsPerUser, generation };
+    const commitInput = (committedAt: string) => ({ migrationId, userId, targetSite, userPrefix: prefix, sources: settings.sources, generation, kind, committedAt, ledgerSite: settings.routing.default, evidenceRetention: settings.evidenceRetention });
+    let from = kind === 'first' ? cursor : undefined;
+    // The first pass of a user starts (phase copy, set when the migration started it) with one activity
+    // that copies, verifies and commits a user whose objects fit one copy call; others go on from its cursor.
+    const oneActivity = kind === 'first' && input.firstPassOneActivity === true;
+    const onePhase = oneActivity && !from;
+    if (onePhase) {
+      // Workflow time: a retried or re-run commit writes the very same manifest.
+      const committedAt = new Date().toISOString();
+      const copyInput = {
+        migrationId, userId, sources: settings.sources, targetSite, prefix, conflictPolicy: settings.conflictPolicy,
+        objectsPerUser: settings.concurrency.objectsPerUser, generation, page: 0, transferred: { objects: 0, bytes: 0 },
+        ...(settings.restoreArchived ? { restoreArchived: true } : {}), ...(settings.targetStorageClass ? { targetStorageClass: settings.targetStorageClass } : {}),
+      };
+      const r = await pausable(() => firstPassSmallUser({ copy: copyInput, verify: verifyInput, commit: commitInput(committedAt) }));
+      if (r.commit && r.verify) return { report: passReport(userId, kind, r.commit, r.verify), c: r.commit, v: r.verify, transferred: r.copy.transferred, committedAt };
+      blockedFails(r.copy);
+      from = { page: r.copy.page, cursor: r.copy.cursor, transferred: r.copy.transferred };
+    }
+    // The first pass's phase is copy from its start (search attribute set when the migration started it).
+    if (phases && !oneActivity) enter('copy');
+    const transferred = await copyAll(generation, from);
     if (phases) enter('verify');
-    const v = await pausable(() => verifyUserObjects({ migrationId, userId, targetSite, prefix, mode: settings.verify, objectsPerUser: settings.concurrency.objectsPerUser, generation }));
+    const v = await pausable(() => verifyUserObjects(verifyInput));
     if (phases) enter('commit');
     // Workflow time: a retried or re-run commit writes the very same manifest.
     const committedAt = new Date().toISOString();
-    const c = await pausable(() => commitManifest({ migrationId, userId, targetSite, userPrefix: prefix, sources: settings.sources, generation, kind, committedAt, ledgerSite: settings.routing.default, evidenceRetention: settings.evidenceRetention }));
+    const c = await pausable(() => commitManifest(commitInput(committedAt)));
     return { report: passReport(userId, kind, c, v), c, v, transferred, committedAt };
+  }
+
+  /** A first pass that met keys it cannot migrate fails the user. */
+  function blockedFails(r: { blockedCount: number; blocked: { key: string; reason: string }[] }): void {
+    if (r.blockedCount === 0) return;
+    // Archived objects (no restoreArchived in the plan): one ARCHIVED line per key, as the estimate gives them.
+    if (r.blocked.every((b) => b.reason.startsWith('ARCHIVED '))) {
+      const more = r.blockedCount > r.blocked.length ? `\n... and ${r.blockedCount - r.blocked.length} more archived object(s)` : '';
+      throw ApplicationFailure.create({ type: 'ArchivedObjects', nonRetryable: true, message: `${r.blocked.map((b) => b.reason).join('\n')}${more}` });
+    }
+    throw ApplicationFailure.create({
+      type: 'SourcesConflict',
+      nonRetryable: true,
+      message: `${r.blockedCount} key(s) could not be migrated; first ${JSON.stringify(r.blocked[0]?.key)}: ${r.blocked[0]?.reason}`,
+    });
   }
 
   /**
@@ -382,13 +420,7 @@ export async function userMigrationWorkflow(input: UserMigrationInput, resume?: 
       page = r.page;
       after = r.cursor;
       transferred = r.transferred;
-      if (generation === 1 && r.blockedCount > 0) {
-        throw ApplicationFailure.create({
-          type: 'SourcesConflict',
-          nonRetryable: true,
-          message: `${r.blockedCount} key(s) could not be migrated; first ${JSON.stringify(r.blocked[0]?.key)}: ${r.blocked[0]?.reason}`,
-        });
-      }
+      if (generation === 1) blockedFails(r);
       if (r.done) return transferred;
       // Only the first pass hands over mid-copy (its cursor resumes it); a delta pass is short and runs whole.
       if (generation === 1 && (workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > (input.historyLimit ?? Infinity))) {

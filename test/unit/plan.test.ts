@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ExitCode, InputError } from '../../src/config/errors';
-import { loadPlan, readUsersFile, USER_ID } from '../../src/config/plan';
+import { loadPlan, planUsers, readUsersFile, USER_ID, usersTotal } from '../../src/config/plan';
 import { parseSites } from '../../src/config/sites';
 
 /** The local stack's four sites (no endpoint is ever contacted: loadPlan only reads files). */
@@ -104,7 +104,11 @@ describe('a valid plan', () => {
     const planPath = join(sub, 'plan.json');
     writeFileSync(planPath, JSON.stringify({ ...base, users: undefined, usersFile: 'users.jsonl' }));
     const p = await loadPlan(planPath, sites);
-    expect(p.users).toEqual([{ userId: 'u-1', country: 'DE' }, { userId: 'a.b_c@d-e', country: 'NO' }]);
+    expect(p.users).toBeUndefined();
+    expect(usersTotal(p)).toBe(2);
+    const streamed = [];
+    for await (const u of planUsers(p)) streamed.push(u);
+    expect(streamed).toEqual([{ userId: 'u-1', country: 'DE' }, { userId: 'a.b_c@d-e', country: 'NO' }]);
     expect(p.usersSource).toBe(`users file ${join(sub, 'users.jsonl')}`);
   });
 });
