@@ -2,6 +2,7 @@ import { openSync, writeSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createActivities } from '../src/activities';
+import { heartbeatPolicy } from '../src/activities/scaffold';
 import type { CopyUserInput, CopyUserResult } from '../src/activities/copy';
 import { destroySiteClients } from '../src/storage/clients';
 import { testDeps } from './deps';
@@ -11,6 +12,10 @@ import { at, get, listKeys, put, sha256, uniqueId } from './helpers';
 
 /** Activities run directly (MockActivityEnvironment) against the real S3 sites; the fault is real too. */
 describe('activities against the real sites', () => {
+  // These tests read every checkpoint an activity sends, however fast it runs.
+  const firstAfterMs = heartbeatPolicy.firstAfterMs;
+  beforeAll(() => { heartbeatPolicy.firstAfterMs = 0; });
+  afterAll(() => { heartbeatPolicy.firstAfterMs = firstAfterMs; });
   const deps = testDeps();
   const acts = createActivities(deps);
   afterAll(() => destroySiteClients(deps.clients));

@@ -32,7 +32,10 @@ export const STALL_AFTER_MS = 40_000;
  * sub-second activity then costs no heartbeat (a Temporal Cloud action each). A retry of such an
  * attempt redoes at most a second of idempotent work.
  */
-export const FIRST_HEARTBEAT_AFTER_MS = 1_000;
+export const heartbeatPolicy = {
+  /** No heartbeat in an activity's first this many ms (tests that read every checkpoint set 0). */
+  firstAfterMs: 1_000,
+};
 
 /**
  * One stage of an activity that runs several activity bodies in turn (activities/small-user.ts): each
@@ -90,7 +93,7 @@ export async function runActivity<T>(body: (scope: ActivityScope) => Promise<T>)
   const resumed = stage ? stage.resumed : ctx.info.heartbeatDetails;
   const startedAt = Date.now();
   const send = (d: unknown) => {
-    if (Date.now() - startedAt < FIRST_HEARTBEAT_AFTER_MS) return;
+    if (Date.now() - startedAt < heartbeatPolicy.firstAfterMs) return;
     ctx.heartbeat(stage ? ({ stage: stage.stage, details: d, carry: stage.carry } satisfies StagedDetails) : d);
   };
   const stalled = new AbortController();

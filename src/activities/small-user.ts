@@ -5,7 +5,7 @@ import type { CopyUserInput, CopyUserResult } from './copy';
 import { createCopyActivities } from './copy';
 import { getCurrentManifest } from '../storage/manifests';
 import { targetSite, type ActivityDeps } from './deps';
-import { FIRST_HEARTBEAT_AFTER_MS, inStage, markStage, writer, type StagedDetails } from './scaffold';
+import { heartbeatPolicy, inStage, markStage, writer, type StagedDetails } from './scaffold';
 import type { VerifyUserInput, VerifyUserResult } from './verify';
 import { createVerifyActivities } from './verify';
 
@@ -59,7 +59,7 @@ export function createSmallUserActivities(deps: ActivityDeps) {
     if (!copy.done || copy.blockedCount > 0) return { copy };
     const verify = carried?.verify ?? (await inStage('verify', at('verify'), { copy }, () => verifyUserObjects(input.verify)));
     // Recorded before the commit (after the first second; before it, a retry finds the commit by its writer).
-    if (Date.now() - startedAt >= FIRST_HEARTBEAT_AFTER_MS) markStage('commit', { copy, verify });
+    if (Date.now() - startedAt >= heartbeatPolicy.firstAfterMs) markStage('commit', { copy, verify });
     const commit = await inStage('commit', undefined, { copy, verify }, () => commitManifest(input.commit));
     return { copy, verify, commit };
   }
