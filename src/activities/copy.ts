@@ -44,6 +44,8 @@ export interface CopyUserInput {
   restoreArchived?: boolean;
   /** The plan's `targetStorageClass`. */
   targetStorageClass?: string;
+  /** The plan's `targetRetention`: Object Lock on every EU copy written. */
+  targetRetention?: { mode: 'GOVERNANCE' | 'COMPLIANCE'; days: number };
 }
 
 /** Work actually sent (summed over every attempt through the checkpoint). */
@@ -112,7 +114,7 @@ export function createCopyActivities(deps: ActivityDeps) {
         deps, migrationId: input.migrationId, generation: input.generation, sourceOrder: input.sources, conflictPolicy: input.conflictPolicy,
         target, bySite: new Map(sources.map((s) => [s.name, s])), signal, beat,
         uploads: { ...(resumed?.uploads ?? {}) }, partCounters: { sent: 0, reused: 0 }, transferred,
-        restoreArchived: input.restoreArchived === true, targetStorageClass: input.targetStorageClass,
+        restoreArchived: input.restoreArchived === true, targetStorageClass: input.targetStorageClass, targetRetention: input.targetRetention,
       };
       const blocked: { key: string; reason: string }[] = [...(resumed?.blocked ?? [])];
       let blockedCount = resumed?.blockedCount ?? 0;

@@ -42,6 +42,7 @@ export interface PassContext {
   /** Archived source objects are copied (restored before the pass); false: each one blocks the user. */
   restoreArchived?: boolean;
   targetStorageClass?: string;
+  targetRetention?: { mode: 'GOVERNANCE' | 'COMPLIANCE'; days: number };
 }
 
 const FOREIGN = 'the target already holds an object at this key that Clover did not write';
@@ -85,7 +86,7 @@ async function place(ctx: PassContext, c: Listed, overwrite: string | undefined,
       const out = await copyObject({
         source: ctx.bySite.get(c.site)!, target, object: c, migrationId: ctx.migrationId, overwriteEtag: overwrite,
         settings: deps.copy, budget: deps.budget, hasher: deps.hasher, signal, resumeUpload: ctx.uploads[c.key], partCounters: ctx.partCounters,
-        storageClass: ctx.targetStorageClass,
+        storageClass: ctx.targetStorageClass, retention: ctx.targetRetention,
         onUpload: (u) => {
           ctx.uploads[c.key] = u;
           ctx.beat();

@@ -25,6 +25,15 @@ export const MAX_USERS_IN_FLIGHT = 1000;
 /** Objects of one user copied at once, at most (each holds a socket and a buffer). */
 export const MAX_OBJECTS_PER_USER = 256;
 
+
+/** An S3 Object Lock retention: mode, and days from each write. */
+const retentionSchema = z
+  .object({
+    mode: z.enum(['GOVERNANCE', 'COMPLIANCE']),
+    days: z.number().int('must be a whole number').positive('must be a positive number').max(36500, 'must be at most 36500 (100 years)'),
+  })
+  .strict();
+
 const planSchema = z
   .object({
     migrationId: z.string().regex(/^[a-z0-9-]{1,63}$/, 'must be 1-63 characters of a-z, 0-9 and "-"'),
@@ -65,13 +74,9 @@ const planSchema = z
       .regex(/^\d+(ms|s|m|h|d)$/, 'must be a duration such as 7d, 12h, 30m, 45s or 500ms')
       .refine((d) => durationMs(d) >= 1000, 'must be at least 1s')
       .optional(),
-    evidenceRetention: z
-      .object({
-        mode: z.enum(['GOVERNANCE', 'COMPLIANCE']),
-        days: z.number().int('must be a whole number').positive('must be a positive number').max(36500, 'must be at most 36500 (100 years)'),
-      })
-      .strict()
-      .optional(),
+    evidenceRetention: retentionSchema.optional(),
+    /** S3 Object Lock retention on every EU copy Clover writes (the target buckets must have Object Lock). */
+    targetRetention: retentionSchema.optional(),
     /** Versioned sources: at cut-over also delete every version of keys whose current version is a delete marker (erased). */
     purgeErased: z.boolean().optional(),
     /** Archived (GLACIER, DEEP_ARCHIVE) source objects: RestoreObject for `days` at `tier`, wait, then copy. Without it such a user fails. */

@@ -52,7 +52,7 @@ export async function checkSites(clients: SiteClients, names: string[]): Promise
  * would hold evidence (ledger records, manifest generations: every target site) has no S3 Object Lock:
  * its records could not be retained, and an auditor would be told they were.
  */
-export async function requireObjectLock(clients: SiteClients, names: string[]): Promise<void> {
+export async function requireObjectLock(clients: SiteClients, names: string[], field: 'evidenceRetention' | 'targetRetention' = 'evidenceRetention'): Promise<void> {
   for (const name of names) {
     const s = clients.get(name)!;
     let enabled = false;
@@ -63,12 +63,12 @@ export async function requireObjectLock(clients: SiteClients, names: string[]): 
       const e = describeS3Error(err, { site: name, bucket: s.bucket, action: 'reading the Object Lock configuration' });
       // Not configured (404), or a store without Object Lock at all (501): not enabled.
       if (e.type !== 'ObjectLockConfigurationNotFoundError' && e.status !== 404 && e.status !== 501) {
-        if (e.permanent) throw new InputError(`plan field evidenceRetention: site ${name}: ${e.message}`);
+        if (e.permanent) throw new InputError(`plan field ${field}: site ${name}: ${e.message}`);
         throw new UnreachableError(`cannot reach site ${name} at ${s.config.endpoint ?? 'its AWS endpoint'}: ${e.message}`);
       }
     }
     if (!enabled) {
-      throw new InputError(`plan field evidenceRetention: site ${name} (bucket ${s.bucket}) has no S3 Object Lock, so evidence written there cannot be retained; use a bucket created with Object Lock enabled, or remove evidenceRetention from the plan`);
+      throw new InputError(`plan field ${field}: site ${name} (bucket ${s.bucket}) has no S3 Object Lock, so ${field === 'evidenceRetention' ? 'evidence' : 'the EU copies'} written there cannot be retained; use a bucket created with Object Lock enabled, or remove ${field} from the plan`);
     }
   }
 }
@@ -305,7 +305,7 @@ export async function startMigration(
   try {
     await checkSites(clients, [...new Set([...settings.sources, ...routingTargets(settings.routing)])]);
     await requireEncryption(clients, routingTargets(settings.routing));
-    if (settings.evidenceRetention) await requireObjectLock(clients, routingTargets(settings.routing));
+    if (settings.evidenceRetention || settings.targetRetention) await requireObjectLock(clients, routingTargets(settings.routing), settings.evidenceRetention ? 'evidenceRetention' : 'targetRetention');
     if (settings.sourceDisposition === 'delete-after-verify') await requireConditionalDeletes(clients, settings.sources);
     const usersSite = clients.get(settings.routing.default)!;
     const list = await storeUserList(usersSite, plan, digest);

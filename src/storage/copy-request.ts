@@ -123,6 +123,8 @@ export interface CopyRequest {
   hasher?: Hasher;
   /** The plan's `targetStorageClass` (default: the source's class when it is not an archive class). */
   storageClass?: string;
+  /** The plan's `targetRetention`: S3 Object Lock mode, retained `days` from the write. */
+  retention?: { mode: 'GOVERNANCE' | 'COMPLIANCE'; days: number };
 }
 
 /**
@@ -131,7 +133,7 @@ export interface CopyRequest {
  */
 export type Headers = Pick<
   PutObjectCommandInput,
-  'ContentType' | 'ContentEncoding' | 'CacheControl' | 'ContentDisposition' | 'ContentLanguage' | 'Expires' | 'Tagging' | 'ServerSideEncryption' | 'SSEKMSKeyId' | 'StorageClass'
+  'ContentType' | 'ContentEncoding' | 'CacheControl' | 'ContentDisposition' | 'ContentLanguage' | 'Expires' | 'Tagging' | 'ServerSideEncryption' | 'SSEKMSKeyId' | 'StorageClass' | 'ObjectLockMode' | 'ObjectLockRetainUntilDate'
 >;
 
 /** A single-part source ETag is the MD5 of the object's bytes, so the MD5 is worth computing. */

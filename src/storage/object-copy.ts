@@ -57,6 +57,7 @@ export async function copyObject(req: CopyRequest): Promise<CopyOutcome> {
       ...(tagging ? { Tagging: tagging } : {}),
       ...siteEncryption(req.target),
       ...storageClassHeader(req.storageClass, res.StorageClass),
+      ...(req.retention ? { ObjectLockMode: req.retention.mode, ObjectLockRetainUntilDate: new Date(Date.now() + req.retention.days * 86_400_000) } : {}),
     };
     const multipart = size > req.settings.multipartThreshold;
     const integrity: SourceIntegrity = { md5: md5CheckFor(object.etag, encryption, !multipart, targetMd5), stored: storedChecksum(res) };

@@ -60,6 +60,8 @@ export interface MigrationSettings {
    * (checked before start). Absent: no retention.
    */
   evidenceRetention?: EvidenceRetention;
+  /** S3 Object Lock retention on every EU copy (PUT, multipart upload, metadata copy), `days` from each write. */
+  targetRetention?: EvidenceRetention;
 }
 
 /** A plan's `evidenceRetention` (the same shape as storage's `Retention`). */

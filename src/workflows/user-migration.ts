@@ -269,7 +269,7 @@ export async function userMigrationWorkflow(input: UserMigrationInput, resume?: 
       const copyInput = {
         migrationId, userId, sources: settings.sources, targetSite, prefix, conflictPolicy: settings.conflictPolicy,
         objectsPerUser: settings.concurrency.objectsPerUser, generation, page: 0, transferred: { objects: 0, bytes: 0 },
-        ...(settings.restoreArchived ? { restoreArchived: true } : {}), ...(settings.targetStorageClass ? { targetStorageClass: settings.targetStorageClass } : {}),
+        ...(settings.restoreArchived ? { restoreArchived: true } : {}), ...(settings.targetStorageClass ? { targetStorageClass: settings.targetStorageClass } : {}), ...(settings.targetRetention ? { targetRetention: settings.targetRetention } : {}),
       };
       const r = await pausable(() => firstPassSmallUser({ copy: copyInput, verify: verifyInput, commit: commitInput(committedAt) }));
       if (r.commit && r.verify) return { report: passReport(userId, kind, r.commit, r.verify), c: r.commit, v: r.verify, transferred: r.copy.transferred, committedAt };
@@ -415,7 +415,7 @@ export async function userMigrationWorkflow(input: UserMigrationInput, resume?: 
       const r = await pausable(() => copyUserObjects({
         migrationId, userId, sources: settings.sources, targetSite, prefix, conflictPolicy: settings.conflictPolicy,
         objectsPerUser: settings.concurrency.objectsPerUser, generation, page, cursor: after, transferred,
-        ...(settings.restoreArchived ? { restoreArchived: true } : {}), ...(settings.targetStorageClass ? { targetStorageClass: settings.targetStorageClass } : {}),
+        ...(settings.restoreArchived ? { restoreArchived: true } : {}), ...(settings.targetStorageClass ? { targetStorageClass: settings.targetStorageClass } : {}), ...(settings.targetRetention ? { targetRetention: settings.targetRetention } : {}),
       }));
       page = r.page;
       after = r.cursor;

@@ -176,7 +176,8 @@ describe('archived objects (recorded S3 responses)', () => {
 describe('storage class of the EU copy (the requests sent)', () => {
   const body = Buffer.from('bytes of an infrequently read object');
   const etag = createHash('md5').update(body).digest('hex');
-  const copyWith = async (sourceClass: string | undefined, planned: string | undefined) => {
+  const copyWith = async (sourceClass: string | undefined, planned: string | undefined, retention?: { mode: 'GOVERNANCE' | 'COMPLIANCE'; days: number }) => (await putOf(sourceClass, planned, retention)).StorageClass;
+  const putOf = async (sourceClass: string | undefined, planned: string | undefined, retention?: { mode: 'GOVERNANCE' | 'COMPLIANCE'; days: number }) => {
     const puts: Record<string, unknown>[] = [];
     const source = {
       name: 'sg', bucket: 'b', config: { region: 'r', bucket: 'b', jurisdiction: 'SG', forcePathStyle: true },
@@ -193,15 +194,24 @@ describe('storage class of the EU copy (the requests sent)', () => {
     } satisfies Site;
     await copyObject({
       source, target, object: { site: 'sg', key: 'users/u/a', etag, size: body.length, lastModified: '2026-01-01T00:00:00.000Z' }, migrationId: 'm',
-      settings: { multipartThreshold: 1 << 20, minPartSize: 1 << 20, partConcurrency: 1 }, budget: new ByteBudget(1 << 20), storageClass: planned,
+      settings: { multipartThreshold: 1 << 20, minPartSize: 1 << 20, partConcurrency: 1 }, budget: new ByteBudget(1 << 20), storageClass: planned, retention,
     });
     expect(puts).toHaveLength(1);
-    return puts[0]!.StorageClass;
+    return puts[0]!;
   };
   it('the plan\'s targetStorageClass, else the source\'s unless STANDARD or archival', async () => {
     expect(await copyWith('STANDARD_IA', undefined)).toBe('STANDARD_IA');
     expect(await copyWith('GLACIER', undefined)).toBeUndefined();
     expect(await copyWith(undefined, undefined)).toBeUndefined();
     expect(await copyWith('GLACIER', 'ONEZONE_IA')).toBe('ONEZONE_IA');
+  });
+  it('the plan\'s targetRetention: the PUT carries the Object Lock mode and a retain-until date `days` from now', async () => {
+    const before = Date.now();
+    const put = await putOf(undefined, undefined, { mode: 'COMPLIANCE', days: 30 });
+    expect(put.ObjectLockMode).toBe('COMPLIANCE');
+    const until = (put.ObjectLockRetainUntilDate as Date).getTime();
+    expect(until).toBeGreaterThanOrEqual(before + 30 * 86_400_000);
+    expect(until).toBeLessThanOrEqual(Date.now() + 30 * 86_400_000);
+    expect((await putOf(undefined, undefined)).ObjectLockMode).toBeUndefined();
   });
 });
