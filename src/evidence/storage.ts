@@ -54,10 +54,30 @@ async function head(site: Site, migrationId: string, signal?: AbortSignal): Prom
  * until it is in). Returns the stored record. `event.retention` (the plan's evidenceRetention): the record
  * is written under S3 Object Lock (not part of the record itself).
  */
-export async function appendLedger(
+export function appendLedger(
   site: Site, migrationId: string, key: SigningKey,
   event: { type: LedgerEventType; actor: Actor; data: Record<string, unknown>; retention?: Retention }, signal?: AbortSignal,
   /** Called each time another writer took the seq first (tests count the races). */
+  onConflict?: (seq: number) => void,
+): Promise<LedgerRecord> {
+  // One append at a time per ledger in this process (a worker runs many activities at once): they
+  // never race each other for a seq, so only other processes' appends can (handled below).
+  const queueKey = `${site.name}\u0000${site.bucket}\u0000${migrationId}`;
+  const run = (appending.get(queueKey) ?? Promise.resolve()).then(() => appendOnce(site, migrationId, key, event, signal, onConflict));
+  const tail = run.catch(() => undefined);
+  appending.set(queueKey, tail);
+  void tail.then(() => {
+    if (appending.get(queueKey) === tail) appending.delete(queueKey);
+  });
+  return run;
+}
+
+/** The append in progress per ledger in this process (site, bucket, migration). */
+const appending = new Map<string, Promise<unknown>>();
+
+async function appendOnce(
+  site: Site, migrationId: string, key: SigningKey,
+  event: { type: LedgerEventType; actor: Actor; data: Record<string, unknown>; retention?: Retention }, signal?: AbortSignal,
   onConflict?: (seq: number) => void,
 ): Promise<LedgerRecord> {
   for (let attempt = 0; ; attempt++) {
