@@ -54,58 +54,68 @@ async function head(site: Site, migrationId: string, signal?: AbortSignal): Prom
  * until it is in). Returns the stored record. `event.retention` (the plan's evidenceRetention): the record
  * is written under S3 Object Lock (not part of the record itself).
  */
-export function appendLedger(
+export async function appendLedger(
   site: Site, migrationId: string, key: SigningKey,
   event: { type: LedgerEventType; actor: Actor; data: Record<string, unknown>; retention?: Retention }, signal?: AbortSignal,
   /** Called each time another writer took the seq first (tests count the races). */
   onConflict?: (seq: number) => void,
 ): Promise<LedgerRecord> {
-  // One append at a time per ledger in this process (a worker runs many activities at once): they
-  // never race each other for a seq, so only other processes' appends can (handled below).
   const queueKey = `${site.name}\u0000${site.bucket}\u0000${migrationId}`;
-  const run = (appending.get(queueKey) ?? Promise.resolve()).then(() => appendOnce(site, migrationId, key, event, signal, onConflict));
-  const tail = run.catch(() => undefined);
-  appending.set(queueKey, tail);
-  void tail.then(() => {
-    if (appending.get(queueKey) === tail) appending.delete(queueKey);
-  });
-  return run;
-}
-
-/** The append in progress per ledger in this process (site, bucket, migration). */
-const appending = new Map<string, Promise<unknown>>();
-
-async function appendOnce(
-  site: Site, migrationId: string, key: SigningKey,
-  event: { type: LedgerEventType; actor: Actor; data: Record<string, unknown>; retention?: Retention }, signal?: AbortSignal,
-  onConflict?: (seq: number) => void,
-): Promise<LedgerRecord> {
   for (let attempt = 0; ; attempt++) {
-    const previous = await head(site, migrationId, signal);
-    const { retention, ...recorded } = event;
-    const record = buildRecord(key, migrationId, previous, recorded);
-    const at = ledgerKey(migrationId, record.seq);
-    const started = Date.now();
-    const r = await putJson(site, at, record, 'a ledger record', { signal, ifNoneMatch: '*', retention });
-    if (r !== 'precondition-failed' && (await stillOurs(site, at, record, Date.now() - started, signal))) return record;
-    onConflict?.(record.seq);
+    // One write at a time per ledger in this process (a worker runs many activities at once): they never
+    // race each other for a seq, so only other processes' writes can. The settling read below runs
+    // outside, so it does not hold the process's other appends back.
+    const w = await inTurn(queueKey, () => writeNext(site, migrationId, key, event, signal));
+    if (!w.taken && (await stillOursAfter(site, w.at, w.record, w.writeMs, signal))) return w.record;
+    onConflict?.(w.record.seq);
     if (attempt >= 50) throw new Error(`ledger of migration ${migrationId}: could not append after ${attempt + 1} tries (too many writers at once)`);
     await new Promise((ok) => setTimeout(ok, 20 + Math.random() * 80 * Math.min(attempt + 1, 10)));
   }
 }
 
+/** The write in progress per ledger in this process (site, bucket, migration). */
+const writing = new Map<string, Promise<unknown>>();
+
+/** Runs `fn` after every earlier call with the same key has settled. */
+function inTurn<T>(queueKey: string, fn: () => Promise<T>): Promise<T> {
+  const run = (writing.get(queueKey) ?? Promise.resolve()).then(fn);
+  const tail = run.catch(() => undefined);
+  writing.set(queueKey, tail);
+  void tail.then(() => {
+    if (writing.get(queueKey) === tail) writing.delete(queueKey);
+  });
+  return run;
+}
+
+/** Builds the next record on the newest one, writes it create-only and reads it back once: `taken` when another writer has that seq. */
+async function writeNext(
+  site: Site, migrationId: string, key: SigningKey,
+  event: { type: LedgerEventType; actor: Actor; data: Record<string, unknown>; retention?: Retention }, signal?: AbortSignal,
+): Promise<{ record: LedgerRecord; at: string; writeMs: number; taken: boolean }> {
+  const previous = await head(site, migrationId, signal);
+  const { retention, ...recorded } = event;
+  const record = buildRecord(key, migrationId, previous, recorded);
+  const at = ledgerKey(migrationId, record.seq);
+  const started = Date.now();
+  const r = await putJson(site, at, record, 'a ledger record', { signal, ifNoneMatch: '*', retention });
+  const writeMs = Date.now() - started;
+  const taken = r === 'precondition-failed' || !(await isOurs(site, at, record, signal));
+  return { record, at, writeMs, taken };
+}
+
+const isOurs = async (site: Site, at: string, record: LedgerRecord, signal?: AbortSignal) =>
+  recordHash((await getJson<LedgerRecord>(site, at, 'a ledger record', signal)) ?? record) === recordHash(record);
+
 /**
- * Whether the record just written at `at` is still this writer's, read back twice: at once, and again
- * after three times as long as its own write took (at least 100 ms, at most 5 s). A store whose
- * create-only check is not atomic with the write (versitygw 1.7.0's posix backend checks
- * If-None-Match when a request arrives, then renames the upload over the key) lets a create that
- * arrived before this one was in replace it when that create finishes; such a create started before
- * this write ended, so it has ended by the second read unless it took over three times as long. A
- * replaced record was lost and is appended again. On S3 (atomic conditional writes) both reads find it.
+ * Whether the record written at `at` (and found there at once) is still this writer's after three times
+ * as long as its write took (at least 100 ms, at most 5 s). A store whose create-only check is not atomic
+ * with the write (versitygw 1.7.0's posix backend checks If-None-Match when a request arrives, then
+ * renames the upload over the key) lets a create that arrived before this one was in replace it when that
+ * create finishes; such a create started before this write ended, so it has ended by this read unless it
+ * took over three times as long. A replaced record was lost and is appended again. On S3 (atomic
+ * conditional writes) it is always still there.
  */
-async function stillOurs(site: Site, at: string, record: LedgerRecord, writeMs: number, signal?: AbortSignal): Promise<boolean> {
-  const ours = async () => recordHash((await getJson<LedgerRecord>(site, at, 'a ledger record', signal)) ?? record) === recordHash(record);
-  if (!(await ours())) return false;
+async function stillOursAfter(site: Site, at: string, record: LedgerRecord, writeMs: number, signal?: AbortSignal): Promise<boolean> {
   await new Promise((ok) => setTimeout(ok, Math.min(5_000, Math.max(100, 3 * writeMs))));
-  return ours();
+  return isOurs(site, at, record, signal);
 }
