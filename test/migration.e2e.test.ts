@@ -1,8 +1,10 @@
 import type { ChildProcess } from 'node:child_process';
+import { Client, Connection } from '@temporalio/client';
 import { DeleteObjectCommand, GetObjectCommand } from '@aws-sdk/client-s3';
 import { manifestKey } from '../src/domain/layout';
 import { manifestDigest, type Manifest } from '../src/domain/manifest';
 import { destroySiteClients } from '../src/storage/clients';
+import { migrationWorkflowId } from '../src/workflows/definitions';
 import { clients, exists, get, put, runCli, sha256, startWorkerProcess, stopProcess, tmpPlanDir, uniqueId, writePlan } from './helpers';
 import { entry } from './support/at';
 
@@ -120,6 +122,18 @@ describe('a migration over both sources and both targets', () => {
     const verify = await runCli(['verify', run, '--json']);
     expect(verify.code).toBe(0);
     expect(JSON.parse(verify.stdout)).toMatchObject({ ok: true, manifests: users.length, objects: objects.length, problems: [] });
+
+    // The window fills at once: the first 4 users (concurrency.users) are started by one workflow task,
+    // not one task per start (which held a migration to about 10 users/s).
+    const connection = await Connection.connect({ address: process.env.TEMPORAL_ADDRESS! });
+    try {
+      const events = (await new Client({ connection }).workflow.getHandle(migrationWorkflowId(run)).fetchHistory()).events ?? [];
+      const firstStarts = events.findIndex((e) => e.startChildWorkflowExecutionInitiatedEventAttributes);
+      const tasks = events.slice(firstStarts).findIndex((e) => e.workflowTaskScheduledEventAttributes);
+      expect(events.slice(firstStarts, firstStarts + tasks).filter((e) => e.startChildWorkflowExecutionInitiatedEventAttributes)).toHaveLength(4);
+    } finally {
+      await connection.close();
+    }
   });
 
   it('the same plan again copies nothing: the same id reports the finished migration; a new id never adopts what another migration wrote', async () => {

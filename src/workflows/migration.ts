@@ -1,6 +1,6 @@
 import {
   CancellationScope, ParentClosePolicy, WorkflowIdReusePolicy, allHandlersFinished, condition, continueAsNew,
-  getExternalWorkflowHandle, isCancellation, proxyActivities, startChild, upsertSearchAttributes, workflowInfo,
+  getExternalWorkflowHandle, isCancellation, patched, proxyActivities, startChild, upsertSearchAttributes, workflowInfo,
 } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { CloverActivities } from '../activities';
@@ -36,6 +36,16 @@ export async function migrationWorkflow(input: MigrationInput): Promise<Migratio
   const listDone = () => state.usersExhausted && state.pending.length === 0;
   const allDone = () => listDone() && inFlight.size === 0 && state.usersAwaitingDisposal === 0;
 
+  /**
+   * Starts in flight (see `launchUser`). A start settles when the server has created the child, a full
+   * workflow-task round trip; awaiting each in turn held the window to one new user per round trip (about
+   * 10 users/s however wide the window).
+   */
+  const starting = new Set<Promise<void>>();
+  let startFailure: unknown;
+  // patched: a history from before overlapping starts replays with each start awaited in turn.
+  const overlapStarts = patched('overlapping-user-starts');
+
   /** Starts one user's child workflow (or finds it running from an earlier run of this migration). */
   const startUser = async (row: { userId: string; country: string }) => {
     const targetSite = routeUser(settings.routing, row);
@@ -63,6 +73,21 @@ export async function migrationWorkflow(input: MigrationInput): Promise<Migratio
     if (state.paused) await run.tellChildren(true);
   };
 
+  /**
+   * Starts a user without waiting for the start to complete, so a window's free slots fill in one workflow
+   * task. Non-cancellable: a cancel of the migration waits for the starts in flight, then cancels those
+   * children with the rest. An unexpected failure fails the migration from its main loop.
+   */
+  const launchUser = (row: { userId: string; country: string }) => {
+    const p: Promise<void> = CancellationScope.nonCancellable(() => startUser(row))
+      .catch((err: unknown) => { startFailure ??= err; })
+      .finally(() => starting.delete(p));
+    starting.add(p);
+  };
+  const startsSettled = async () => {
+    while (starting.size > 0) await Promise.all([...starting]);
+  };
+
   try {
     for (;;) {
       while (!state.paused && inFlight.size < settings.concurrency.users && !historyLarge()) {
@@ -77,10 +102,13 @@ export async function migrationWorkflow(input: MigrationInput): Promise<Migratio
           state.usersOffset = page.nextOffset;
           state.usersExhausted = page.done;
         } else if (row.committed) state.usersAlreadyDone++;
+        else if (overlapStarts) launchUser(row);
         else await startUser(row);
       }
+      if (startFailure !== undefined) throw startFailure;
       if (allDone()) break;
       if (historyLarge()) {
+        await startsSettled();
         await condition(allHandlersFinished);
         await continueAsNew<typeof migrationWorkflow>({ ...input, state: run.carried() });
       }
@@ -88,15 +116,17 @@ export async function migrationWorkflow(input: MigrationInput): Promise<Migratio
       // for resume, or for continue-as-new. (A condition already true here would spin without yielding.)
       const pausedNow = state.paused;
       await condition(() =>
-        state.paused !== pausedNow || historyLarge() ||
+        state.paused !== pausedNow || historyLarge() || startFailure !== undefined ||
         (listDone() || state.paused ? allDone() : inFlight.size < settings.concurrency.users));
     }
+    await startsSettled();
     run.finalPhase = state.usersFailed > 0 ? 'completed-with-failures' : 'completed';
   } catch (err) {
     if (!isCancellation(err)) throw err;
     // Cancelled: stop every running user cleanly (they abort their uploads) and record who finished.
     await CancellationScope.nonCancellable(async () => {
       state.cancelled = true;
+      await startsSettled();
       await Promise.all(run.runningChildren().map((id) =>
         getExternalWorkflowHandle(userWorkflowId(settings.migrationId, id)).cancel().catch(() => undefined)));
       await condition(() => inFlight.size === 0, '5m');
