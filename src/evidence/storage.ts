@@ -28,24 +28,30 @@ export async function readLedger(site: Site, migrationId: string, signal?: Abort
 const lastSeen = new Map<string, string>();
 
 /**
- * The newest record (undefined when the ledger is empty). Keys are zero-padded seqs, so listing order is
- * seq order; only the keys after the last one this process saw are listed, not the whole ledger per append.
+ * The newest record as far as this process knows (undefined when the ledger is empty). Keys are zero-padded
+ * seqs, so listing order is seq order. `probe` false and a key seen before: that record is read back and
+ * taken as the newest without a listing (each append then costs no listing at all, where a listing of a
+ * store that walks the whole prefix, as versitygw's posix backend does, grows with the ledger); should
+ * another writer have appended since, the create-only write of the next seq fails and the append asks
+ * again with `probe`. `probe` true: the keys after the last one seen are listed, not the whole ledger.
  */
-async function head(site: Site, migrationId: string, signal?: AbortSignal): Promise<LedgerRecord | undefined> {
-  const cacheKey = `${site.name}\u0000${site.bucket}\u0000${migrationId}`;
+async function head(site: Site, migrationId: string, probe: boolean, signal?: AbortSignal): Promise<LedgerRecord | undefined> {
+  const cacheKey = ledgerCacheKey(site, migrationId);
   const from = lastSeen.get(cacheKey);
   let last = from;
-  await forEachListed(site, ledgerPrefix(migrationId), 'listing the ledger', (o) => (last = o.Key!), signal, from);
+  if (probe || from === undefined) await forEachListed(site, ledgerPrefix(migrationId), 'listing the ledger', (o) => (last = o.Key!), signal, from);
   if (last === undefined) return undefined;
   const r = await getJson<LedgerRecord>(site, last, 'a ledger record', signal);
   if (!r) {
     // The record seen last is gone (someone deleted it): never build on a guess; look at the whole ledger again.
     lastSeen.delete(cacheKey);
-    return from === undefined ? undefined : head(site, migrationId, signal);
+    return from === undefined ? undefined : head(site, migrationId, true, signal);
   }
   lastSeen.set(cacheKey, last);
   return r;
 }
+
+const ledgerCacheKey = (site: Site, migrationId: string) => `${site.name}\u0000${site.bucket}\u0000${migrationId}`;
 
 /**
  * Appends one record: reads the newest, writes the next seq with a create-only write (If-None-Match),
@@ -60,12 +66,12 @@ export async function appendLedger(
   /** Called each time another writer took the seq first (tests count the races). */
   onConflict?: (seq: number) => void,
 ): Promise<LedgerRecord> {
-  const queueKey = `${site.name}\u0000${site.bucket}\u0000${migrationId}`;
+  const queueKey = ledgerCacheKey(site, migrationId);
   for (let attempt = 0; ; attempt++) {
     // One write at a time per ledger in this process (a worker runs many activities at once): they never
     // race each other for a seq, so only other processes' writes can. The settling read below runs
     // outside, so it does not hold the process's other appends back.
-    const w = await inTurn(queueKey, () => writeNext(site, migrationId, key, event, signal));
+    const w = await inTurn(queueKey, () => writeNext(site, migrationId, key, event, attempt > 0, signal));
     if (!w.taken && (await stillOursAfter(site, w.at, w.record, w.writeMs, signal))) return w.record;
     onConflict?.(w.record.seq);
     if (attempt >= 50) throw new Error(`ledger of migration ${migrationId}: could not append after ${attempt + 1} tries (too many writers at once)`);
@@ -90,9 +96,9 @@ function inTurn<T>(queueKey: string, fn: () => Promise<T>): Promise<T> {
 /** Builds the next record on the newest one, writes it create-only and reads it back once: `taken` when another writer has that seq. */
 async function writeNext(
   site: Site, migrationId: string, key: SigningKey,
-  event: { type: LedgerEventType; actor: Actor; data: Record<string, unknown>; retention?: Retention }, signal?: AbortSignal,
+  event: { type: LedgerEventType; actor: Actor; data: Record<string, unknown>; retention?: Retention }, probe: boolean, signal?: AbortSignal,
 ): Promise<{ record: LedgerRecord; at: string; writeMs: number; taken: boolean }> {
-  const previous = await head(site, migrationId, signal);
+  const previous = await head(site, migrationId, probe, signal);
   const { retention, ...recorded } = event;
   const record = buildRecord(key, migrationId, previous, recorded);
   const at = ledgerKey(migrationId, record.seq);
@@ -100,6 +106,8 @@ async function writeNext(
   const r = await putJson(site, at, record, 'a ledger record', { signal, ifNoneMatch: '*', retention });
   const writeMs = Date.now() - started;
   const taken = r === 'precondition-failed' || !(await isOurs(site, at, record, signal));
+  // Whoever holds the seq now, it is the newest this process knows of: the next append builds on it.
+  lastSeen.set(ledgerCacheKey(site, migrationId), at);
   return { record, at, writeMs, taken };
 }
 
