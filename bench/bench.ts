@@ -215,11 +215,13 @@ interface Ctx {
 }
 
 /**
- * Clover's concurrency for `objects` in flight in all, as rclone's --transfers: users at once (at most the
- * worker's 8 activity slots) times objects per user.
+ * Clover's concurrency for `objects` in flight in all, as rclone's --transfers: users at once times objects
+ * per user. A user of many objects holds one of the worker's 8 activity slots while it copies, so at most 8
+ * such users run at once; a user of one object holds a slot only for its one short first-pass activity, so
+ * one-object users run `objects` at once (16 objects in flight either way).
  */
 function clover(ds: DataSet, objects: number): { users: number; objectsPerUser: number } {
-  const users = Math.max(1, Math.min(ds.users, 8, objects));
+  const users = Math.max(1, Math.min(ds.users, ds.perUser === 1 ? objects : 8, objects));
   return { users, objectsPerUser: Math.max(1, Math.ceil(objects / users)) };
 }
 
