@@ -1,5 +1,5 @@
-#!/usr/bin/env -S node --max-semi-space-size=4 --heap-growing-percent=30
-// A 4 MiB young generation and an old generation let grow 30% past what survived the last full collection keep a worker's resident memory near its byte budget; see README, "Worker memory".
+#!/usr/bin/env -S node --max-semi-space-size=2
+// A 2 MiB young generation (V8 semi-space) keeps a worker's resident memory near its byte budget; see README, "Worker memory".
 // Runs the TypeScript sources directly (tsx), so `npx clover` works right after `npm ci` with no build step.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 require('tsx/cjs/api').register();
