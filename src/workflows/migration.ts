@@ -84,12 +84,13 @@ export async function migrationWorkflow(input: MigrationInput): Promise<Migratio
       .finally(() => starting.delete(p));
     starting.add(p);
   };
-  const startsSettled = async () => {
-    while (starting.size > 0) await Promise.all([...starting]);
-  };
+  // Only the main loop launches, so nothing joins the set while it is awaited here.
+  const startsSettled = () => Promise.all(starting);
 
   try {
     for (;;) {
+      // Checked before the window fills again: no more users start after one start failed.
+      if (startFailure !== undefined) throw startFailure;
       while (!state.paused && inFlight.size < settings.concurrency.users && !historyLarge()) {
         const row = state.pending.shift();
         if (row === undefined) {
@@ -105,7 +106,6 @@ export async function migrationWorkflow(input: MigrationInput): Promise<Migratio
         else if (overlapStarts) launchUser(row);
         else await startUser(row);
       }
-      if (startFailure !== undefined) throw startFailure;
       if (allDone()) break;
       if (historyLarge()) {
         await startsSettled();
