@@ -1,4 +1,5 @@
-import { chmodSync, mkdirSync, mkdtempSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { LOCAL_SITES, freePorts, readStackState, startStack, stopStack } from '../src/stack/local-stack';
 import { ensureTools } from '../src/stack/tools';
@@ -53,5 +54,45 @@ describe('local stack file modes', () => {
     expect(secrets.map(mode)).toEqual(secrets.map(() => '600'));
     expect(state.sitesFile).toBe(join(dir, 'local-sites.json'));
     expect(state.auditorSitesFile).toBe(join(dir, 'auditor-sites.json'));
+  });
+});
+
+/** Processes whose command line names `dir` (the stack's services all do: data folders, database). */
+function processesIn(dir: string): number[] {
+  return readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {
+    try {
+      return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(dir);
+    } catch {
+      return false;
+    }
+  }).map(Number);
+}
+
+describe('local stack start-up', () => {
+  const runDir = process.env.CLOVER_TEST_STACK_DIR!;
+
+  it('picks distinct ports below the ephemeral range, which outgoing connections never take', async () => {
+    const [low] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    const picks = await Promise.all(Array.from({ length: 5 }, () => freePorts()));
+    const all = picks.flatMap((p) => [p.temporal, p.ui, ...Object.values(p.sites)]);
+    expect(new Set(all).size).toBe(all.length);
+    for (const port of all) expect(port).toBeLessThan(low!);
+  });
+
+  it('a start that fails part-way stops what it launched and records nothing running', async () => {
+    const dir = mkdtempSync(join(runDir, 'failed-start-'));
+    const ports = await freePorts();
+    // The last site's port is taken: Temporal and the first sites are launched before that is found.
+    const last = LOCAL_SITES[LOCAL_SITES.length - 1]!.name;
+    const blocker = createServer();
+    await new Promise<void>((resolve) => blocker.listen(ports.sites[last], '127.0.0.1', resolve));
+    try {
+      await expect(startStack({ dir, tools: await ensureTools(), ports })).rejects.toThrow(`port ${ports.sites[last]} (for site-${last}) is already in use`);
+    } finally {
+      for (const s of readStackState(dir)?.services ?? []) recordProcess(runDir, { name: `failed-start ${s.name}`, pid: s.pid, binary: s.binary });
+      blocker.close();
+    }
+    expect(readStackState(dir)?.services).toEqual([]);
+    expect(processesIn(dir)).toEqual([]);
   });
 });

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomInt } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, closeSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { join } from 'node:path';
@@ -77,14 +77,53 @@ export function defaultPorts(env: NodeJS.ProcessEnv = process.env): StackPorts {
   };
 }
 
-/** A TCP port the OS has free right now (for tests, which must not collide with a running stack). */
+/** The local ports the OS gives outgoing connections (Linux's setting; elsewhere the IANA range). */
+function ephemeralPorts(): { low: number; high: number } {
+  try {
+    const [low, high] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    if (low && high) return { low, high };
+  } catch {
+    // Not Linux: the IANA range, which macOS and Windows use.
+  }
+  return { low: 49152, high: 65535 };
+}
+
+/** Resolves true when `port` can be listened on at 127.0.0.1 right now. */
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.unref();
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+  });
+}
+
+/** Ports this process has handed out, so one stack never gets the same port twice. */
+const handedOut = new Set<number>();
+
+/**
+ * A TCP port free right now (for tests and the bench, which must not collide with a running stack),
+ * chosen below the OS's ephemeral range: a port the OS picked with listen(0) is one it also gives to
+ * outgoing connections, so between this answer and the service's bind, any connection opened meanwhile
+ * (Temporal's own, at start-up) could take it ("address already in use").
+ */
 export async function freePort(): Promise<number> {
+  const { low } = ephemeralPorts();
+  const min = 10_000;
+  for (let i = 0; low - min > 1000 && i < 100; i++) {
+    const port = randomInt(min, low);
+    if (handedOut.has(port) || !(await canListen(port))) continue;
+    handedOut.add(port);
+    return port;
+  }
+  // No room below the ephemeral range (or all tried were taken): one the OS picks.
   return new Promise((resolve, reject) => {
     const srv = createServer();
     srv.unref();
     srv.on('error', reject);
     srv.listen(0, '127.0.0.1', () => {
       const port = (srv.address() as { port: number }).port;
+      handedOut.add(port);
       srv.close(() => resolve(port));
     });
   });
@@ -237,6 +276,8 @@ export async function startStack(opts: StartOptions): Promise<StackState> {
   const previous = readStackState(dir);
   const running = new Map((previous?.services ?? []).filter(isOurs).map((s) => [s.name, s]));
   const services: ServiceRecord[] = [];
+  /** Services this call launched (not found running): stopped again if the start fails. */
+  const started: ServiceRecord[] = [];
   const sitesFile = join(dir, 'local-sites.json');
   const creds = loadOrCreateCredentials(sitesFile);
   const auditorSitesFile = join(dir, AUDITOR_SITES_FILE);
@@ -270,6 +311,7 @@ export async function startStack(opts: StartOptions): Promise<StackState> {
     child.unref();
     const rec = { name, pid: child.pid!, port, binary, args };
     services.push(rec);
+    started.push(rec);
     // Record as we go, so `down` can stop what started even if a later service fails.
     writeState();
     return { rec, fresh: true };
@@ -285,77 +327,85 @@ export async function startStack(opts: StartOptions): Promise<StackState> {
   });
   const writeState = () => writeFileSync(stateFile(dir), JSON.stringify(state(), null, 2));
 
-  const temporalArgs = [
-    'server', 'start-dev',
-    '--ip', '127.0.0.1',
-    '--port', String(ports.temporal),
-    '--ui-port', String(ports.ui),
-    '--db-filename', join(dir, 'temporal.db'),
-    // Write-ahead log: a commit is one append instead of a rewrite of the journal. It survives the server
-    // process being killed (what the local stack's crash tests do); only a power cut may lose the last commits.
-    '--sqlite-pragma', 'journal_mode=wal',
-    '--sqlite-pragma', 'synchronous=normal',
-    '--namespace', 'default',
-    '--log-level', 'warn',
-    ...SEARCH_ATTRIBUTES.flatMap((a) => ['--search-attribute', `${a}=Keyword`]),
-  ];
-  const t = await launch('temporal', ports.temporal, tools.temporal, temporalArgs, [ports.ui]);
-  if (t.fresh) say(`starting Temporal dev server on 127.0.0.1:${ports.temporal}`);
+  try {
+    const temporalArgs = [
+      'server', 'start-dev',
+      '--ip', '127.0.0.1',
+      '--port', String(ports.temporal),
+      '--ui-port', String(ports.ui),
+      '--db-filename', join(dir, 'temporal.db'),
+      // Write-ahead log: a commit is one append instead of a rewrite of the journal. It survives the server
+      // process being killed (what the local stack's crash tests do); only a power cut may lose the last commits.
+      '--sqlite-pragma', 'journal_mode=wal',
+      '--sqlite-pragma', 'synchronous=normal',
+      '--namespace', 'default',
+      '--log-level', 'warn',
+      ...SEARCH_ATTRIBUTES.flatMap((a) => ['--search-attribute', `${a}=Keyword`]),
+    ];
+    const t = await launch('temporal', ports.temporal, tools.temporal, temporalArgs, [ports.ui]);
+    if (t.fresh) say(`starting Temporal dev server on 127.0.0.1:${ports.temporal}`);
 
-  const siteProcs: { name: string; pid: number; port: number; config: SiteConfig; auditor: SiteConfig }[] = [];
-  for (const s of LOCAL_SITES) {
-    const port = ports.sites[s.name];
-    const c = creds[s.name];
-    if (port === undefined || c === undefined) throw new CloverError(`the local stack has no port or credentials for site ${s.name}`, ExitCode.badInput);
-    const dataDir = join(dir, 'sites', s.name);
-    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-    const iamDir = join(dir, 'iam', s.name);
-    writeAuditorAccount(iamDir, auditorCreds[s.name]!);
-    const versionsDir = isEea(s.jurisdiction) ? undefined : join(dir, 'sites', `${s.name}-versions`);
-    if (versionsDir) mkdirSync(versionsDir, { recursive: true, mode: 0o700 });
-    // Keys go through the environment, not argv, so `ps` does not show them.
-    const r = await launch(
-      `site-${s.name}`, port, tools.versitygw,
-      // Keep-alive as real S3 endpoints do: otherwise every request of every tool pays a new TCP connection.
-      [
-        '--port', `127.0.0.1:${port}`, '--region', s.region, '--quiet', '--keep-alive',
-        // Its internal IAM: root (the environment's keys) plus the read-only auditor account.
-        '--iam-dir', iamDir,
-        ...(opts.accessLogs ? ['--access-log', accessLogPath(dir, s.name)] : []),
-        // Source sites can hold versioned buckets (a bucket is versioned only once versioning is enabled on
-        // it; the site's own bucket stays plain): real platforms' buckets are.
-        'posix', ...(versionsDir ? ['--versioning-dir', versionsDir] : []), dataDir,
-      ],
-      [],
-      { ROOT_ACCESS_KEY_ID: c.accessKeyId, ROOT_SECRET_ACCESS_KEY: c.secretAccessKey },
-    );
-    if (r.fresh) say(`starting S3 site ${s.name} (versitygw) on 127.0.0.1:${port}`);
-    const config: SiteConfig = {
-      endpoint: `http://127.0.0.1:${port}`,
-      region: s.region,
-      bucket: `clover-${s.name}`,
-      jurisdiction: s.jurisdiction,
-      forcePathStyle: true,
-      credentials: c,
-    };
-    siteProcs.push({ name: s.name, pid: r.rec.pid, port, config, auditor: { ...config, credentials: auditorCreds[s.name]! } });
-  }
-  const sites: Record<string, SiteConfig> = Object.fromEntries(siteProcs.map((p) => [p.name, p.config]));
+    const siteProcs: { name: string; pid: number; port: number; config: SiteConfig; auditor: SiteConfig }[] = [];
+    for (const s of LOCAL_SITES) {
+      const port = ports.sites[s.name];
+      const c = creds[s.name];
+      if (port === undefined || c === undefined) throw new CloverError(`the local stack has no port or credentials for site ${s.name}`, ExitCode.badInput);
+      const dataDir = join(dir, 'sites', s.name);
+      mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+      const iamDir = join(dir, 'iam', s.name);
+      writeAuditorAccount(iamDir, auditorCreds[s.name]!);
+      const versionsDir = isEea(s.jurisdiction) ? undefined : join(dir, 'sites', `${s.name}-versions`);
+      if (versionsDir) mkdirSync(versionsDir, { recursive: true, mode: 0o700 });
+      // Keys go through the environment, not argv, so `ps` does not show them.
+      const r = await launch(
+        `site-${s.name}`, port, tools.versitygw,
+        // Keep-alive as real S3 endpoints do: otherwise every request of every tool pays a new TCP connection.
+        [
+          '--port', `127.0.0.1:${port}`, '--region', s.region, '--quiet', '--keep-alive',
+          // Its internal IAM: root (the environment's keys) plus the read-only auditor account.
+          '--iam-dir', iamDir,
+          ...(opts.accessLogs ? ['--access-log', accessLogPath(dir, s.name)] : []),
+          // Source sites can hold versioned buckets (a bucket is versioned only once versioning is enabled on
+          // it; the site's own bucket stays plain): real platforms' buckets are.
+          'posix', ...(versionsDir ? ['--versioning-dir', versionsDir] : []), dataDir,
+        ],
+        [],
+        { ROOT_ACCESS_KEY_ID: c.accessKeyId, ROOT_SECRET_ACCESS_KEY: c.secretAccessKey },
+      );
+      if (r.fresh) say(`starting S3 site ${s.name} (versitygw) on 127.0.0.1:${port}`);
+      const config: SiteConfig = {
+        endpoint: `http://127.0.0.1:${port}`,
+        region: s.region,
+        bucket: `clover-${s.name}`,
+        jurisdiction: s.jurisdiction,
+        forcePathStyle: true,
+        credentials: c,
+      };
+      siteProcs.push({ name: s.name, pid: r.rec.pid, port, config, auditor: { ...config, credentials: auditorCreds[s.name]! } });
+    }
+    const sites: Record<string, SiteConfig> = Object.fromEntries(siteProcs.map((p) => [p.name, p.config]));
 
-  await waitFor('Temporal dev server', join(logDir, 'temporal.log'), t.rec.pid, () => temporalReady(ports.temporal), 90_000);
-  await waitFor('Temporal web UI', join(logDir, 'temporal.log'), t.rec.pid, () => httpOk(`http://127.0.0.1:${ports.ui}/`), 60_000);
-  const withoutAuditor: string[] = [];
-  for (const p of siteProcs) {
-    const logFile = join(logDir, `site-${p.name}.log`);
-    await waitFor(`S3 site ${p.name}`, logFile, p.pid, () => portAnswers(p.port), 30_000);
-    if (!(await ensureBucket(p.config, p.auditor.credentials!.accessKeyId))) withoutAuditor.push(p.name);
-  }
-  writeFileSync(sitesFile, JSON.stringify({ sites }, null, 2) + '\n', { mode: 0o600 });
-  if (withoutAuditor.length === 0) {
-    writeFileSync(auditorSitesFile, JSON.stringify({ sites: Object.fromEntries(siteProcs.map((p) => [p.name, p.auditor])) }, null, 2) + '\n', { mode: 0o600 });
-    auditorReady = true;
-  } else {
-    say(`site(s) ${withoutAuditor.join(', ')} kept running from an earlier start without the read-only auditor account; \`clover stack down\` and up again to get ${AUDITOR_SITES_FILE}`);
+    await waitFor('Temporal dev server', join(logDir, 'temporal.log'), t.rec.pid, () => temporalReady(ports.temporal), 90_000);
+    await waitFor('Temporal web UI', join(logDir, 'temporal.log'), t.rec.pid, () => httpOk(`http://127.0.0.1:${ports.ui}/`), 60_000);
+    const withoutAuditor: string[] = [];
+    for (const p of siteProcs) {
+      const logFile = join(logDir, `site-${p.name}.log`);
+      await waitFor(`S3 site ${p.name}`, logFile, p.pid, () => portAnswers(p.port), 30_000);
+      if (!(await ensureBucket(p.config, p.auditor.credentials!.accessKeyId))) withoutAuditor.push(p.name);
+    }
+    writeFileSync(sitesFile, JSON.stringify({ sites }, null, 2) + '\n', { mode: 0o600 });
+    if (withoutAuditor.length === 0) {
+      writeFileSync(auditorSitesFile, JSON.stringify({ sites: Object.fromEntries(siteProcs.map((p) => [p.name, p.auditor])) }, null, 2) + '\n', { mode: 0o600 });
+      auditorReady = true;
+    } else {
+      say(`site(s) ${withoutAuditor.join(', ')} kept running from an earlier start without the read-only auditor account; \`clover stack down\` and up again to get ${AUDITOR_SITES_FILE}`);
+    }
+  } catch (err) {
+    // A start that fails leaves nothing it launched running (what was already running stays).
+    for (const rec of started) if (isOurs(rec)) await stopService(rec);
+    services.splice(0, services.length, ...services.filter((r) => !started.includes(r)));
+    writeState();
+    throw err;
   }
   // Again now that every file exists: Temporal's database files were made by the server just now.
   makeStackPrivate(dir);
@@ -462,6 +512,14 @@ async function ensureBucket(site: SiteConfig, auditor: string): Promise<boolean>
   }
 }
 
+/** Stops one of the stack's processes: SIGTERM, then SIGKILL after 15 s. */
+async function stopService(rec: ServiceRecord): Promise<void> {
+  process.kill(rec.pid, 'SIGTERM');
+  const deadline = Date.now() + 15_000;
+  while (isAlive(rec.pid) && Date.now() < deadline) await sleep(100);
+  if (isAlive(rec.pid)) process.kill(rec.pid, 'SIGKILL');
+}
+
 /** Stops the processes recorded by `startStack` in `dir` (and only those); `wipe` also deletes their data. */
 export async function stopStack(dir: string, opts: { wipe?: boolean; say?: (l: string) => void } = {}): Promise<number> {
   const say = opts.say ?? (() => undefined);
@@ -469,10 +527,7 @@ export async function stopStack(dir: string, opts: { wipe?: boolean; say?: (l: s
   let stopped = 0;
   for (const rec of state?.services ?? []) {
     if (!isOurs(rec)) continue;
-    process.kill(rec.pid, 'SIGTERM');
-    const deadline = Date.now() + 15_000;
-    while (isAlive(rec.pid) && Date.now() < deadline) await sleep(100);
-    if (isAlive(rec.pid)) process.kill(rec.pid, 'SIGKILL');
+    await stopService(rec);
     say(`stopped ${rec.name} (pid ${rec.pid})`);
     stopped++;
   }
