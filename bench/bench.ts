@@ -521,7 +521,7 @@ async function measureUserList(ctx: Ctx, dir: string, n: number): Promise<UserLi
   return { users: n, fileMiB, stage, read };
 }
 
-export function report(r: Results, sets: DataSet[]): string {
+function report(r: Results, sets: DataSet[]): string {
   const f = (n: number, d = 1) => n.toFixed(d);
   const lines = [
     '# Benchmarks',
@@ -568,8 +568,8 @@ export function report(r: Results, sets: DataSet[]): string {
     lines.push('', `User list: ${u.users} generated users (${f(u.fileMiB, 0)} MiB of JSON lines). \`clover start\`'s part (validate every line and check for duplicates, digest, store in ${f(u.fileMiB / 8, 0)} parts of 8 MiB): ${f(u.stage.wallS)} s, peak RSS ${f(u.stage.rssMiB, 0)} MiB. The worker's part (every page through the readUsersPage activity): ${f(u.read.wallS)} s, peak RSS ${f(u.read.rssMiB, 0)} MiB${r.userListCommand ? ` (measured by \`${r.userListCommand}\`)` : ''}.`);
   }
   if (r.manyUsers) lines.push('', `Many users: ${r.manyUsers.users} users of one 4 KiB object each at ${f(r.manyUsers.usersPerS)} users/s; the largest history of any workflow run was ${r.manyUsers.maxHistory} events.`);
-  const ratio = (ds: string, tool: string) => r.rows.find((x) => x.dataset === ds && x.tool === tool)?.ratioToRclone;
   const rowOf = (ds: string, tool: string) => r.rows.find((x) => x.dataset === ds && x.tool === tool);
+  const ratio = (ds: string, tool: string) => rowOf(ds, tool)?.ratioToRclone;
   const yes = (ok: boolean | undefined) => (ok === undefined ? 'not measured' : ok ? 'met' : 'not met');
   // The targets of issue #13 (throughput): verify `checksum` ≥ 0.9 × rclone and verify `full` ≥ 0.7 ×.
   const speed = (ds: string): [string, string] => {

@@ -77,15 +77,15 @@ export function defaultPorts(env: NodeJS.ProcessEnv = process.env): StackPorts {
   };
 }
 
-/** The local ports the OS gives outgoing connections (Linux's setting; elsewhere the IANA range). */
-function ephemeralPorts(): { low: number; high: number } {
+/** The lowest local port the OS gives outgoing connections (Linux's setting; elsewhere the IANA range's). */
+function ephemeralLow(): number {
   try {
-    const [low, high] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
-    if (low && high) return { low, high };
+    const [low] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    if (low) return low;
   } catch {
     // Not Linux: the IANA range, which macOS and Windows use.
   }
-  return { low: 49152, high: 65535 };
+  return 49152;
 }
 
 /** Resolves true when `port` can be listened on at 127.0.0.1 right now. */
@@ -108,7 +108,7 @@ const handedOut = new Set<number>();
  * (Temporal's own, at start-up) could take it ("address already in use").
  */
 export async function freePort(): Promise<number> {
-  const { low } = ephemeralPorts();
+  const low = ephemeralLow();
   const min = 10_000;
   for (let i = 0; low - min > 1000 && i < 100; i++) {
     const port = randomInt(min, low);
