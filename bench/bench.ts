@@ -215,21 +215,22 @@ interface Ctx {
 }
 
 /**
- * Clover's concurrency for `objects` in flight in all, as rclone's --transfers: users at once times objects
- * per user. A user of many objects holds one of the worker's 8 activity slots while it copies, so at most 8
- * such users run at once; a user of one object holds a slot only for its one short first-pass activity, so
- * one-object users run `objects` at once (16 objects in flight either way).
+ * Clover's concurrency for `objects` in flight in all, as rclone's --transfers: the worker moves at most
+ * `objects` at once (`--max-objects-in-flight`, startBenchWorker), and each user may take all of them, so
+ * while one user lists, stages, verifies or commits, the others' copies fill its share. A user of many
+ * objects holds one of the worker's 8 activity slots while it copies, so at most 8 such users run at once;
+ * a user of one object holds a slot only for its one short first-pass activity, so one-object users run
+ * `objects` at once.
  */
 function clover(ds: DataSet, objects: number): { users: number; objectsPerUser: number } {
-  const users = Math.max(1, Math.min(ds.users, ds.perUser === 1 ? objects : 8, objects));
-  return { users, objectsPerUser: Math.max(1, Math.ceil(objects / users)) };
+  return { users: Math.max(1, Math.min(ds.users, ds.perUser === 1 ? objects : 8, objects)), objectsPerUser: objects };
 }
 
 /**
  * Starts a worker on `taskQueue` as operators start it (`npx clover worker` runs bin/clover.js with the node
  * flags of its first line), its output appended to `workerLog`; `exited` settles when it exits.
  */
-export function startBenchWorker(ctx: { sitesFile: string; env: NodeJS.ProcessEnv; workerLog: string }, taskQueue: string): { worker: ChildProcess; exited: Promise<unknown> } {
+export function startBenchWorker(ctx: { sitesFile: string; env: NodeJS.ProcessEnv; workerLog: string; concurrency?: number }, taskQueue: string): { worker: ChildProcess; exited: Promise<unknown> } {
   const log = openSync(ctx.workerLog, 'a');
   // CLOVER_BENCH_CPU_PROF=<dir>: write a V8 CPU profile of each worker there (for "Where the time goes").
   const bin = join(ROOT, 'bin', 'clover.js');
@@ -237,7 +238,8 @@ export function startBenchWorker(ctx: { sitesFile: string; env: NodeJS.ProcessEn
   const [cmd, pre] = prof
     ? [process.execPath, [...(readFileSync(bin, 'utf8').split('\n')[0] ?? '').split(' ').filter((a) => a.startsWith('--')), '--cpu-prof', '--cpu-prof-dir', prof, bin]]
     : [bin, []];
-  const worker = spawn(cmd, [...pre, 'worker', '--task-queue', taskQueue, '--sites', ctx.sitesFile], {
+  const limit = ctx.concurrency === undefined ? [] : ['--max-objects-in-flight', String(ctx.concurrency)];
+  const worker = spawn(cmd, [...pre, 'worker', '--task-queue', taskQueue, '--sites', ctx.sitesFile, ...limit], {
     env: { ...process.env, ...ctx.env, CLOVER_LOG_LEVEL: 'warn' }, stdio: ['ignore', log, log],
   });
   closeSync(log);

@@ -18,6 +18,7 @@ export function registerWorker(program: Command): void {
     .description('run a worker in the foreground (JSON logs; SIGTERM/SIGINT drain it gracefully)')
     .option('--sites <file>', 'sites file (default: CLOVER_SITES, else the local stack\'s)')
     .option('--max-activities <n>', 'activities (user copies and verifies) at once', positive('--max-activities'), d.maxActivities)
+    .option('--max-objects-in-flight <n>', 'objects copied or read at once across all of this worker\'s activities, on top of each plan\'s objectsPerUser (default: no worker-wide limit)', positive('--max-objects-in-flight'))
     .option('--max-sockets <n>', 'HTTP sockets per site', positive('--max-sockets'), d.maxSockets)
     .option('--idle-timeout-seconds <n>', 'seconds an S3 request may stay silent before it is abandoned and retried on a new connection', positive('--idle-timeout-seconds'), d.idleTimeoutMs / 1000)
     .option('--memory-mib <n>', 'MiB of object data buffered at once', positive('--memory-mib'), d.memoryBudget / 1048576)
@@ -26,7 +27,7 @@ export function registerWorker(program: Command): void {
     .option('--grace-seconds <n>', 'seconds in-flight work gets to checkpoint on shutdown', positive('--grace-seconds'), d.shutdownGraceMs / 1000)
     .option('--sdk-requests', 'send every S3 request through the AWS SDK (default: object GET/PUT of the copy take the lean request path)')
     .option('--task-queue <name>', 'task queue (default: CLOVER_TASK_QUEUE, else clover-migrations)')
-    .action(async (o: { sites?: string; maxActivities: number; maxSockets: number; idleTimeoutSeconds: number; memoryMib: number; partMib: number; hashThreads: number; graceSeconds: number; sdkRequests?: boolean; taskQueue?: string }) => {
+    .action(async (o: { sites?: string; maxActivities: number; maxObjectsInFlight?: number; maxSockets: number; idleTimeoutSeconds: number; memoryMib: number; partMib: number; hashThreads: number; graceSeconds: number; sdkRequests?: boolean; taskQueue?: string }) => {
       const temporal = temporalConfig();
       const logger = createLogger();
       const sites = loadSites(o.sites);
@@ -39,6 +40,7 @@ export function registerWorker(program: Command): void {
         settings: {
           ...d,
           maxActivities: o.maxActivities,
+          maxObjectsInFlight: o.maxObjectsInFlight,
           maxSockets: o.maxSockets,
           idleTimeoutMs: o.idleTimeoutSeconds * 1000,
           memoryBudget: o.memoryMib * 1048576,

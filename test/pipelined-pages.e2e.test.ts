@@ -1,6 +1,7 @@
 import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { MockActivityEnvironment } from '@temporalio/testing';
+import pLimit from 'p-limit';
 import { createActivities } from '../src/activities';
 import type { CopyCheckpoint, CopyUserInput, CopyUserResult } from '../src/activities/copy';
 import type { Sites } from '../src/config/sites';
@@ -23,6 +24,9 @@ describe('pipelined pages of one user', () => {
   const held: { key: string; go: () => void }[] = [];
   let open = false;
   let maxHeld = 0;
+  /** Object PUTs of users sent on and not yet answered, and the most at any moment. */
+  let forwarding = 0;
+  let maxInFlight = 0;
   let deps: ReturnType<typeof testDeps>;
 
   beforeAll(async () => {
@@ -32,21 +36,24 @@ describe('pipelined pages of one user', () => {
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
+        const path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
         const forward = () => {
+          const counted = req.method === 'PUT' && path.includes('/users/');
           const fwd = request({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers }, (up) => {
             res.writeHead(up.statusCode ?? 502, up.headers);
             up.pipe(res);
           });
+          res.on('close', () => { if (counted) forwarding--; });
           fwd.on('error', (err) => res.writeHead(502).end(err.message));
           fwd.end(Buffer.concat(chunks));
         };
-        const path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
         // Hold the object PUTs of the heavy user (not Clover's own records) until the test opens the gate.
         if (req.method === 'PUT' && path.includes('/users/') && !open) {
           held.push({ key: path, go: forward });
           maxHeld = Math.max(maxHeld, held.length);
           return;
         }
+        if (req.method === 'PUT' && path.includes('/users/')) maxInFlight = Math.max(maxInFlight, ++forwarding);
         forward();
       });
     });
@@ -119,5 +126,37 @@ describe('pipelined pages of one user', () => {
     const rest = await new MockActivityEnvironment({ heartbeatDetails: { pagesDone: 2, result: { verified: 20, verifiedBytes: 0, recopied: 0, transferredObjects: 0, transferredBytes: 0 } } })
       .run(acts.verifyUserObjects, { migrationId, userId, targetSite: 'eu-ie', prefix, mode: 'checksum' as const, objectsPerUser: 16, generation: 1 });
     expect(rest).toMatchObject({ verified: 45 });
+  });
+
+  it('shares the worker\'s object slots between users: at most that many objects in flight in all', async () => {
+    const migrationId = uniqueId('slots');
+    const body = (u: number, i: number) => Buffer.alloc(1024 + i, u * 16 + i);
+    const users = [0, 1, 2].map((u) => ({ u, userId: `${migrationId}-u${u}`, prefix: `users/${migrationId}-u${u}/` }));
+    for (const { u, prefix } of users) for (let i = 0; i < 12; i++) await put(base.clients, 'sg', `${prefix}o-${i}`, body(u, i));
+    // 5 objects in flight for the whole worker, 16 per user: three users would send 36 PUTs at once without it.
+    const slots = pLimit(5);
+    const acts = createActivities({ ...deps, objectSlots: slots });
+    open = false;
+    maxHeld = 0;
+    const running = users.map(({ userId, prefix }) => new MockActivityEnvironment().run<[CopyUserInput], CopyUserResult, typeof acts.copyUserObjects>(acts.copyUserObjects, {
+      migrationId, userId, sources: ['sg'], targetSite: 'eu-ie', prefix, conflictPolicy: 'newest-wins',
+      objectsPerUser: 16, generation: 1, page: 0, transferred: { objects: 0, bytes: 0 },
+    }));
+    for (const r of running) r.catch(() => undefined);
+    // Five PUTs reach the target and the other users' keys wait for a slot, not at the target.
+    await waitUntil('5 PUTs held at the target and more waiting for a worker slot', () => ({ held: held.length, waiting: slots.pendingCount }), (n) => n.held >= 5 && n.waiting > 0);
+    expect(held.length).toBe(5);
+    expect(slots.activeCount).toBe(5);
+    open = true;
+    maxInFlight = held.length;
+    forwarding = held.length;
+    for (const h of held.splice(0)) h.go();
+    const results = await Promise.all(running);
+    expect(results.map((r) => r.objects)).toEqual([12, 12, 12]);
+    expect(maxHeld).toBe(5);
+    expect(maxInFlight).toBeLessThanOrEqual(5);
+    for (const { u, prefix } of users) {
+      for (let i = 0; i < 12; i++) expect(sha256((await get(base.clients, 'eu-ie', `${prefix}o-${i}`))!.body)).toBe(sha256(body(u, i)));
+    }
   });
 });

@@ -14,7 +14,7 @@ import { listPage, type PageListing } from '../storage/page-listing';
 import { removeStaging, writeStaging, type StagingPage } from '../storage/staging';
 import { executeKey, type PassContext } from './pass-executor';
 import { runActivity } from './scaffold';
-import { expectedKey, site, targetSite, type ActivityDeps } from './deps';
+import { expectedKey, inObjectSlot, site, targetSite, type ActivityDeps } from './deps';
 
 /**
  * Listing pages whose keys are queued or copying at once in one copy call: the page being finished and the
@@ -127,6 +127,7 @@ export function createCopyActivities(deps: ActivityDeps) {
       const totals = { objects: 0, bytes: 0, conflicts: 0 };
       const started = Date.now();
       const limit = pLimit(input.objectsPerUser);
+      let failed = false;
 
       // The page in progress and the PUTs sent so far; page and cursor only change together, between pages.
       const checkpoint = (): CopyCheckpoint => ({
@@ -158,7 +159,9 @@ export function createCopyActivities(deps: ActivityDeps) {
         const plans = planPage(listing.sources, listing.target, entriesInRange(previous, from, listing.nextCursor));
         const staging: StagingPage = { generation: input.generation, page: -1, cursor: from, nextCursor: listing.nextCursor, entries: [], conflicts: [], erasures: [] };
         const done = Promise.all(plans.map((plan) => limit(async () => {
-          const r = await executeKey(pass, plan);
+          // A key waiting for a worker slot when this attempt failed never starts (the retry redoes it).
+          const r = await inObjectSlot(deps, async () => (failed ? undefined : executeKey(pass, plan)));
+          if (!r) return;
           if (r.entry) staging.entries.push(r.entry);
           if (r.conflict) staging.conflicts.push(r.conflict);
           if (r.erasure) staging.erasures.push(r.erasure);
@@ -171,36 +174,43 @@ export function createCopyActivities(deps: ActivityDeps) {
       const inFlight: Promise<StagingPage>[] = [];
       let next: Promise<PageListing> | undefined = listFrom(cursor);
       let nextFrom = cursor;
-      for (let pages = 0; ;) {
-        while (next && inFlight.length < PAGES_IN_FLIGHT && pages < deps.batch.maxPages && Date.now() - started < deps.batch.maxMillis) {
-          const listing: PageListing = await next;
-          const from = nextFrom;
-          pages++;
-          nextFrom = listing.nextCursor;
-          next = listing.nextCursor === undefined ? undefined : listFrom(listing.nextCursor);
-          inFlight.push(runPage(from, listing));
-        }
-        const current = inFlight.shift();
-        if (!current) break;
-        const staging = await current.catch((err: unknown) => {
-          limit.clearQueue(); // keys of this attempt not started yet never start; the retry redoes them
-          throw err;
-        });
-        if (staging.entries.length > 0 || staging.conflicts.length > 0 || staging.erasures.length > 0 || page === 0) {
-          staging.page = page;
-          staging.entries.sort((a, b) => compareKeys(a.key, b.key));
-          await writeStaging(target, input.migrationId, input.userId, staging, signal);
-          totals.objects += staging.entries.length;
-          totals.bytes += staging.entries.reduce((n, e) => n + e.size, 0);
-          totals.conflicts += staging.conflicts.length;
-          page++;
-        }
-        cursor = staging.nextCursor;
-        listed = cursor === undefined;
-        beat();
-        if (listed) return finish();
+      try {
+        return await copyPages();
+      } catch (err) {
+        // Keys of this attempt not started yet (queued here or for a worker slot) never start; the retry redoes them.
+        failed = true;
+        limit.clearQueue();
+        throw err;
       }
-      return { done: false, page, cursor, ...totals, transferred: checkpoint().transferred, blocked, blockedCount };
+      async function copyPages(): Promise<CopyUserResult> {
+        for (let pages = 0; ;) {
+          while (next && inFlight.length < PAGES_IN_FLIGHT && pages < deps.batch.maxPages && Date.now() - started < deps.batch.maxMillis) {
+            const listing: PageListing = await next;
+            const from = nextFrom;
+            pages++;
+            nextFrom = listing.nextCursor;
+            next = listing.nextCursor === undefined ? undefined : listFrom(listing.nextCursor);
+            inFlight.push(runPage(from, listing));
+          }
+          const current = inFlight.shift();
+          if (!current) break;
+          const staging = await current;
+          if (staging.entries.length > 0 || staging.conflicts.length > 0 || staging.erasures.length > 0 || page === 0) {
+            staging.page = page;
+            staging.entries.sort((a, b) => compareKeys(a.key, b.key));
+            await writeStaging(target, input.migrationId, input.userId, staging, signal);
+            totals.objects += staging.entries.length;
+            totals.bytes += staging.entries.reduce((n, e) => n + e.size, 0);
+            totals.conflicts += staging.conflicts.length;
+            page++;
+          }
+          cursor = staging.nextCursor;
+          listed = cursor === undefined;
+          beat();
+          if (listed) return finish();
+        }
+        return { done: false, page, cursor, ...totals, transferred: checkpoint().transferred, blocked, blockedCount };
+      }
     });
   }
   return { copyUserObjects };

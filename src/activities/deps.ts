@@ -1,5 +1,6 @@
 import type { KeyObject } from 'node:crypto';
 import { ApplicationFailure } from '@temporalio/common';
+import type { LimitFunction } from 'p-limit';
 import type { ByteBudget } from '../storage/byte-budget';
 import type { Site, SiteClients } from '../storage/clients';
 import type { Hasher } from '../storage/hash-pool';
@@ -23,6 +24,17 @@ export interface ActivityDeps {
    * and disposal and rollback refuse a manifest whose signature does not verify. None: no evidence.
    */
   signingKey?: SigningKey;
+  /**
+   * Objects moved at once across every activity of this worker (`--max-objects-in-flight`), on top of
+   * each user's `objectsPerUser`: while one user lists, stages, verifies or commits, the others' copies
+   * take its share. None: each user's own limit only.
+   */
+  objectSlots?: LimitFunction;
+}
+
+/** Runs `fn` (one object's transfer) in one of the worker's object slots, when it has a limit. */
+export function inObjectSlot<T>(deps: ActivityDeps, fn: () => Promise<T>): Promise<T> {
+  return deps.objectSlots ? deps.objectSlots(fn) : fn();
 }
 
 /**

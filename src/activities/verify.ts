@@ -8,7 +8,7 @@ import { META, headObject, stripQuotes } from '../storage/object-meta';
 import { hashObject } from '../storage/pinned-read';
 import { listObjectsPage } from '../storage/listing';
 import { listStagingPages, readStaging, writeStaging, type StagedEntry } from '../storage/staging';
-import { site, targetSite, type ActivityDeps } from './deps';
+import { inObjectSlot, site, targetSite, type ActivityDeps } from './deps';
 import { runActivity } from './scaffold';
 
 export interface VerifyUserInput {
@@ -90,7 +90,7 @@ export function createVerifyActivities(deps: ActivityDeps) {
           // Only "the object changed or is gone" (412/404) can be a mismatch, and a HEAD says which; any
           // other read error (access denied, a timeout, a reset) says nothing about the bytes, so it is
           // thrown: transient ones retry the activity, permanent ones fail the user. Never a re-copy.
-          const h = await hashObject(target, e.key, e.targetEtag, signal, deps).catch((err: unknown) => {
+          const h = await inObjectSlot(deps, () => hashObject(target, e.key, e.targetEtag, signal, deps)).catch((err: unknown) => {
             if (err instanceof SourceChangedError) return undefined;
             throw err;
           });
@@ -164,11 +164,11 @@ export function createVerifyActivities(deps: ActivityDeps) {
                 if (head && head.metadata[META.migration] !== input.migrationId) {
                   break; // someone else's object now: never overwritten
                 }
-                const out = await copyObject({
+                const out = await inObjectSlot(deps, () => copyObject({
                   source: site(deps, e.sourceSite), target,
                   object: { site: e.sourceSite, key: e.key, etag: e.sourceEtag, size: e.size, lastModified: e.sourceLastModified },
                   migrationId: input.migrationId, overwriteEtag: head?.etag, settings: deps.copy, budget: deps.budget, hasher: deps.hasher, signal,
-                }).catch((err) => {
+                })).catch((err) => {
                   if (err instanceof SourceChangedError) {
                     throw ApplicationFailure.create({
                       type: 'VerifyMismatch',

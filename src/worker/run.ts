@@ -1,5 +1,6 @@
 import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import type { Logger } from 'pino';
+import pLimit from 'p-limit';
 import { createActivities } from '../activities';
 import { UnreachableError } from '../config/errors';
 import type { Sites } from '../config/sites';
@@ -15,6 +16,8 @@ import { loadSigningKey } from '../evidence/keys';
 export interface WorkerSettings {
   /** Activities (user copies, verifies) running at once in this process. */
   maxActivities: number;
+  /** Objects copied or read at once across all activities (`--max-objects-in-flight`); undefined: each plan's objectsPerUser per user only. */
+  maxObjectsInFlight?: number;
   /** Sockets per site. */
   maxSockets: number;
   /** How long an S3 request's socket may stay silent before the request is abandoned and retried. */
@@ -80,6 +83,7 @@ export async function runWorker(opts: { temporal: TemporalConfig; sites: Sites; 
     budget: new ByteBudget(settings.memoryBudget),
     copy: { multipartThreshold: settings.multipartThreshold, minPartSize: settings.minPartSize, partConcurrency: settings.partConcurrency },
     batch: { maxPages: 20, maxMillis: 5 * 60_000, listPageSize: 1000 },
+    objectSlots: settings.maxObjectsInFlight === undefined ? undefined : pLimit(settings.maxObjectsInFlight),
   };
   const workflowSource: Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath'> = process.env.CLOVER_WORKFLOW_BUNDLE
     ? { workflowBundle: { codePath: process.env.CLOVER_WORKFLOW_BUNDLE } }
