@@ -13,9 +13,9 @@ import { at, get, listKeys, put, sha256, uniqueId } from './helpers';
 /** Activities run directly (MockActivityEnvironment) against the real S3 sites; the fault is real too. */
 describe('activities against the real sites', () => {
   // These tests read every checkpoint an activity sends, however fast it runs.
-  const firstAfterMs = heartbeatPolicy.firstAfterMs;
-  beforeAll(() => { heartbeatPolicy.firstAfterMs = 0; });
-  afterAll(() => { heartbeatPolicy.firstAfterMs = firstAfterMs; });
+  const { firstAfterMs, minGapMs } = heartbeatPolicy;
+  beforeAll(() => { heartbeatPolicy.firstAfterMs = 0; heartbeatPolicy.minGapMs = 0; });
+  afterAll(() => { Object.assign(heartbeatPolicy, { firstAfterMs, minGapMs }); });
   const deps = testDeps();
   const acts = createActivities(deps);
   afterAll(() => destroySiteClients(deps.clients));

@@ -35,6 +35,13 @@ export const STALL_AFTER_MS = 40_000;
 export const heartbeatPolicy = {
   /** No heartbeat in an activity's first this many ms (tests that read every checkpoint set 0). */
   firstAfterMs: 1_000,
+  /**
+   * Progress heartbeats (one per object done) at most this often: the latest checkpoint is sent at the
+   * end of the gap. The SDK throttles what reaches the server to one per 2 s anyway, but it serialises
+   * every call (details to a payload, then protobuf): per object, that was a few percent of a small
+   * object's CPU and much of the garbage the old generation gathered.
+   */
+  minGapMs: 500,
 };
 
 /**
@@ -102,9 +109,19 @@ export async function runActivity<T>(body: (scope: ActivityScope) => Promise<T>)
   let details: () => unknown = () => undefined;
   let lastProgress = Date.now();
   const progress = () => (lastProgress = Date.now());
+  let lastSent = 0;
+  let trailing: NodeJS.Timeout | undefined;
+  const sendNow = () => {
+    trailing = undefined;
+    lastSent = Date.now();
+    send(details());
+  };
   const beat = () => {
     progress();
-    send(details());
+    if (trailing) return;
+    const wait = lastSent + heartbeatPolicy.minGapMs - Date.now();
+    if (wait <= 0) sendNow();
+    else trailing = setTimeout(sendNow, wait);
   };
   // Past this, Temporal has timed the attempt out: its hung requests are aborted so they free their slot.
   const abandonAfterMs = STALL_AFTER_MS + (ctx.info.heartbeatTimeoutMs ?? 0) + HEARTBEAT_EVERY_MS;
@@ -128,6 +145,7 @@ export async function runActivity<T>(body: (scope: ActivityScope) => Promise<T>)
     throw toFailure(ctx, err);
   } finally {
     clearInterval(timer);
+    clearTimeout(trailing);
   }
 }
 
