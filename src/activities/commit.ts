@@ -2,7 +2,7 @@ import { manifestGenerationKey, manifestKey } from '../domain/layout';
 import { buildManifest, compareKeys, describeConflict, ManifestConflictError, type ConflictRecord, type ErasureRecord, type Manifest, type ManifestEntry, type PassSummary, signManifest } from '../domain/manifest';
 import { recordUserEvents, type UserEvent } from '../evidence/record';
 import { commitManifestGeneration, getCurrentManifest } from '../storage/manifests';
-import { listStagingPages, readStaging, removeStaging } from '../storage/staging';
+import { listStagingPages, readStaging, removeStaging, type StagingPage } from '../storage/staging';
 import type { Retention } from '../storage/json-records';
 import { ledgerOf, targetSite, type ActivityDeps } from './deps';
 import { runActivity, writer } from './scaffold';
@@ -71,7 +71,7 @@ export function createCommitActivities(deps: ActivityDeps) {
    * key twice. Once committed, the user's staging up to this generation is removed. Idempotent: a
    * retried attempt finds its own generation and reports it.
    */
-  function commitManifest(input: CommitManifestInput): Promise<CommitManifestResult> {
+  function commitManifest(input: CommitManifestInput, held?: StagingPage[]): Promise<CommitManifestResult> {
     return runActivity(async ({ signal }) => {
       const target = targetSite(deps, input.targetSite);
       const who = writer();
@@ -121,8 +121,12 @@ export function createCommitActivities(deps: ActivityDeps) {
       const erasures: ErasureRecord[] = [...(base?.erasures ?? [])];
       const pass: PassSummary = { kind: input.kind, copied: 0, overwritten: 0, erased: 0, unchanged: 0, conflicts: 0 };
       let lastEnd: string | undefined;
-      for (const key of await listStagingPages(target, input.migrationId, input.userId, input.generation, signal)) {
-        const page = await readStaging(target, key, signal);
+      // Never an empty manifest for want of records: held pages always include page 0, and only a first pass holds them.
+      if (held && (held.length === 0 || input.generation !== 1)) throw new Error(`user ${input.userId}: held pages are for a first pass with at least one page; got ${held.length} for generation ${input.generation}`);
+      // `held`: the pass's pages as the copy kept them in memory (activities/small-user.ts), never staged.
+      const stagedKeys = held ? held.map((h) => `page ${h.page} (held in memory)`) : await listStagingPages(target, input.migrationId, input.userId, input.generation, signal);
+      for (const [i, key] of stagedKeys.entries()) {
+        const page = held ? held[i]! : await readStaging(target, key, signal);
         // Pages never overlap: a page redone after a crash replaced its own record and dropped later ones.
         const first = page.entries[0]?.key;
         if (lastEnd !== undefined && first !== undefined && compareKeys(first, lastEnd) <= 0) {
@@ -147,7 +151,8 @@ export function createCommitActivities(deps: ActivityDeps) {
       });
       const manifest = deps.signingKey ? signManifest(built, deps.signingKey) : built;
       const done = await commitManifestGeneration(target, manifest, current && { etag: current.etag }, signal, input.evidenceRetention);
-      await removeStaging(target, input.migrationId, input.userId, input.generation, undefined, signal);
+      // Held pages were never staged (and the copy removed whatever an earlier run had staged for them).
+      if (!held) await removeStaging(target, input.migrationId, input.userId, input.generation, undefined, signal);
       await recordUserEvents(deps.signingKey, ledger, input.migrationId, evidence(done.manifest), false, signal);
       return report(done.manifest, done.key);
     });

@@ -72,6 +72,11 @@ export interface CopyUserResult {
    */
   blocked: { key: string; reason: string }[];
   blockedCount: number;
+  /**
+   * With `hold` (activities/small-user.ts): the user's only page, kept in memory instead of staged, for
+   * the same activity's verify and commit. Never returned to a workflow.
+   */
+  held?: StagingPage;
 }
 
 /**
@@ -101,7 +106,13 @@ export interface CopyCheckpoint {
  * records progress durably.
  */
 export function createCopyActivities(deps: ActivityDeps) {
-  function copyUserObjects(input: CopyUserInput): Promise<CopyUserResult> {
+  /**
+   * `hold`: a first pass whose user has one listing page only, copied in this one call, keeps that page
+   * in memory (`held`) instead of staging it: the caller verifies and commits it within the same
+   * activity, and a retried attempt copies again (it finds every copy in the target). The checkpoint
+   * never moves past a held page, so no heartbeat ever says it was staged.
+   */
+  function copyUserObjects(input: CopyUserInput, opts: { hold?: boolean } = {}): Promise<CopyUserResult> {
     return runActivity(async ({ resumed: prior, signal, checkpointWith, beat }) => {
       const target = targetSite(deps, input.targetSite);
       const sources = input.sources.map((n) => site(deps, n));
@@ -195,6 +206,17 @@ export function createCopyActivities(deps: ActivityDeps) {
           const current = inFlight.shift();
           if (!current) break;
           const staging = await current;
+          // Held only when this activity goes on to verify and commit it: nothing blocked, nothing left to list.
+          if (opts.hold && input.generation === 1 && page === 0 && staging.nextCursor === undefined && blockedCount === 0) {
+            staging.page = 0;
+            staging.entries.sort((a, b) => compareKeys(a.key, b.key));
+            await abortUploads(target, input.prefix, signal);
+            const n = staging.entries.length;
+            return {
+              done: true, page: 1, objects: n, bytes: staging.entries.reduce((b, e) => b + e.size, 0), conflicts: staging.conflicts.length,
+              transferred: checkpoint().transferred, blocked, blockedCount, held: staging,
+            };
+          }
           if (staging.entries.length > 0 || staging.conflicts.length > 0 || staging.erasures.length > 0 || page === 0) {
             staging.page = page;
             staging.entries.sort((a, b) => compareKeys(a.key, b.key));

@@ -7,7 +7,7 @@ import { copyObject } from '../storage/object-copy';
 import { META, headObject, stripQuotes } from '../storage/object-meta';
 import { hashObject } from '../storage/pinned-read';
 import { listObjectsPage } from '../storage/listing';
-import { listStagingPages, readStaging, writeStaging, type StagedEntry } from '../storage/staging';
+import { listStagingPages, readStaging, writeStaging, type StagedEntry, type StagingPage } from '../storage/staging';
 import { inObjectSlot, site, targetSite, type ActivityDeps } from './deps';
 import { runActivity } from './scaffold';
 
@@ -73,7 +73,7 @@ export function createVerifyActivities(deps: ActivityDeps) {
    * (transient: retried; permanent: the user fails naming site and key) and nothing is re-copied.
    * Idempotent; resumes at the page in its heartbeat.
    */
-  function verifyUserObjects(input: VerifyUserInput): Promise<VerifyUserResult> {
+  function verifyUserObjects(input: VerifyUserInput, held?: StagingPage[]): Promise<VerifyUserResult> {
     return runActivity(async ({ ctx, resumed: prior, signal, checkpointWith, beat }) => {
       const target = targetSite(deps, input.targetSite);
       const maxRecopies = input.maxRecopies ?? 3;
@@ -126,11 +126,12 @@ export function createVerifyActivities(deps: ActivityDeps) {
 
       let progress: VerifyCheckpoint = { pagesDone: resumed?.pagesDone ?? 0, result: { ...result } };
       checkpointWith(() => progress);
-      const pages = await listStagingPages(target, input.migrationId, input.userId, input.generation, signal);
+      // `held`: the pages the copy kept in memory (activities/small-user.ts) instead of staging them.
+      const pages = held ? held.map((_, i) => String(i)) : await listStagingPages(target, input.migrationId, input.userId, input.generation, signal);
       // The next page's staging record and target listing are read while this page's objects are checked.
       const load = (i: number) => {
         const p = (async () => {
-          const staging = await readStaging(target, pages[i]!, signal);
+          const staging = held ? held[i]! : await readStaging(target, pages[i]!, signal);
           const lastKey = staging.entries.at(-1)?.key;
           const l = input.mode === 'checksum' && input.prefix !== undefined && lastKey !== undefined
             ? await listRange(target, input.prefix, staging.cursor, lastKey, signal)
@@ -199,7 +200,8 @@ export function createVerifyActivities(deps: ActivityDeps) {
             }),
           ),
         );
-        if (changed) await writeStaging(target, input.migrationId, input.userId, staging, signal);
+        // A held page was changed in place, and the commit reads it from there.
+        if (changed && !held) await writeStaging(target, input.migrationId, input.userId, staging, signal);
         progress = { pagesDone: i + 1, result: { ...result } };
         beat();
       }
