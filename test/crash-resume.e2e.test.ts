@@ -46,6 +46,10 @@ describe('a worker killed mid-copy', () => {
     const client = new Client({ connection });
     const workerEnv = { CLOVER_SITES: proxy.sitesFile };
 
+    // Each source response 20 ms late: the first worker's copy takes seconds (2 objects in flight), so its
+    // checkpoint is seen mid-copy however fast the machine (a one-page user's whole first pass is one
+    // activity, and a copy under a second heartbeats nothing).
+    await proxy.addToxic('sg', { type: 'latency', stream: 'downstream', attributes: { latency: 20 } });
     workers.push(startWorkerProcess(`${migrationId}-a`, [], workerEnv));
     const start = startCli(['start', '--plan', plan, '--wait']);
 
