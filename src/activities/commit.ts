@@ -2,7 +2,7 @@ import { manifestGenerationKey, manifestKey } from '../domain/layout';
 import { buildManifest, compareKeys, describeConflict, ManifestConflictError, type ConflictRecord, type ErasureRecord, type Manifest, type ManifestEntry, type PassSummary, signManifest } from '../domain/manifest';
 import { recordUserEvents, type UserEvent } from '../evidence/record';
 import { commitManifestGeneration, getCurrentManifest } from '../storage/manifests';
-import { listStagingPages, readStaging, removeStaging, type StagingPage } from '../storage/staging';
+import { passPages, removeStaging, type StagingPage } from '../storage/staging';
 import type { Retention } from '../storage/json-records';
 import { ledgerOf, targetSite, type ActivityDeps } from './deps';
 import { runActivity, writer } from './scaffold';
@@ -123,10 +123,8 @@ export function createCommitActivities(deps: ActivityDeps) {
       let lastEnd: string | undefined;
       // Never an empty manifest for want of records: held pages always include page 0, and only a first pass holds them.
       if (held && (held.length === 0 || input.generation !== 1)) throw new Error(`user ${input.userId}: held pages are for a first pass with at least one page; got ${held.length} for generation ${input.generation}`);
-      // `held`: the pass's pages as the copy kept them in memory (activities/small-user.ts), never staged.
-      const stagedKeys = held ? held.map((h) => `page ${h.page} (held in memory)`) : await listStagingPages(target, input.migrationId, input.userId, input.generation, signal);
-      for (const [i, key] of stagedKeys.entries()) {
-        const page = held ? held[i]! : await readStaging(target, key, signal);
+      for (const { key, read } of await passPages(target, input.migrationId, input.userId, input.generation, signal, held)) {
+        const page = await read();
         // Pages never overlap: a page redone after a crash replaced its own record and dropped later ones.
         const first = page.entries[0]?.key;
         if (lastEnd !== undefined && first !== undefined && compareKeys(first, lastEnd) <= 0) {

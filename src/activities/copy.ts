@@ -207,23 +207,16 @@ export function createCopyActivities(deps: ActivityDeps) {
           if (!current) break;
           const staging = await current;
           // Held only when this activity goes on to verify and commit it: nothing blocked, nothing left to list.
-          if (opts.hold && input.generation === 1 && page === 0 && staging.nextCursor === undefined && blockedCount === 0) {
-            staging.page = 0;
-            staging.entries.sort((a, b) => compareKeys(a.key, b.key));
-            await abortUploads(target, input.prefix, signal);
-            const n = staging.entries.length;
-            return {
-              done: true, page: 1, objects: n, bytes: staging.entries.reduce((b, e) => b + e.size, 0), conflicts: staging.conflicts.length,
-              transferred: checkpoint().transferred, blocked, blockedCount, held: staging,
-            };
-          }
-          if (staging.entries.length > 0 || staging.conflicts.length > 0 || staging.erasures.length > 0 || page === 0) {
+          const hold = opts.hold && input.generation === 1 && page === 0 && staging.nextCursor === undefined && blockedCount === 0;
+          if (hold || staging.entries.length > 0 || staging.conflicts.length > 0 || staging.erasures.length > 0 || page === 0) {
             staging.page = page;
             staging.entries.sort((a, b) => compareKeys(a.key, b.key));
-            await writeStaging(target, input.migrationId, input.userId, staging, signal);
+            if (!hold) await writeStaging(target, input.migrationId, input.userId, staging, signal);
             totals.objects += staging.entries.length;
             totals.bytes += staging.entries.reduce((n, e) => n + e.size, 0);
             totals.conflicts += staging.conflicts.length;
+            // The checkpoint (page, cursor, listed) stays before a held page: no heartbeat says it was staged.
+            if (hold) return { ...(await finish()), page: 1, cursor: undefined, held: staging };
             page++;
           }
           cursor = staging.nextCursor;

@@ -38,8 +38,8 @@ export const heartbeatPolicy = {
   /**
    * Progress heartbeats (one per object done) at most this often: the latest checkpoint is sent at the
    * end of the gap. The SDK throttles what reaches the server to one per 2 s anyway, but it serialises
-   * every call (details to a payload, then protobuf): per object, that was a few percent of a small
-   * object's CPU and much of the garbage the old generation gathered.
+   * every call (details to a payload, then protobuf); on the bench's small set the difference was within
+   * the machine's noise (docs/architecture.md, "Where the time goes").
    */
   minGapMs: 500,
 };

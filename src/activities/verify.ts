@@ -7,7 +7,7 @@ import { copyObject } from '../storage/object-copy';
 import { META, headObject, stripQuotes } from '../storage/object-meta';
 import { hashObject } from '../storage/pinned-read';
 import { listObjectsPage } from '../storage/listing';
-import { listStagingPages, readStaging, writeStaging, type StagedEntry, type StagingPage } from '../storage/staging';
+import { passPages, writeStaging, type StagedEntry, type StagingPage } from '../storage/staging';
 import { inObjectSlot, site, targetSite, type ActivityDeps } from './deps';
 import { runActivity } from './scaffold';
 
@@ -126,12 +126,11 @@ export function createVerifyActivities(deps: ActivityDeps) {
 
       let progress: VerifyCheckpoint = { pagesDone: resumed?.pagesDone ?? 0, result: { ...result } };
       checkpointWith(() => progress);
-      // `held`: the pages the copy kept in memory (activities/small-user.ts) instead of staging them.
-      const pages = held ? held.map((_, i) => String(i)) : await listStagingPages(target, input.migrationId, input.userId, input.generation, signal);
+      const pages = await passPages(target, input.migrationId, input.userId, input.generation, signal, held);
       // The next page's staging record and target listing are read while this page's objects are checked.
       const load = (i: number) => {
         const p = (async () => {
-          const staging = held ? held[i]! : await readStaging(target, pages[i]!, signal);
+          const staging = await pages[i]!.read();
           const lastKey = staging.entries.at(-1)?.key;
           const l = input.mode === 'checksum' && input.prefix !== undefined && lastKey !== undefined
             ? await listRange(target, input.prefix, staging.cursor, lastKey, signal)

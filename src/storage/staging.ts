@@ -51,6 +51,15 @@ export async function removeStaging(target: Site, migrationId: string, userId: s
   return doomed.length;
 }
 
+/**
+ * The pass's pages in order, each with its name (for messages) and how to read it: the staged records of
+ * `generation`, or `held`, the pages a first pass kept in memory instead (activities/small-user.ts).
+ */
+export async function passPages(target: Site, migrationId: string, userId: string, generation: number, signal: AbortSignal, held?: StagingPage[]): Promise<{ key: string; read: () => Promise<StagingPage> }[]> {
+  if (held) return held.map((page) => ({ key: `page ${page.page} (held in memory)`, read: async () => page }));
+  return (await listStagingPages(target, migrationId, userId, generation, signal)).map((key) => ({ key, read: () => readStaging(target, key, signal) }));
+}
+
 export async function readStaging(target: Site, key: string, signal?: AbortSignal): Promise<StagingPage> {
   const page = await getJson<StagingPage>(target, key, 'a staging record', signal);
   if (!page) throw new Error(`staging record ${key} at site ${target.name} vanished while being read`);
