@@ -1,11 +1,12 @@
 import { readFileSync, writeFileSync } from 'node:fs';
-import { createServer, request, type Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { DeleteObjectCommand } from '@aws-sdk/client-s3';
 import { destroySiteClients } from '../src/storage/clients';
 import { clients, listKeys, runCli, tmpPlanDir, uniqueId, writePlan } from './helpers';
 import { entry } from './support/at';
+import { forward } from './support/forward';
 
 /**
  * A store that ignores If-Match on DeleteObject (some S3-compatible stores do): an HTTP proxy in front of
@@ -32,12 +33,7 @@ describe('conditional deletes are probed before anything is deleted', () => {
         req.resume();
         return;
       }
-      const fwd = request({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers }, (up) => {
-        res.writeHead(up.statusCode ?? 502, up.headers);
-        up.pipe(res);
-      });
-      fwd.on('error', (err) => res.writeHead(502).end(err.message));
-      req.pipe(fwd);
+      forward(upstream, req, res);
     });
     await new Promise<void>((ok) => proxy.listen(0, '127.0.0.1', ok));
     const d = JSON.parse(readFileSync(process.env.CLOVER_SITES!, 'utf8'));

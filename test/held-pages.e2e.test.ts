@@ -1,4 +1,4 @@
-import { createServer, request, type Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createActivities } from '../src/activities';
@@ -11,6 +11,7 @@ import { createSiteClients, destroySiteClients } from '../src/storage/clients';
 import { writeStaging } from '../src/storage/staging';
 import { testDeps } from './deps';
 import { get, listKeys, put, sha256, testSites, uniqueId } from './helpers';
+import { forward } from './support/forward';
 
 /**
  * A one-page user's first pass keeps its page in memory (issue #13, item 4): verify and commit read it
@@ -28,12 +29,7 @@ describe('first pass of a one-page user, held in memory', () => {
     const upstream = new URL(eu.endpoint!);
     proxy = createServer((req, res) => {
       requests.push({ method: req.method ?? '', path: decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname) });
-      const fwd = request({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers }, (up) => {
-        res.writeHead(up.statusCode ?? 502, up.headers);
-        up.pipe(res);
-      });
-      fwd.on('error', (err) => res.writeHead(502).end(err.message));
-      req.pipe(fwd);
+      forward(upstream, req, res);
     });
     await new Promise<void>((ok) => proxy.listen(0, '127.0.0.1', ok));
     const sites: Sites = { ...testSites(), 'eu-ie': { ...eu, endpoint: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}` } };

@@ -1,4 +1,4 @@
-import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import pLimit from 'p-limit';
@@ -9,6 +9,7 @@ import { stagingPrefix } from '../src/domain/layout';
 import { createSiteClients, destroySiteClients } from '../src/storage/clients';
 import { testDeps } from './deps';
 import { get, listKeys, put, sha256, testSites, uniqueId } from './helpers';
+import { forward } from './support/forward';
 import { waitUntil } from './support/wait';
 
 /**
@@ -37,24 +38,21 @@ describe('pipelined pages of one user', () => {
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
         const path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
-        const forward = () => {
-          const counted = req.method === 'PUT' && path.includes('/users/');
-          const fwd = request({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers }, (up) => {
-            res.writeHead(up.statusCode ?? 502, up.headers);
-            up.pipe(res);
-          });
-          res.on('close', () => { if (counted) forwarding--; });
-          fwd.on('error', (err) => res.writeHead(502).end(err.message));
-          fwd.end(Buffer.concat(chunks));
+        const userPut = req.method === 'PUT' && path.includes('/users/');
+        const go = () => {
+          if (userPut) {
+            maxInFlight = Math.max(maxInFlight, ++forwarding);
+            res.on('close', () => forwarding--);
+          }
+          forward(upstream, req, res, Buffer.concat(chunks));
         };
         // Hold the object PUTs of the heavy user (not Clover's own records) until the test opens the gate.
-        if (req.method === 'PUT' && path.includes('/users/') && !open) {
-          held.push({ key: path, go: forward });
+        if (userPut && !open) {
+          held.push({ key: path, go });
           maxHeld = Math.max(maxHeld, held.length);
           return;
         }
-        if (req.method === 'PUT' && path.includes('/users/')) maxInFlight = Math.max(maxInFlight, ++forwarding);
-        forward();
+        go();
       });
     });
     await new Promise<void>((ok) => proxy.listen(0, '127.0.0.1', ok));
@@ -148,8 +146,7 @@ describe('pipelined pages of one user', () => {
     expect(held.length).toBe(5);
     expect(slots.activeCount).toBe(5);
     open = true;
-    maxInFlight = held.length;
-    forwarding = held.length;
+    maxInFlight = 0;
     for (const h of held.splice(0)) h.go();
     const results = await Promise.all(running);
     expect(results.map((r) => r.objects)).toEqual([12, 12, 12]);
