@@ -5,11 +5,13 @@ import { createLogger } from '../src/worker/logger';
 import { defaultWorkerSettings, runWorker } from '../src/worker/run';
 import { loadSites, sitesPath } from './common';
 
-const positive = (name: string) => (v: string) => {
+const wholeNumber = (name: string, min: 0 | 1) => (v: string) => {
   const n = Number(v);
-  if (!Number.isInteger(n) || n <= 0) throw new InputError(`${name} must be a positive whole number, got "${v}"`);
+  if (!Number.isInteger(n) || n < min) throw new InputError(`${name} must be a ${min === 1 ? 'positive whole number' : 'whole number (0 or more)'}, got "${v}"`);
   return n;
 };
+const positive = (name: string) => wholeNumber(name, 1);
+const nonNegative = (name: string) => wholeNumber(name, 0);
 
 export function registerWorker(program: Command): void {
   const d = defaultWorkerSettings();
@@ -25,9 +27,10 @@ export function registerWorker(program: Command): void {
     .option('--part-mib <n>', 'minimum multipart part size in MiB (also the multipart threshold)', positive('--part-mib'), d.minPartSize / 1048576)
     .option('--hash-threads <n>', 'threads hashing object bytes beside the one moving them (default: CPU cores - 1, 1 to 4)', positive('--hash-threads'), d.hashThreads)
     .option('--grace-seconds <n>', 'seconds in-flight work gets to checkpoint on shutdown', positive('--grace-seconds'), d.shutdownGraceMs / 1000)
+    .option('--local-first-pass-mib <n>', 'a user whose objects fit one listing page and at most this many MiB (none needing multipart) gets its first pass as one local activity: fewer Temporal events, no heartbeats, redone from the start if this worker dies; 0: always a regular activity', nonNegative('--local-first-pass-mib'), d.localFirstPassBytes / 1048576)
     .option('--sdk-requests', 'send every S3 request through the AWS SDK (default: object GET/PUT of the copy take the lean request path)')
     .option('--task-queue <name>', 'task queue (default: CLOVER_TASK_QUEUE, else clover-migrations)')
-    .action(async (o: { sites?: string; maxActivities: number; maxObjectsInFlight?: number; maxSockets: number; idleTimeoutSeconds: number; memoryMib: number; partMib: number; hashThreads: number; graceSeconds: number; sdkRequests?: boolean; taskQueue?: string }) => {
+    .action(async (o: { sites?: string; maxActivities: number; maxObjectsInFlight?: number; maxSockets: number; idleTimeoutSeconds: number; memoryMib: number; partMib: number; hashThreads: number; graceSeconds: number; localFirstPassMib: number; sdkRequests?: boolean; taskQueue?: string }) => {
       const temporal = temporalConfig();
       const logger = createLogger();
       const sites = loadSites(o.sites);
@@ -48,6 +51,7 @@ export function registerWorker(program: Command): void {
           minPartSize: o.partMib * 1048576,
           hashThreads: o.hashThreads,
           shutdownGraceMs: o.graceSeconds * 1000,
+          localFirstPassBytes: o.localFirstPassMib * 1048576,
           leanRequests: !o.sdkRequests,
           taskQueue: o.taskQueue ?? temporal.taskQueue,
         },

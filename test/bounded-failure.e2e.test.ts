@@ -128,7 +128,8 @@ describe('bounded failure', () => {
     const wedged = await proxiedSites(['sg']);
     await wedged.addToxic('sg', { type: 'latency', stream: 'downstream', attributes: { latency: 300 } });
     // The idle timeout is out of the way (an hour): only the progress-driven heartbeat can end the attempt.
-    workers.push(startWorkerProcess(`worker-${id}`, ['--idle-timeout-seconds', '3600'], { CLOVER_SITES: wedged.sitesFile, ...own(id) }));
+    // No local first pass: it is the regular activity's heartbeat timeout that is tested here.
+    workers.push(startWorkerProcess(`worker-${id}`, ['--idle-timeout-seconds', '3600', '--local-first-pass-mib', '0'], { CLOVER_SITES: wedged.sitesFile, ...own(id) }));
     const plan = writePlan(tmpPlanDir(), {
       migrationId: id, sources: ['sg'], routing: { default: 'eu-ie' }, users: [{ userId, country: 'DE' }],
       verify: 'checksum', concurrency: { users: 1, objectsPerUser: 2 },

@@ -120,6 +120,15 @@ export async function copyCheckpoint(client: Client, migrationId: string, userId
   return defaultPayloadConverter.fromPayload<CopyCheckpoint>(details);
 }
 
+/**
+ * True while the workflow has work in flight: an activity pending (running, or scheduled for a retry), or
+ * a workflow task started, as it stays for as long as a local activity (a small user's first pass) runs.
+ */
+export async function hasWorkInFlight(client: Client, workflowId: string): Promise<boolean> {
+  const d = await client.workflow.getHandle(workflowId).describe();
+  return (d.raw.pendingActivities?.length ?? 0) > 0 || d.raw.pendingWorkflowTask != null;
+}
+
 /** True while the user's workflow has an activity pending (running, or scheduled for a retry). */
 export async function hasPendingActivity(client: Client, workflowId: string): Promise<boolean> {
   const d = await client.workflow.getHandle(workflowId).describe();

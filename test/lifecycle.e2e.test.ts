@@ -7,7 +7,7 @@ import { manifestGenerationKey, manifestKey } from '../src/domain/layout';
 import type { Manifest } from '../src/domain/manifest';
 import { destroySiteClients } from '../src/storage/clients';
 import { SA, migrationWorkflowId, rollbackWorkflowId, userWorkflowId, type MigrationResult, type RollbackResult } from '../src/workflows/definitions';
-import { at, clients, exists, get, hasPendingActivity, listKeys, put, runCli, sha256, startWorkerProcess, stopProcess, tmpPlanDir, uniqueId, writePlan } from './helpers';
+import { at, clients, exists, get, hasWorkInFlight, listKeys, put, runCli, sha256, startWorkerProcess, stopProcess, tmpPlanDir, uniqueId, writePlan } from './helpers';
 import { proxiedSites, type ProxiedSites } from './support/proxy';
 import { waitUntil } from './support/wait';
 
@@ -82,8 +82,9 @@ describe('migration lifecycle', () => {
     expect(p.stderr).toBe('');
     expect(p.code).toBe(0);
     expect((await runCli(['pause', id])).code).toBe(2); // already paused
-    // Running copies stop at their checkpoint: no activity of either user is pending any more.
-    for (const u of users) await waitUntil(`the copy of ${u} has stopped`, () => hasPendingActivity(client, userWorkflowId(id, u)), (p) => !p);
+    // Running copies stop at their checkpoint: no activity of either user is pending any more, and no local
+    // first pass runs (its workflow task is over).
+    for (const u of users) await waitUntil(`the copy of ${u} has stopped`, () => hasWorkInFlight(client, userWorkflowId(id, u)), (p) => !p);
     const held = await copied();
     expect(held).toBeLessThan(2 * perUser);
     await sleep(3000); // nothing may happen while paused: a quiet window is the only way to see that

@@ -7,7 +7,7 @@ import { manifestGenerationKey, stagingPrefix } from '../src/domain/layout';
 import { destroySiteClients } from '../src/storage/clients';
 import { SA, migrationWorkflowId, userWorkflowId, type MigrationResult } from '../src/workflows/definitions';
 import {
-  TASK_QUEUE, at, clients, exists, get, hasPendingActivity, listKeys, runCli, sha256, startCli, startWorkerProcess, stopProcess, tmpPlanDir,
+  TASK_QUEUE, at, clients, exists, get, hasPendingActivity, hasWorkInFlight, listKeys, runCli, sha256, startCli, startWorkerProcess, stopProcess, tmpPlanDir,
   uniqueId, writePlan,
 } from './helpers';
 import { Application, asObject, endMigration, euState, userPrefix } from './support/app';
@@ -144,7 +144,7 @@ describe('live data: delta passes under kill, pause, cancel and two workers', ()
     await expectInStep(u);
     await waitInSync(id, u);
     const wid = userWorkflowId(id, u);
-    await waitUntil('the first pass has no activity left', () => hasPendingActivity(client, wid), (p) => !p);
+    await waitUntil('the first pass has no activity left', () => hasWorkInFlight(client, wid), (p) => !p);
 
     // The application, between passes, in both sources; the multipart object is overwritten in the held source.
     const newSg = await app.write('sg', u, 'new-sg.txt', 'new in Singapore');
@@ -197,7 +197,7 @@ describe('live data: delta passes under kill, pause, cancel and two workers', ()
     await expectInStep(u);
     await waitInSync(id, u);
     const wid = userWorkflowId(id, u);
-    await waitUntil('the first pass has no activity left', () => hasPendingActivity(client, wid), (p) => !p);
+    await waitUntil('the first pass has no activity left', () => hasWorkInFlight(client, wid), (p) => !p);
 
     await app.write('sg', u, 'a.txt', 'a, second version');
     await app.write('sg', u, 'new-sg.txt', 'new in Singapore');
@@ -251,7 +251,7 @@ describe('live data: delta passes under kill, pause, cancel and two workers', ()
     for (const x of users) {
       await expectInStep(x);
       await waitInSync(id, x);
-      await waitUntil('the first pass has no activity left', () => hasPendingActivity(client, userWorkflowId(id, x)), (p) => !p);
+      await waitUntil('the first pass has no activity left', () => hasWorkInFlight(client, userWorkflowId(id, x)), (p) => !p);
     }
 
     // Changes for both; only the busy user's pass is started, and held mid-copy of big.bin.

@@ -6,7 +6,7 @@ import { entrySites, type Manifest } from '../src/domain/manifest';
 import { destroySiteClients } from '../src/storage/clients';
 import { userWorkflowId } from '../src/workflows/definitions';
 import {
-  at, clients, get, hasPendingActivity, listKeys, put, runCli, sha256, startCli, startWorkerProcess, stopProcess, tmpPlanDir, uniqueId, writePlan,
+  at, clients, get, hasPendingActivity, hasWorkInFlight, listKeys, put, runCli, sha256, startCli, startWorkerProcess, stopProcess, tmpPlanDir, uniqueId, writePlan,
   type CliResult,
 } from './helpers';
 import { Application, asObject, endMigration, euState, siteState, sourceState, userPrefix } from './support/app';
@@ -161,7 +161,7 @@ describe('live data: delta passes until cut-over', () => {
     await expectInStep(u);
 
     const wid = userWorkflowId(id, u);
-    await waitUntil('the first pass has no activity left', () => hasPendingActivity(client, wid), (p) => !p);
+    await waitUntil('the first pass has no activity left', () => hasWorkInFlight(client, wid), (p) => !p);
     await proxy.hold('us');
     const sync = startCli(['sync', id, '--wait']);
     let ended = false;

@@ -77,6 +77,11 @@ export interface CopyUserResult {
    * the same activity's verify and commit. Never returned to a workflow.
    */
   held?: StagingPage;
+  /**
+   * With `localMaxBytes`: the user is not small enough for a local activity, and nothing was copied or
+   * staged; the workflow runs its first pass as a regular activity.
+   */
+  deferred?: boolean;
 }
 
 /**
@@ -111,8 +116,11 @@ export function createCopyActivities(deps: ActivityDeps) {
    * in memory (`held`) instead of staging it: the caller verifies and commits it within the same
    * activity, and a retried attempt copies again (it finds every copy in the target). The checkpoint
    * never moves past a held page, so no heartbeat ever says it was staged.
+   * `localMaxBytes` (a first pass run as a local activity, which sends no heartbeats): unless the first
+   * listing page is the user's only one, its sources hold at most this many bytes and no object needs a
+   * multipart upload (whose parts a heartbeat would checkpoint), returns `deferred` before copying.
    */
-  function copyUserObjects(input: CopyUserInput, opts: { hold?: boolean } = {}): Promise<CopyUserResult> {
+  function copyUserObjects(input: CopyUserInput, opts: { hold?: boolean; localMaxBytes?: number } = {}): Promise<CopyUserResult> {
     return runActivity(async ({ resumed: prior, signal, checkpointWith, beat }) => {
       const target = targetSite(deps, input.targetSite);
       const sources = input.sources.map((n) => site(deps, n));
@@ -197,6 +205,9 @@ export function createCopyActivities(deps: ActivityDeps) {
         for (let pages = 0; ;) {
           while (next && inFlight.length < PAGES_IN_FLIGHT && pages < deps.batch.maxPages && Date.now() - started < deps.batch.maxMillis) {
             const listing: PageListing = await next;
+            if (pages === 0 && opts.localMaxBytes !== undefined && !localSized(listing, opts.localMaxBytes, deps.copy.multipartThreshold)) {
+              return { done: false, page, cursor, ...totals, transferred: checkpoint().transferred, blocked, blockedCount, deferred: true };
+            }
             const from = nextFrom;
             pages++;
             nextFrom = listing.nextCursor;
@@ -229,6 +240,19 @@ export function createCopyActivities(deps: ActivityDeps) {
     });
   }
   return { copyUserObjects };
+}
+
+/** The user's only page, with at most `maxBytes` in its sources and no object above `multipartThreshold` (no multipart upload). */
+function localSized(listing: PageListing, maxBytes: number, multipartThreshold: number): boolean {
+  if (listing.nextCursor !== undefined) return false;
+  let bytes = 0;
+  for (const copies of listing.sources.values()) {
+    for (const o of copies) {
+      if (o.size > multipartThreshold) return false;
+      bytes += o.size;
+    }
+  }
+  return bytes <= maxBytes;
 }
 
 /**

@@ -30,6 +30,12 @@ export interface ActivityDeps {
    * take its share. None: each user's own limit only.
    */
   objectSlots?: LimitFunction;
+  /**
+   * A first pass tried as a local activity (`--local-first-pass-mib`) goes on only for a user whose one
+   * listing page holds at most this many bytes, none above the multipart threshold; any other user is
+   * handed back to the workflow (deferred) for a regular activity. None or 0: every user is handed back.
+   */
+  localFirstPassBytes?: number;
 }
 
 /** Runs `fn` (one object's transfer) in one of the worker's object slots, when it has a limit. */

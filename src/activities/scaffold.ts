@@ -71,7 +71,8 @@ export function inStage<T>(stage: string, resumed: unknown, carry: Record<string
 /** Records, now, that the current activity has reached `stage` (so a retry starts there). */
 export function markStage(stage: string, carry: Record<string, unknown>): void {
   const d: StagedDetails = { stage, carry };
-  Context.current().heartbeat(d);
+  // A local activity has no heartbeats (a retry starts it afresh).
+  if (!Context.current().info.isLocal) Context.current().heartbeat(d);
 }
 
 /** What every activity body gets from `runActivity`. */
@@ -100,7 +101,7 @@ export async function runActivity<T>(body: (scope: ActivityScope) => Promise<T>)
   const resumed = stage ? stage.resumed : ctx.info.heartbeatDetails;
   const startedAt = Date.now();
   const send = (d: unknown) => {
-    if (Date.now() - startedAt < heartbeatPolicy.firstAfterMs) return;
+    if (Date.now() - startedAt < heartbeatPolicy.firstAfterMs || ctx.info.isLocal) return;
     ctx.heartbeat(stage ? ({ stage: stage.stage, details: d, carry: stage.carry } satisfies StagedDetails) : d);
   };
   const stalled = new AbortController();

@@ -32,6 +32,13 @@ export interface FirstPassResult {
  * stage (and the earlier stages' results), so a retried attempt resumes at the stage and checkpoint it
  * reached. When the copy needs more than one call (a user of many pages) or blocked a key, the activity
  * returns after the copy and the workflow continues as for any user.
+ *
+ * The workflow tries it first as a local activity. That run has no heartbeats, so it goes on only for a
+ * user of one listing page within `deps.localFirstPassBytes` and no multipart object, and always holds
+ * its page; any other user it hands back (`copy.deferred`, nothing copied) for this same function as a
+ * regular activity. A retry of the local run (or a new worker's, after a crash) copies again, finding
+ * its copies in the target, and a commit that landed is found by its writer: the local activity's id
+ * is its sequence number in the workflow, the same on every attempt and replay.
  */
 export function createSmallUserActivities(deps: ActivityDeps) {
   const { copyUserObjects } = createCopyActivities(deps);
@@ -40,6 +47,8 @@ export function createSmallUserActivities(deps: ActivityDeps) {
 
   async function firstPassSmallUser(input: FirstPassInput): Promise<FirstPassResult> {
     const ctx = Context.current();
+    // Tried as a local activity, on a worker that runs none (`--local-first-pass-mib 0`): handed back at once.
+    if (ctx.info.isLocal && !deps.localFirstPassBytes) return { copy: { done: false, page: input.copy.page, objects: 0, bytes: 0, conflicts: 0, transferred: input.copy.transferred, blocked: [], blockedCount: 0, deferred: true } };
     const startedAt = Date.now();
     const prior = ctx.info.heartbeatDetails as StagedDetails | undefined;
     const at = (stage: string) => (prior?.stage === stage ? prior.details : undefined);
@@ -62,7 +71,9 @@ export function createSmallUserActivities(deps: ActivityDeps) {
     // for staging that was never written; one whose commit landed finds it above.
     let copy: CopyUserResult;
     if (!carried?.copy && at('copy') === undefined) {
-      const { held, ...result } = await inStage('copy', undefined, {}, () => copyUserObjects(input.copy, { hold: true }));
+      const local = ctx.info.isLocal ? { localMaxBytes: deps.localFirstPassBytes } : {};
+      const { held, ...result } = await inStage('copy', undefined, {}, () => copyUserObjects(input.copy, { hold: true, ...local }));
+      if (result.deferred) return { copy: result };
       if (held) {
         const verify = await inStage('held', undefined, {}, () => verifyUserObjects(input.verify, [held]));
         const commit = await inStage('held', undefined, {}, () => commitManifest(input.commit, [held]));

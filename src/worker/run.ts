@@ -31,6 +31,8 @@ export interface WorkerSettings {
   hashThreads: number;
   /** How long in-flight activities get to reach a checkpoint on SIGTERM/SIGINT. */
   shutdownGraceMs: number;
+  /** See `ActivityDeps.localFirstPassBytes` (`--local-first-pass-mib`); 0: never. */
+  localFirstPassBytes: number;
   /** Object GET/PUT of the copy over the lean request path (storage/lean-requests.ts); false: `--sdk-requests`. */
   leanRequests: boolean;
   taskQueue: string;
@@ -46,6 +48,7 @@ export const defaultWorkerSettings = (): WorkerSettings => ({
   partConcurrency: 2,
   hashThreads: Math.max(1, Math.min(4, availableParallelism() - 1)),
   shutdownGraceMs: 30_000,
+  localFirstPassBytes: 128 * 1024 * 1024,
   leanRequests: true,
   taskQueue: DEFAULT_TASK_QUEUE,
 });
@@ -84,6 +87,7 @@ export async function runWorker(opts: { temporal: TemporalConfig; sites: Sites; 
     copy: { multipartThreshold: settings.multipartThreshold, minPartSize: settings.minPartSize, partConcurrency: settings.partConcurrency },
     batch: { maxPages: 20, maxMillis: 5 * 60_000, listPageSize: 1000 },
     objectSlots: settings.maxObjectsInFlight === undefined ? undefined : pLimit(settings.maxObjectsInFlight),
+    localFirstPassBytes: settings.localFirstPassBytes,
   };
   const workflowSource: Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath'> = process.env.CLOVER_WORKFLOW_BUNDLE
     ? { workflowBundle: { codePath: process.env.CLOVER_WORKFLOW_BUNDLE } }
@@ -95,6 +99,8 @@ export async function runWorker(opts: { temporal: TemporalConfig; sites: Sites; 
     ...workflowSource,
     activities: createActivities(deps),
     maxConcurrentActivityTaskExecutions: settings.maxActivities,
+    // Small users' first passes (local activities) run under the same bound, beside the regular ones.
+    maxConcurrentLocalActivityExecutions: settings.maxActivities,
     shutdownGraceTime: settings.shutdownGraceMs,
     // Checkpoints reach the server at least every 2 s, so a crash loses little progress bookkeeping.
     maxHeartbeatThrottleInterval: '2s',

@@ -227,6 +227,13 @@ export interface UserMigrationInput {
    * would upsert the TemporalChangeVersion search attribute, one more action per user.)
    */
   firstPassOneActivity?: boolean;
+  /**
+   * Set by the migration for the users it starts: that one activity is first tried as a local activity
+   * (run by the worker that runs the workflow task, recorded as one marker), which hands the user back
+   * (`deferred`) unless the worker finds it small (see `ActivityDeps.localFirstPassBytes`). Absent in
+   * users started before it existed, which replay the regular activity.
+   */
+  firstPassLocal?: boolean;
 }
 
 export interface UserOutcome {

@@ -54,7 +54,7 @@ export async function migrationWorkflow(input: MigrationInput): Promise<Migratio
     try {
       await startChild(userMigrationWorkflow, {
         workflowId: userWorkflowId(settings.migrationId, row.userId),
-        args: [{ settings, parentWorkflowId: self, userId: row.userId, country: row.country, targetSite, historyLimit: input.historyLimit, firstPassOneActivity: true }],
+        args: [{ settings, parentWorkflowId: self, userId: row.userId, country: row.country, targetSite, historyLimit: input.historyLimit, firstPassOneActivity: true, firstPassLocal: true }],
         parentClosePolicy: ParentClosePolicy.ABANDON,
         workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
         typedSearchAttributes: [

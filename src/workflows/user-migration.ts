@@ -1,6 +1,6 @@
 import {
   ApplicationFailure, CancellationScope, ActivityCancellationType, ContinueAsNew, allHandlersFinished, condition, continueAsNew,
-  getExternalWorkflowHandle, isCancellation, log, patched, proxyActivities, sleep, upsertSearchAttributes, workflowInfo,
+  getExternalWorkflowHandle, isCancellation, log, patched, proxyActivities, proxyLocalActivities, sleep, upsertSearchAttributes, workflowInfo,
 } from '@temporalio/workflow';
 import type { CloverActivities } from '../activities';
 import type { Transferred } from '../activities/copy';
@@ -25,6 +25,16 @@ const { copyUserObjects, verifyUserObjects, disposeSources, firstPassSmallUser }
 const { commitManifest, cleanupUser, readManifestHead, prepareArchived } = proxyActivities<CloverActivities>({
   startToCloseTimeout: '30m',
   heartbeatTimeout: '20s',
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+  retry: ACTIVITY_RETRY,
+});
+
+// A small user's first pass (one listing page, a bounded number of bytes; the worker decides and hands any
+// other user back as deferred): a local activity, recorded as one marker instead of an activity's three
+// events and task dispatches. It sends no heartbeats: a worker that dies in it is noticed when its workflow
+// task times out (10 s), and the pass is redone from the start (its copies are found in the target).
+const { firstPassSmallUser: firstPassLocal } = proxyLocalActivities<CloverActivities>({
+  startToCloseTimeout: '30m',
   cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
   retry: ACTIVITY_RETRY,
 });
@@ -271,7 +281,9 @@ export async function userMigrationWorkflow(input: UserMigrationInput, resume?: 
         objectsPerUser: settings.concurrency.objectsPerUser, generation, page: 0, transferred: { objects: 0, bytes: 0 },
         ...(settings.restoreArchived ? { restoreArchived: true } : {}), ...(settings.targetStorageClass ? { targetStorageClass: settings.targetStorageClass } : {}), ...(settings.targetRetention ? { targetRetention: settings.targetRetention } : {}),
       };
-      const r = await pausable(() => firstPassSmallUser({ copy: copyInput, verify: verifyInput, commit: commitInput(committedAt) }));
+      const first = { copy: copyInput, verify: verifyInput, commit: commitInput(committedAt) };
+      let r = input.firstPassLocal === true ? await pausable(() => firstPassLocal(first)) : undefined;
+      if (!r || r.copy.deferred) r = await pausable(() => firstPassSmallUser(first));
       if (r.commit && r.verify) return { report: passReport(userId, kind, r.commit, r.verify), c: r.commit, v: r.verify, transferred: r.copy.transferred, committedAt };
       blockedFails(r.copy);
       from = { page: r.copy.page, cursor: r.copy.cursor, transferred: r.copy.transferred };
