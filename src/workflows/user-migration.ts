@@ -1,11 +1,12 @@
 import {
-  ApplicationFailure, CancellationScope, ActivityCancellationType, ContinueAsNew, allHandlersFinished, condition, continueAsNew,
+  ActivityFailure, ApplicationFailure, CancellationScope, ActivityCancellationType, ContinueAsNew, allHandlersFinished, condition, continueAsNew,
   getExternalWorkflowHandle, isCancellation, log, patched, proxyActivities, proxyLocalActivities, sleep, upsertSearchAttributes, workflowInfo,
 } from '@temporalio/workflow';
 import type { CloverActivities } from '../activities';
 import type { Transferred } from '../activities/copy';
 import { durationMs } from '../config/duration';
 import { userPrefixFor } from '../domain/layout';
+import { PERMANENT_FAILURES } from '../domain/names';
 import {
   ACTIVITY_RETRY, SA, addCounters, cutReason, rootMessage, userDisposedSignal, userFinishedSignal, zeroCounters,
   type DisposalOutcome, type PassReport, type UserMigrationInput, type UserOutcome,
@@ -33,10 +34,14 @@ const { commitManifest, cleanupUser, readManifestHead, prepareArchived } = proxy
 // other user back as deferred): a local activity, recorded as one marker instead of an activity's three
 // events and task dispatches. It sends no heartbeats: a worker that dies in it is noticed when its workflow
 // task times out (10 s), and the pass is redone from the start (its copies are found in the target).
+// Three attempts at most: a local activity's retries keep its workflow task open (three history events
+// every 8 s), so a fault that outlasts them hands the pass to the regular activity, whose retries wait
+// on the server and add nothing to the history.
+const LOCAL_FIRST_PASS_ATTEMPTS = 3;
 const { firstPassSmallUser: firstPassLocal } = proxyLocalActivities<CloverActivities>({
   startToCloseTimeout: '30m',
   cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-  retry: ACTIVITY_RETRY,
+  retry: { ...ACTIVITY_RETRY, maximumAttempts: LOCAL_FIRST_PASS_ATTEMPTS },
 });
 
 // Bounded (about ten minutes with the backoff): a failed user is reported to the migration even when the
@@ -282,7 +287,7 @@ export async function userMigrationWorkflow(input: UserMigrationInput, resume?: 
         ...(settings.restoreArchived ? { restoreArchived: true } : {}), ...(settings.targetStorageClass ? { targetStorageClass: settings.targetStorageClass } : {}), ...(settings.targetRetention ? { targetRetention: settings.targetRetention } : {}),
       };
       const first = { copy: copyInput, verify: verifyInput, commit: commitInput(committedAt) };
-      let r = input.firstPassLocal === true ? await pausable(() => firstPassLocal(first)) : undefined;
+      let r = input.firstPassLocal === true ? await pausable(() => firstPassLocal(first)).catch(outOfAttempts) : undefined;
       if (!r || r.copy.deferred) r = await pausable(() => firstPassSmallUser(first));
       if (r.commit && r.verify) return { report: passReport(userId, kind, r.commit, r.verify), c: r.commit, v: r.verify, transferred: r.copy.transferred, committedAt };
       blockedFails(r.copy);
@@ -298,6 +303,20 @@ export async function userMigrationWorkflow(input: UserMigrationInput, resume?: 
     const committedAt = new Date().toISOString();
     const c = await pausable(() => commitManifest(commitInput(committedAt)));
     return { report: passReport(userId, kind, c, v), c, v, transferred, committedAt };
+  }
+
+  /**
+   * A local first pass that failed with attempts left would have been retried: one that reaches here
+   * failed for good (permanent, rethrown), was cancelled (rethrown), or ran out of its attempts (or time),
+   * and gives way to the regular activity. (A local activity's failure arrives unwrapped, with no retry
+   * state, hence the test on the failure itself.)
+   */
+  function outOfAttempts(err: unknown): undefined {
+    const cause = err instanceof ActivityFailure ? err.cause : err;
+    const permanent = cause instanceof ApplicationFailure && (cause.nonRetryable || (cause.type != null && PERMANENT_FAILURES.includes(cause.type)));
+    if (isCancellation(err) || permanent) throw err;
+    log.warn('local first pass out of attempts: the regular activity takes it over', { userId, reason: rootMessage(err) });
+    return undefined;
   }
 
   /** A first pass that met keys it cannot migrate fails the user. */
