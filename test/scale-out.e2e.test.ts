@@ -58,12 +58,18 @@ describe('scale-out', () => {
       const byUser = new Map<string, string>();
       for (const u of users) {
         const h = await client.workflow.getHandle(userWorkflowId(migrationId, u)).fetchHistory().catch(() => undefined);
-        const done = h?.events?.filter((e) => e.activityTaskCompletedEventAttributes).pop();
-        if (done?.activityTaskCompletedEventAttributes?.identity) byUser.set(u, done.activityTaskCompletedEventAttributes.identity);
+        // The worker that ran the user's first pass: a regular activity's completion names it; a local one's
+        // marker is recorded by the workflow task that worker completed.
+        const events = h?.events ?? [];
+        const done = events.filter((e) => e.activityTaskCompletedEventAttributes).pop();
+        const marker = events.findIndex((e) => e.markerRecordedEventAttributes);
+        const byMarker = marker < 0 ? undefined : events.slice(0, marker).filter((e) => e.workflowTaskCompletedEventAttributes).pop();
+        const identity = done?.activityTaskCompletedEventAttributes?.identity ?? byMarker?.workflowTaskCompletedEventAttributes?.identity;
+        if (identity) byUser.set(u, identity);
       }
       return new Set(byUser.values()).size;
     };
-    await waitUntil('both workers have completed activities', identities, (n) => n === 2, { timeoutMs: 120_000, everyMs: 500 });
+    await waitUntil('both workers have completed first passes', identities, (n) => n === 2, { timeoutMs: 120_000, everyMs: 500 });
 
     // Work is left for the survivor: at 256 KB/s per source the whole migration needs about 30 s, and the
     // first users of both workers are done after a few.
