@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
-import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { siteEncryption, type Site } from './clients';
+import { signedWith } from './copy-request';
 import { StorageError, describeS3Error, isNotFound, isPreconditionFailed } from './errors';
+import { sendGetObject, sendPutObject } from './lean-requests';
 import { stripQuotes } from './object-meta';
 
 /** S3 Object Lock retention for a write-once record: this mode until `days` after it is written. */
@@ -15,6 +16,8 @@ const DAY_MS = 86_400_000;
 /**
  * Reads one of Clover's own JSON records; undefined when it does not exist. `what` names the record in
  * errors. A record that is not valid JSON is a permanent error naming the key: retrying cannot fix it.
+ * Records go over the site's lean request path, as the copy's objects do (a few per user: manifest,
+ * ledger, staging; the SDK's pipeline cost about as much per request as the request itself).
  */
 export async function getJson<T>(site: Site, key: string, what: string, signal?: AbortSignal): Promise<T | undefined> {
   return (await getJsonRecord<T>(site, key, what, signal))?.value;
@@ -25,8 +28,15 @@ export async function getJsonRecord<T>(site: Site, key: string, what: string, si
   let text: string;
   let etag: string;
   try {
-    const r = await site.s3.send(new GetObjectCommand({ Bucket: site.bucket, Key: key }), { abortSignal: signal });
-    text = await r.Body!.transformToString('utf8');
+    const r = await sendGetObject(site, { Bucket: site.bucket, Key: key }, signal);
+    const chunks: Buffer[] = [];
+    for await (const c of r.Body) chunks.push(c as Buffer);
+    const body = Buffer.concat(chunks);
+    // A short read is a fault on the way (retried), never a malformed record.
+    if (r.ContentLength !== undefined && body.length !== r.ContentLength) {
+      throw new StorageError(`${what} at site ${site.name}, bucket ${site.bucket}, key ${JSON.stringify(key)}: read ${body.length} of ${r.ContentLength} bytes`, 'IncompleteBody', false);
+    }
+    text = body.toString('utf8');
     etag = stripQuotes(r.ETag);
   } catch (err) {
     if (isNotFound(err)) return undefined;
@@ -54,16 +64,15 @@ export async function putJson(
   opts: { signal?: AbortSignal; metadata?: Record<string, string>; pretty?: boolean; ifMatch?: string; ifNoneMatch?: '*'; retention?: Retention } = {},
 ): Promise<string> {
   const body = Buffer.from(opts.pretty ? JSON.stringify(value, null, 1) : JSON.stringify(value));
+  const sha256 = createHash('sha256').update(body).digest();
   try {
-    const r = await site.s3.send(
-      new PutObjectCommand({
-        Bucket: site.bucket, Key: key, Body: body, ContentType: 'application/json',
-        ChecksumSHA256: createHash('sha256').update(body).digest('base64'), Metadata: opts.metadata, ...siteEncryption(site),
-        IfMatch: opts.ifMatch === undefined ? undefined : `"${opts.ifMatch}"`, IfNoneMatch: opts.ifNoneMatch,
-        ...(opts.retention ? { ObjectLockMode: opts.retention.mode, ObjectLockRetainUntilDate: new Date(Date.now() + opts.retention.days * DAY_MS) } : {}),
-      }),
-      { abortSignal: opts.signal },
-    );
+    // Under Object Lock (fields the lean path does not map) it goes through the SDK.
+    const r = await sendPutObject(site, {
+      Bucket: site.bucket, Key: key, Body: body, ContentType: 'application/json',
+      ChecksumSHA256: sha256.toString('base64'), Metadata: opts.metadata, ...siteEncryption(site),
+      IfMatch: opts.ifMatch === undefined ? undefined : `"${opts.ifMatch}"`, IfNoneMatch: opts.ifNoneMatch,
+      ...(opts.retention ? { ObjectLockMode: opts.retention.mode, ObjectLockRetainUntilDate: new Date(Date.now() + opts.retention.days * DAY_MS) } : {}),
+    }, sha256.toString('hex'), signedWith, opts.signal);
     return stripQuotes(r.ETag);
   } catch (err) {
     if ((opts.ifMatch !== undefined || opts.ifNoneMatch !== undefined) && isPreconditionFailed(err)) return 'precondition-failed';

@@ -8,7 +8,8 @@ import { SignatureV4 } from '@smithy/signature-v4';
 import { progressed } from './liveness';
 
 /**
- * The lean request path for the copy's hot requests: a single-part object GET and PUT, signed with the
+ * The lean request path for the copy's hot requests: a single-part object GET and PUT (and Clover's own
+ * JSON records, storage/json-records.ts), signed with the
  * SDK's own SigV4 signer (`@smithy/signature-v4`, credentials from the S3 client's own provider, so
  * session tokens and refresh work as for every other request) and sent over the site's kept-alive
  * agent, without the SDK's per-request middleware pipeline. Everything else (listings, HEAD, deletes,
