@@ -19,7 +19,7 @@ export function registerWorker(program: Command): void {
     .command('worker')
     .description('run a worker in the foreground (JSON logs; SIGTERM/SIGINT drain it gracefully)')
     .option('--sites <file>', 'sites file (default: CLOVER_SITES, else the local stack\'s)')
-    .option('--max-activities <n>', 'activities (user copies and verifies) at once', positive('--max-activities'), d.maxActivities)
+    .option('--max-activities <n>', 'activities (user copies and verifies) at once; local first passes get as many slots again', positive('--max-activities'), d.maxActivities)
     .option('--max-objects-in-flight <n>', 'objects copied or read at once across all of this worker\'s activities, on top of each plan\'s objectsPerUser (default: no worker-wide limit)', positive('--max-objects-in-flight'))
     .option('--max-sockets <n>', 'HTTP sockets per site', positive('--max-sockets'), d.maxSockets)
     .option('--idle-timeout-seconds <n>', 'seconds an S3 request may stay silent before it is abandoned and retried on a new connection', positive('--idle-timeout-seconds'), d.idleTimeoutMs / 1000)
