@@ -1,13 +1,13 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import type { FirstPassInput, FirstPassResult } from '../src/activities/small-user';
 import type { ReadUsersPageResult } from '../src/activities/users';
 import {
-  SA, migrationWorkflowId, userWorkflowId, type MigrationInput, type MigrationSettings, type UserMigrationInput, type UserOutcome,
+  migrationWorkflowId, userWorkflowId, type MigrationInput, type MigrationSettings, type UserMigrationInput, type UserOutcome,
 } from '../src/workflows/definitions';
 import { uniqueId } from './helpers';
+import { ownDevServer } from './support/test-env';
 
 /**
  * Where a small user's first pass runs (the user workflow's choice, with stand-in activities): as a local
@@ -16,15 +16,7 @@ import { uniqueId } from './helpers';
  * The migration each user reports to is a real migrationWorkflow held on its first user-list read.
  */
 describe('a small user\'s local first pass', () => {
-  let env: TestWorkflowEnvironment;
-  beforeAll(async () => {
-    env = await TestWorkflowEnvironment.createLocal({
-      server: { executable: { type: 'existing-path', path: process.env.CLOVER_TEMPORAL_BIN! }, searchAttributes: Object.values(SA) },
-    });
-  });
-  afterAll(async () => {
-    await env?.teardown();
-  });
+  const devServer = ownDevServer();
 
   const done = (i: FirstPassInput): FirstPassResult => ({
     copy: { done: true, page: 1, objects: 2, bytes: 20, conflicts: 0, transferred: { objects: 2, bytes: 20 }, blocked: [], blockedCount: 0 },
@@ -63,7 +55,7 @@ describe('a small user\'s local first pass', () => {
     };
     const taskQueue = uniqueId('tq');
     const worker = await Worker.create({
-      connection: env.nativeConnection, taskQueue, workflowBundle: { codePath: process.env.CLOVER_WORKFLOW_BUNDLE! }, activities,
+      connection: devServer().nativeConnection, taskQueue, workflowBundle: { codePath: process.env.CLOVER_WORKFLOW_BUNDLE! }, activities,
     });
     const parentId = migrationWorkflowId(migrationId);
     const userInput: UserMigrationInput = { settings, parentWorkflowId: parentId, userId, country: 'DE', targetSite: 'eu-ie', firstPassOneActivity: true, firstPassLocal: true };
@@ -71,8 +63,8 @@ describe('a small user\'s local first pass', () => {
     let result: { outcome?: UserOutcome; error?: Error } = {};
     await worker.runUntil(async () => {
       try {
-        await env.client.workflow.start('migrationWorkflow', { taskQueue, workflowId: parentId, args: [migrationInput] });
-        const handle = await env.client.workflow.start('userMigrationWorkflow', { taskQueue, workflowId: userWorkflowId(migrationId, userId), args: [userInput] });
+        await devServer().client.workflow.start('migrationWorkflow', { taskQueue, workflowId: parentId, args: [migrationInput] });
+        const handle = await devServer().client.workflow.start('userMigrationWorkflow', { taskQueue, workflowId: userWorkflowId(migrationId, userId), args: [userInput] });
         result = await handle.result().then((outcome: UserOutcome) => ({ outcome }), (error: Error) => ({ error }));
       } finally {
         releaseUsers({ users: [], nextOffset: 0, done: true });

@@ -1,9 +1,9 @@
 import { Context } from '@temporalio/activity';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import type { CopyUserResult } from '../src/activities/copy';
-import { SA, userPauseSignal, userWorkflowId, type UserMigrationInput } from '../src/workflows/definitions';
+import { userPauseSignal, userWorkflowId, type UserMigrationInput } from '../src/workflows/definitions';
 import { at, uniqueId } from './helpers';
+import { ownDevServer } from './support/test-env';
 import { waitUntil } from './support/wait';
 
 /**
@@ -13,15 +13,7 @@ import { waitUntil } from './support/wait';
  * own workflow before it returns, and the user continues as new after every call (history limit 1).
  */
 describe('a pause survives continue-as-new', () => {
-  let env: TestWorkflowEnvironment;
-  beforeAll(async () => {
-    env = await TestWorkflowEnvironment.createLocal({
-      server: { executable: { type: 'existing-path', path: process.env.CLOVER_TEMPORAL_BIN! }, searchAttributes: Object.values(SA) },
-    });
-  });
-  afterAll(async () => {
-    await env?.teardown();
-  });
+  const devServer = ownDevServer();
 
   it('the run after continue-as-new starts paused and copies nothing until resume', async () => {
     const migrationId = uniqueId('pause-can');
@@ -39,7 +31,7 @@ describe('a pause survives continue-as-new', () => {
     };
     const taskQueue = uniqueId('tq');
     const worker = await Worker.create({
-      connection: env.nativeConnection, taskQueue, workflowBundle: { codePath: process.env.CLOVER_WORKFLOW_BUNDLE! },
+      connection: devServer().nativeConnection, taskQueue, workflowBundle: { codePath: process.env.CLOVER_WORKFLOW_BUNDLE! },
       // The first pass's first call (one activity for a small user) copies as the stand-in does, not done.
       activities: { copyUserObjects, firstPassSmallUser: async () => ({ copy: await copyUserObjects() }), cleanupUser: async () => ({ uploadsAborted: 0 }) },
     });
@@ -52,7 +44,7 @@ describe('a pause survives continue-as-new', () => {
     };
     const workflowId = userWorkflowId(migrationId, userId);
     await worker.runUntil(async () => {
-      const handle = await env.client.workflow.start('userMigrationWorkflow', { taskQueue, workflowId, args: [input] });
+      const handle = await devServer().client.workflow.start('userMigrationWorkflow', { taskQueue, workflowId, args: [input] });
       await waitUntil('the copy has been called twice', () => calls.length, (n) => n >= 2);
       const pausedRun = at(calls, 1).runId;
       // The run that made the second call continued as new (history limit 1): a new run exists...

@@ -1,6 +1,5 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { WorkflowUpdateFailedError } from '@temporalio/client';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import type { CommitManifestInput, CommitManifestResult, ManifestHead } from '../src/activities/commit';
 import type { FirstPassInput, FirstPassResult } from '../src/activities/small-user';
@@ -12,6 +11,7 @@ import {
   SA, cutoverSignal, migrationWorkflowId, syncUpdate, userWorkflowId, type MigrationInput, type MigrationSettings, type UserMigrationInput, type UserOutcome,
 } from '../src/workflows/definitions';
 import { uniqueId } from './helpers';
+import { ownDevServer } from './support/test-env';
 import { waitUntil } from './support/wait';
 
 /**
@@ -22,15 +22,7 @@ import { waitUntil } from './support/wait';
  * user-list read; its history shows one userFinished and one userDisposed signal.
  */
 describe('user workflow in passes (cutover operator)', () => {
-  let env: TestWorkflowEnvironment;
-  beforeAll(async () => {
-    env = await TestWorkflowEnvironment.createLocal({
-      server: { executable: { type: 'existing-path', path: process.env.CLOVER_TEMPORAL_BIN! }, searchAttributes: Object.values(SA) },
-    });
-  });
-  afterAll(async () => {
-    await env?.teardown();
-  });
+  const devServer = ownDevServer();
 
   it('syncs on request and on a timer, continues as new, and cuts over once', async () => {
     const migrationId = uniqueId('passes');
@@ -95,7 +87,7 @@ describe('user workflow in passes (cutover operator)', () => {
     };
     const taskQueue = uniqueId('tq');
     const worker = await Worker.create({
-      connection: env.nativeConnection, taskQueue, workflowBundle: { codePath: process.env.CLOVER_WORKFLOW_BUNDLE! }, activities: allActivities,
+      connection: devServer().nativeConnection, taskQueue, workflowBundle: { codePath: process.env.CLOVER_WORKFLOW_BUNDLE! }, activities: allActivities,
     });
     const parentId = migrationWorkflowId(migrationId);
     const userInput: UserMigrationInput = { settings, parentWorkflowId: parentId, userId, country: 'DE', targetSite: 'eu-ie', historyLimit: 30, firstPassOneActivity: true };
@@ -115,8 +107,8 @@ describe('user workflow in passes (cutover operator)', () => {
     });
 
     async function scenario() {
-      const parent = await env.client.workflow.start('migrationWorkflow', { taskQueue, workflowId: parentId, args: [migrationInput] });
-      const handle = await env.client.workflow.start('userMigrationWorkflow', { taskQueue, workflowId: userWorkflowId(migrationId, userId), args: [userInput] });
+      const parent = await devServer().client.workflow.start('migrationWorkflow', { taskQueue, workflowId: parentId, args: [migrationInput] });
+      const handle = await devServer().client.workflow.start('userMigrationWorkflow', { taskQueue, workflowId: userWorkflowId(migrationId, userId), args: [userInput] });
       const firstRun = handle.firstExecutionRunId;
       const phase = async () => (await handle.describe()).typedSearchAttributes.get(SA.phase);
 
@@ -172,7 +164,7 @@ describe('user workflow in passes (cutover operator)', () => {
       expect(signals).toEqual(['userFinished', 'userDisposed']);
 
       // A finished, cut-over user: a sync-once run refuses (reports to no parent).
-      const once = await env.client.workflow.execute('userMigrationWorkflow', {
+      const once = await devServer().client.workflow.execute('userMigrationWorkflow', {
         taskQueue, workflowId: userWorkflowId(migrationId, userId), args: [{ ...userInput, mode: 'sync-once' }],
       });
       expect(once).toMatchObject({ ok: false, lastPass: { inStep: false, error: expect.stringMatching(/already cut over/) } });
