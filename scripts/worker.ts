@@ -28,7 +28,7 @@ export function registerWorker(program: Command): void {
     .option('--hash-threads <n>', 'threads hashing object bytes beside the one moving them (default: CPU cores - 1, 1 to 4)', positive('--hash-threads'), d.hashThreads)
     .option('--grace-seconds <n>', 'seconds in-flight work gets to checkpoint on shutdown', positive('--grace-seconds'), d.shutdownGraceMs / 1000)
     .option('--local-first-pass-mib <n>', 'a user whose objects fit one listing page and at most this many MiB (none needing multipart) gets its first pass as one local activity: fewer Temporal events, no heartbeats, redone from the start if this worker dies; 0: always a regular activity', nonNegative('--local-first-pass-mib'), d.localFirstPassBytes / 1048576)
-    .option('--sdk-requests', 'send every S3 request through the AWS SDK (default: object GET/PUT of the copy take the lean request path)')
+    .option('--sdk-requests', 'send every S3 request through the AWS SDK (default: the copy\'s object GET/PUT and Clover\'s JSON records take the lean request path)')
     .option('--task-queue <name>', 'task queue (default: CLOVER_TASK_QUEUE, else clover-migrations)')
     .action(async (o: { sites?: string; maxActivities: number; maxObjectsInFlight?: number; maxSockets: number; idleTimeoutSeconds: number; memoryMib: number; partMib: number; hashThreads: number; graceSeconds: number; localFirstPassMib: number; sdkRequests?: boolean; taskQueue?: string }) => {
       const temporal = temporalConfig();

@@ -16,8 +16,8 @@ const DAY_MS = 86_400_000;
 /**
  * Reads one of Clover's own JSON records; undefined when it does not exist. `what` names the record in
  * errors. A record that is not valid JSON is a permanent error naming the key: retrying cannot fix it.
- * Records go over the site's lean request path, as the copy's objects do (a few per user: manifest,
- * ledger, staging; the SDK's pipeline cost about as much per request as the request itself).
+ * Records go over the site's lean request path, as the copy's objects do (several per user: manifest,
+ * ledger, staging; on users of one object the SDK's pipeline was about a third of the worker's CPU).
  */
 export async function getJson<T>(site: Site, key: string, what: string, signal?: AbortSignal): Promise<T | undefined> {
   return (await getJsonRecord<T>(site, key, what, signal))?.value;

@@ -33,7 +33,7 @@ export interface WorkerSettings {
   shutdownGraceMs: number;
   /** See `ActivityDeps.localFirstPassBytes` (`--local-first-pass-mib`); 0: never. */
   localFirstPassBytes: number;
-  /** Object GET/PUT of the copy over the lean request path (storage/lean-requests.ts); false: `--sdk-requests`. */
+  /** The copy's object GET/PUT and Clover's JSON records over the lean request path (storage/lean-requests.ts); false: `--sdk-requests`. */
   leanRequests: boolean;
   taskQueue: string;
 }
