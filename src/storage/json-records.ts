@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { buffer } from 'node:stream/consumers';
 import { siteEncryption, type Site } from './clients';
 import { signedWith } from './copy-request';
 import { StorageError, describeS3Error, isNotFound, isPreconditionFailed } from './errors';
@@ -29,9 +30,7 @@ export async function getJsonRecord<T>(site: Site, key: string, what: string, si
   let etag: string;
   try {
     const r = await sendGetObject(site, { Bucket: site.bucket, Key: key }, signal);
-    const chunks: Buffer[] = [];
-    for await (const c of r.Body) chunks.push(c as Buffer);
-    const body = Buffer.concat(chunks);
+    const body = await buffer(r.Body);
     // A short read is a fault on the way (retried), never a malformed record.
     if (r.ContentLength !== undefined && body.length !== r.ContentLength) {
       throw new StorageError(`${what} at site ${site.name}, bucket ${site.bucket}, key ${JSON.stringify(key)}: read ${body.length} of ${r.ContentLength} bytes`, 'IncompleteBody', false);
