@@ -6,7 +6,6 @@ import { join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { DeleteObjectsCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { Client, Connection } from '@temporalio/client';
-import { DefaultLogger, bundleWorkflowCode } from '@temporalio/worker';
 import type { Command } from 'commander';
 import pLimit from 'p-limit';
 import { loadSitesFile, type Sites } from '../src/config/sites';
@@ -20,6 +19,7 @@ import { SEARCH_ATTRIBUTE_NAMES } from '../src/domain/names';
 import { migrationWorkflowId, type MigrationResult } from '../src/workflows/definitions';
 import { out } from '../scripts/common';
 import { historyCost, sumCosts, type HistoryCost } from './actions';
+import { ensureWorkflowBundle } from '../src/worker/workflow-bundle';
 
 export const ROOT = resolve(__dirname, '..');
 export const MiB = 1024 * 1024;
@@ -372,9 +372,9 @@ export function registerBench(program: Command): void {
       out(`bench stack and logs: ${dir}`);
       const tools = await ensureTools();
       const state = await startStack({ dir, tools, ports: await freePorts(), say: out });
-      const bundlePath = join(dir, 'workflow-bundle.js');
-      writeFileSync(bundlePath, (await bundleWorkflowCode({ workflowsPath: require.resolve('../src/workflows'), logger: new DefaultLogger('WARN') })).code);
-      const env = { TEMPORAL_ADDRESS: state.temporalAddress, CLOVER_WORKFLOW_BUNDLE: bundlePath, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' };
+      // Built now, so the workers find it on disk as an operator's worker finds it after its first start.
+      await ensureWorkflowBundle();
+      const env = { TEMPORAL_ADDRESS: state.temporalAddress, CLOVER_WORKFLOW_BUNDLE: undefined, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' };
       const sites = loadSitesFile(state.sitesFile);
       const clients = createSiteClients(sites, { maxSockets: 64 });
       const connection = await Connection.connect({ address: state.temporalAddress });

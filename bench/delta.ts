@@ -5,7 +5,6 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DeleteObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
-import { DefaultLogger, bundleWorkflowCode } from '@temporalio/worker';
 import type { Command } from 'commander';
 import pLimit from 'p-limit';
 import { CloverError, ExitCode, InputError } from '../src/config/errors';
@@ -18,6 +17,7 @@ import { createSiteClients, destroySiteClients, type Site, type SiteClients } fr
 import { SA, migrationWorkflowId, syncUpdate, userWorkflowId, type PassReport } from '../src/workflows/definitions';
 import { out } from '../scripts/common';
 import { ROOT, benchSite, ensurePackage, objectStream, procStats, rcloneEnv, startBenchWorker, timed } from './bench';
+import { ensureWorkflowBundle } from '../src/worker/workflow-bundle';
 
 /**
  * `clover bench-delta`: what a delta pass costs a user with many objects of which a few changed, side by side
@@ -240,9 +240,8 @@ export function registerBenchDelta(program: Command): void {
         openClients = clients;
         connection = await Connection.connect({ address: state.temporalAddress });
         const client = new Client({ connection });
-        const bundlePath = join(dir, 'workflow-bundle.js');
-        writeFileSync(bundlePath, (await bundleWorkflowCode({ workflowsPath: require.resolve('../src/workflows'), logger: new DefaultLogger('WARN') })).code);
-        const env = { TEMPORAL_ADDRESS: state.temporalAddress, CLOVER_WORKFLOW_BUNDLE: bundlePath, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' };
+        await ensureWorkflowBundle();
+        const env = { TEMPORAL_ADDRESS: state.temporalAddress, CLOVER_WORKFLOW_BUNDLE: undefined, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' };
         const workerLog = join(dir, 'logs', 'bench-worker.log');
         const taskQueue = `bench-delta-${Date.now()}`;
         const { worker, exited } = startBenchWorker({ sitesFile: state.sitesFile, env, workerLog }, taskQueue);

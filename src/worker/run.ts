@@ -12,6 +12,7 @@ import { DEFAULT_IDLE_TIMEOUT_MS, createSiteClients, destroySiteClients } from '
 import { DEFAULT_TASK_QUEUE } from '../domain/names';
 import { temporalLogger } from './logger';
 import { loadSigningKey } from '../evidence/keys';
+import { ensureWorkflowBundle } from './workflow-bundle';
 
 export interface WorkerSettings {
   /** Activities (user copies, verifies) running at once in this process. */
@@ -89,9 +90,8 @@ export async function runWorker(opts: { temporal: TemporalConfig; sites: Sites; 
     objectSlots: settings.maxObjectsInFlight === undefined ? undefined : pLimit(settings.maxObjectsInFlight),
     localFirstPassBytes: settings.localFirstPassBytes,
   };
-  const workflowSource: Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath'> = process.env.CLOVER_WORKFLOW_BUNDLE
-    ? { workflowBundle: { codePath: process.env.CLOVER_WORKFLOW_BUNDLE } }
-    : { workflowsPath: require.resolve('../workflows') };
+  // The workflow code, bundled by a child process and kept on disk (workflow-bundle.ts); CLOVER_WORKFLOW_BUNDLE names a ready one.
+  const workflowSource: Pick<WorkerOptions, 'workflowBundle'> = { workflowBundle: { codePath: process.env.CLOVER_WORKFLOW_BUNDLE || await ensureWorkflowBundle({ building: (path) => logger.info({ path }, 'bundling the workflow code for this version of Clover (once)') }) } };
   const worker = await Worker.create({
     connection,
     namespace: temporal.namespace,

@@ -1,12 +1,12 @@
 import { spawn } from 'node:child_process';
-import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DefaultLogger, bundleWorkflowCode } from '@temporalio/worker';
 import { freePort, freePorts, readStackState, startStack } from '../../src/stack/local-stack';
 import { ensureTools } from '../../src/stack/tools';
 import { recordProcess, stopRecorded } from '../support/processes';
 import { waitUntil } from '../support/wait';
+import { ensureWorkflowBundle } from '../../src/worker/workflow-bundle';
 
 export interface SetUpOptions {
   /** For the teardown test: fail on purpose once this much has started. */
@@ -61,9 +61,8 @@ export async function setUp(opts: SetUpOptions = {}): Promise<void> {
     }, Boolean, { timeoutMs: 20_000 });
     if (opts.failAfter === 'stack') throw new Error('global setup failing on purpose after starting the stack (teardown test)');
 
-    const bundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../../src/workflows'), logger: new DefaultLogger('WARN') });
-    const bundlePath = join(dir, 'workflow-bundle.js');
-    writeFileSync(bundlePath, bundle.code);
+    // The bundle a worker of these sources builds and reuses (src/worker/workflow-bundle.ts); tests' in-process workers take it too.
+    const bundlePath = await ensureWorkflowBundle();
     Object.assign(process.env, {
       CLOVER_TEST_STACK_DIR: dir,
       CLOVER_SITES: state.sitesFile,
