@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -46,6 +46,7 @@ function defaultCacheDir(): string {
   const own = join(ROOT, 'node_modules', '.cache', 'clover');
   try {
     mkdirSync(own, { recursive: true });
+    accessSync(own, constants.W_OK); // an existing directory of a read-only install passes mkdirSync
     return own;
   } catch {
     return join(tmpdir(), `clover-cache-${process.getuid?.() ?? 'user'}`);
