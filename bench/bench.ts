@@ -227,6 +227,16 @@ function clover(ds: DataSet, objects: number): { users: number; objectsPerUser: 
 }
 
 /**
+ * The environment of the bench's workers: the bench stack's Temporal, and no ready bundle named, so each
+ * worker finds the workflow bundle on disk as an operator's worker finds it after its first start (built
+ * here, before any worker is timed).
+ */
+export async function benchWorkerEnv(temporalAddress: string): Promise<NodeJS.ProcessEnv> {
+  await ensureWorkflowBundle();
+  return { TEMPORAL_ADDRESS: temporalAddress, CLOVER_WORKFLOW_BUNDLE: undefined, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' };
+}
+
+/**
  * Starts a worker on `taskQueue` as operators start it (`npx clover worker` runs bin/clover.js with the node
  * flags of its first line), its output appended to `workerLog`; `exited` settles when it exits.
  */
@@ -372,9 +382,7 @@ export function registerBench(program: Command): void {
       out(`bench stack and logs: ${dir}`);
       const tools = await ensureTools();
       const state = await startStack({ dir, tools, ports: await freePorts(), say: out });
-      // Built now, so the workers find it on disk as an operator's worker finds it after its first start.
-      await ensureWorkflowBundle();
-      const env = { TEMPORAL_ADDRESS: state.temporalAddress, CLOVER_WORKFLOW_BUNDLE: undefined, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' };
+      const env = await benchWorkerEnv(state.temporalAddress);
       const sites = loadSitesFile(state.sitesFile);
       const clients = createSiteClients(sites, { maxSockets: 64 });
       const connection = await Connection.connect({ address: state.temporalAddress });

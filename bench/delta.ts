@@ -16,8 +16,7 @@ import { ensureTools } from '../src/stack/tools';
 import { createSiteClients, destroySiteClients, type Site, type SiteClients } from '../src/storage/clients';
 import { SA, migrationWorkflowId, syncUpdate, userWorkflowId, type PassReport } from '../src/workflows/definitions';
 import { out } from '../scripts/common';
-import { ROOT, benchSite, ensurePackage, objectStream, procStats, rcloneEnv, startBenchWorker, timed } from './bench';
-import { ensureWorkflowBundle } from '../src/worker/workflow-bundle';
+import { ROOT, benchSite, benchWorkerEnv, ensurePackage, objectStream, procStats, rcloneEnv, startBenchWorker, timed } from './bench';
 
 /**
  * `clover bench-delta`: what a delta pass costs a user with many objects of which a few changed, side by side
@@ -240,8 +239,7 @@ export function registerBenchDelta(program: Command): void {
         openClients = clients;
         connection = await Connection.connect({ address: state.temporalAddress });
         const client = new Client({ connection });
-        await ensureWorkflowBundle();
-        const env = { TEMPORAL_ADDRESS: state.temporalAddress, CLOVER_WORKFLOW_BUNDLE: undefined, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' };
+        const env = await benchWorkerEnv(state.temporalAddress);
         const workerLog = join(dir, 'logs', 'bench-worker.log');
         const taskQueue = `bench-delta-${Date.now()}`;
         const { worker, exited } = startBenchWorker({ sitesFile: state.sitesFile, env, workerLog }, taskQueue);

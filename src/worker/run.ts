@@ -1,4 +1,4 @@
-import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
+import { NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import type { Logger } from 'pino';
 import pLimit from 'p-limit';
 import { createActivities } from '../activities';
@@ -91,12 +91,12 @@ export async function runWorker(opts: { temporal: TemporalConfig; sites: Sites; 
     localFirstPassBytes: settings.localFirstPassBytes,
   };
   // The workflow code, bundled by a child process and kept on disk (workflow-bundle.ts); CLOVER_WORKFLOW_BUNDLE names a ready one.
-  const workflowSource: Pick<WorkerOptions, 'workflowBundle'> = { workflowBundle: { codePath: process.env.CLOVER_WORKFLOW_BUNDLE || await ensureWorkflowBundle({ building: (path) => logger.info({ path }, 'bundling the workflow code for this version of Clover (once)') }) } };
+  const bundle = process.env.CLOVER_WORKFLOW_BUNDLE || await ensureWorkflowBundle({ building: (path) => logger.info({ path }, 'bundling the workflow code for this version of Clover (once)') });
   const worker = await Worker.create({
     connection,
     namespace: temporal.namespace,
     taskQueue: settings.taskQueue,
-    ...workflowSource,
+    workflowBundle: { codePath: bundle },
     activities: createActivities(deps),
     maxConcurrentActivityTaskExecutions: settings.maxActivities,
     // Small users' first passes (local activities) run under the same bound, beside the regular ones.
