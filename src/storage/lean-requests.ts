@@ -22,6 +22,9 @@ import { progressed } from './liveness';
 /** SHA-256 of the empty body: the payload hash of a GET. */
 const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
 
+/** The payload hash of a PUT whose body the signed x-amz-checksum-sha256 header already binds. */
+const UNSIGNED_PAYLOAD = 'UNSIGNED-PAYLOAD';
+
 /** PutObject input fields this path turns into headers; any other field set sends the request through the SDK. */
 const PUT_HEADERS = {
   ContentType: 'content-type',
@@ -150,10 +153,17 @@ export class LeanClient {
     };
   }
 
-  /** PUT of a whole body held in memory; `payloadSha256Hex` is its SHA-256 (x-amz-content-sha256). */
+  /**
+   * PUT of a whole body held in memory; `payloadSha256Hex` is its SHA-256. A PUT that carries its
+   * SHA-256 as `x-amz-checksum-sha256` (the copy's PUTs) is signed with `UNSIGNED-PAYLOAD` instead of
+   * that same hash: the checksum header is signed, and the server rejects a body that does not match
+   * it, so the signature still binds the bytes, and the server hashes them once instead of twice (the
+   * payload hash and the checksum; versitygw and S3 both check each). Any other PUT signs its payload.
+   */
   async put(input: PutObjectCommandInput, payloadSha256Hex: string, signal?: AbortSignal): Promise<PutResult> {
     const body = input.Body as Uint8Array;
-    const headers: Record<string, string> = { 'x-amz-content-sha256': payloadSha256Hex, 'content-length': String(body.length) };
+    const payloadHash = input.ChecksumSHA256 !== undefined ? UNSIGNED_PAYLOAD : payloadSha256Hex;
+    const headers: Record<string, string> = { 'x-amz-content-sha256': payloadHash, 'content-length': String(body.length) };
     for (const [field, header] of Object.entries(PUT_HEADERS)) {
       const v = input[field as keyof typeof PUT_HEADERS];
       if (v !== undefined) headers[header] = String(v);

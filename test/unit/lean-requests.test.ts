@@ -59,7 +59,7 @@ describe('lean request path: requests and recorded answers', () => {
     expect(h.authorization).toMatch(/SignedHeaders=[^,]*if-match/);
   });
 
-  it('a conditional PUT sends the payload hash, checksum, metadata and headers, signed', async () => {
+  it('a conditional PUT sends its checksum (which binds the bytes), metadata and headers, signed', async () => {
     answer = { status: 200, headers: { etag: '"e1"', 'x-amz-checksum-sha256': 'Y2s=' } };
     const s = clients.get('eu')!;
     const out = await sendPutObject(s, {
@@ -69,10 +69,17 @@ describe('lean request path: requests and recorded answers', () => {
     expect(out).toEqual({ ETag: '"e1"', ChecksumSHA256: 'Y2s=', VersionId: undefined });
     const h = seen[0]!.headers;
     expect(h).toMatchObject({
-      'x-amz-content-sha256': '2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824', 'x-amz-checksum-sha256': 'Y2s=',
+      'x-amz-content-sha256': 'UNSIGNED-PAYLOAD', 'x-amz-checksum-sha256': 'Y2s=',
       'if-none-match': '*', 'content-type': 'text/plain', 'x-amz-meta-clover-sha256': 'ff', 'content-length': '5',
       'x-amz-server-side-encryption': 'AES256', 'x-amz-storage-class': 'STANDARD_IA', 'x-amz-tagging': 'a=b', 'x-amz-security-token': 'the-session-token',
     });
+    // The checksum is signed: the server rejects a body that does not match it, so the signature binds the bytes.
+    expect(h.authorization).toMatch(/SignedHeaders=[^,]*x-amz-checksum-sha256/);
+    expect(h.authorization).toMatch(/SignedHeaders=[^,]*content-length/);
+    // A PUT without a checksum header signs its payload's hash.
+    seen.length = 0;
+    await sendPutObject(s, { Bucket: 'b-1', Key: 'k', Body: Buffer.from('hello') }, '2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824', signedWith);
+    expect(seen[0]!.headers['x-amz-content-sha256']).toBe('2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824');
   });
 
   it('an XML error answer becomes an SDK-shaped error: code, status, permanent or not', async () => {
