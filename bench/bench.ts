@@ -41,6 +41,8 @@ interface Measure {
   serversCpuS?: number;
   /** Clover only: Temporal events and billable actions per user, from the run's histories. */
   cost?: UsersCost;
+  /** Clover only: the worker's CPU seconds from its start until it polled its task queue (not in `cpuS`). */
+  startupCpuS?: number;
 }
 
 interface Row {
@@ -256,10 +258,29 @@ export function startBenchWorker(ctx: { sitesFile: string; env: NodeJS.ProcessEn
   return { worker, exited: new Promise((ok) => worker.once('exit', ok)) };
 }
 
+/**
+ * Resolves once a worker polls `taskQueue` (it starts its workflow and activity pollers together), as an
+ * operator's worker is already running when a migration starts; rejects if the worker exits first.
+ */
+export async function workerPolling(client: Client, taskQueue: string, exited: Promise<unknown>, workerLog: string): Promise<void> {
+  let gone = false;
+  void exited.then(() => { gone = true; });
+  for (const deadline = Date.now() + 120_000; ;) {
+    const r = await client.workflowService.describeTaskQueue({ namespace: 'default', taskQueue: { name: taskQueue } });
+    if ((r.pollers ?? []).length > 0) return;
+    if (gone) throw new Error(`the bench worker exited before it polled its task queue; see ${workerLog}`);
+    if (Date.now() > deadline) throw new Error(`the bench worker did not poll its task queue within 120 s; see ${workerLog}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
 async function runClover(ctx: Ctx, ds: DataSet, verify: 'checksum' | 'full', runNo: number): Promise<Measure & { maxHistory?: number; cost?: UsersCost }> {
   const taskQueue = `bench-${Date.now()}`;
   const { worker, exited } = startBenchWorker(ctx, taskQueue);
-  await new Promise((r) => setTimeout(r, 1500));
+  await workerPolling(ctx.client, taskQueue, exited, ctx.workerLog);
+  // The worker's CPU from the migration's start to its result: a worker's start-up (about 1.5 CPU-s:
+  // loading modules and the workflow bundle) is paid once per worker, not per GiB, and is reported apart.
+  const startupCpuS = procStats(worker.pid!).cpuS;
   const migrationId = `bench-${ds.name}-${verify}-${runNo}-${Date.now().toString(36)}`;
   const users = Array.from({ length: ds.users }, (_, u) => ({ userId: `bench-${ds.name}-${String(u).padStart(5, '0')}`, country: 'DE' }));
   const t0 = Date.now();
@@ -281,7 +302,7 @@ async function runClover(ctx: Ctx, ds: DataSet, verify: 'checksum' | 'full', run
   worker.kill('SIGTERM');
   await exited;
   const cost = await migrationCost(ctx.client, migrationId, ds.users);
-  return { wallS, cpuS: m.cpuS, rssMiB: m.rssMiB, maxHistory: cost.maxHistory, cost };
+  return { wallS, cpuS: m.cpuS - startupCpuS, rssMiB: m.rssMiB, maxHistory: cost.maxHistory, cost, startupCpuS };
 }
 
 /**
@@ -411,7 +432,7 @@ export function registerBench(program: Command): void {
               const used = Object.entries(after).map(([name, cpu]) => [name, cpu - (before[name] ?? 0)] as const);
               m.serversCpuS = used.reduce((n, [, c]) => n + c, 0);
               measured[tool]?.push(m);
-              out(`  ${ds.name} run ${run} ${tool}: ${m.wallS.toFixed(1)} s, CPU ${m.cpuS.toFixed(1)} s, peak RSS ${m.rssMiB.toFixed(0)} MiB; servers' CPU ${m.serversCpuS.toFixed(1)} s (${used.map(([n, c]) => `${n} ${c.toFixed(1)}`).join(', ')})`);
+              out(`  ${ds.name} run ${run} ${tool}: ${m.wallS.toFixed(1)} s, CPU ${m.cpuS.toFixed(1)} s${m.startupCpuS === undefined ? '' : ` (+ ${m.startupCpuS.toFixed(1)} s start-up)`}, peak RSS ${m.rssMiB.toFixed(0)} MiB; servers' CPU ${m.serversCpuS.toFixed(1)} s (${used.map(([n, c]) => `${n} ${c.toFixed(1)}`).join(', ')})`);
             }
           }
           const dsRows = Object.entries(measured).map(([tool, ms]) => row(ds, tool, ms));
@@ -531,6 +552,12 @@ async function measureUserList(ctx: Ctx, dir: string, n: number): Promise<UserLi
   return { users: n, fileMiB, stage, read };
 }
 
+/** The median CPU of a Clover worker's start-up over every run, for the report. */
+function startupText(r: Results): string {
+  const s = median(r.rows.flatMap((x) => x.runs.map((m) => m.startupCpuS)).filter((c): c is number => c !== undefined));
+  return s === undefined ? 'not measured' : `median ${s.toFixed(1)} CPU-s: loading its modules and the workflow bundle, connecting`;
+}
+
 function report(r: Results, sets: DataSet[]): string {
   const f = (n: number, d = 1) => n.toFixed(d);
   const lines = [
@@ -540,7 +567,9 @@ function report(r: Results, sets: DataSet[]): string {
     `Machine: ${r.machine.cpus}, ${r.machine.memoryGiB} GiB RAM, Node ${r.machine.node}; ${r.machine.rclone}.`,
     `Every tool copies the same objects from the \`sg\` site to the \`eu-ie\` site of a local stack (two versitygw servers on loopback,`,
     `one disk), with ${r.concurrency} objects in flight (Clover: a worker started with \`--max-objects-in-flight ${r.concurrency}\`, up to 8 users of many objects at once, each allowed all of them). Clover's wall time is from \`start\` to the migration's result (the worker`,
-    'is started beforehand); its CPU and peak RSS are the worker process\'s, over its whole life. "Servers\' CPU" is what the',
+    'is started beforehand and polls its task queue); its CPU is the worker process\'s from `start` to the result, its peak RSS over',
+    `its whole life. The worker's start-up (${startupText(r)}) is paid once per worker, not per GiB, and is not in its CPU s/GiB;`,
+    'rclone\'s and the SDK loop\'s CPU is their whole process, start-up included. "Servers\' CPU" is what the',
     'stack\'s servers (both versitygw sites and Temporal) used during the run, on the same cores.',
     '',
     `Data sets: ${sets.filter((s) => r.rows.some((x) => x.dataset === s.name)).map((s) => `${s.name} = ${s.users * s.perUser} × ${s.size >= MiB ? `${s.size / MiB} MiB` : `${s.size / 1024} KiB`}`).join('; ')}.`,

@@ -16,7 +16,7 @@ import { ensureTools } from '../src/stack/tools';
 import { createSiteClients, destroySiteClients, type Site, type SiteClients } from '../src/storage/clients';
 import { SA, migrationWorkflowId, syncUpdate, userWorkflowId, type PassReport } from '../src/workflows/definitions';
 import { out } from '../scripts/common';
-import { ROOT, benchSite, benchWorkerEnv, ensurePackage, objectStream, procStats, rcloneEnv, startBenchWorker, timed } from './bench';
+import { ROOT, benchSite, benchWorkerEnv, ensurePackage, objectStream, procStats, rcloneEnv, startBenchWorker, timed, workerPolling } from './bench';
 
 /**
  * `clover bench-delta`: what a delta pass costs a user with many objects of which a few changed, side by side
@@ -253,7 +253,7 @@ export function registerBenchDelta(program: Command): void {
         out(`seeding ${n} objects of ${SIZE / 1024} KiB for each of ${CLOVER_USER} and ${RCLONE_USER} in ${SOURCE}...`);
         await seedUser(clients.get(SOURCE)!, CLOVER_USER, n);
         await seedUser(clients.get(SOURCE)!, RCLONE_USER, n);
-        await sleep(1500); // the worker's start-up
+        await alive(workerPolling(client, taskQueue, exited, workerLog));
 
         // Clover's first pass, up to the user waiting in `in-sync`.
         const migrationId = `bench-delta-${Date.now().toString(36)}`;
