@@ -247,12 +247,15 @@ export function startBenchWorker(ctx: { sitesFile: string; env: NodeJS.ProcessEn
   // CLOVER_BENCH_CPU_PROF=<dir>: write a V8 CPU profile of each worker there (for "Where the time goes").
   const bin = join(ROOT, 'bin', 'clover.js');
   const prof = process.env.CLOVER_BENCH_CPU_PROF;
-  const [cmd, pre] = prof
-    ? [process.execPath, [...(readFileSync(bin, 'utf8').split('\n')[0] ?? '').split(' ').filter((a) => a.startsWith('--')), '--cpu-prof', '--cpu-prof-dir', prof, bin]]
-    : [bin, []];
+  // Profiled, node runs bin/clover.js with the flags and environment of its first line (`env -S VAR=… node --flag…`).
+  const shebang = (readFileSync(bin, 'utf8').split('\n')[0] ?? '').split(' ');
+  const [cmd, pre, shebangEnv] = prof
+    ? [process.execPath, [...shebang.filter((a) => a.startsWith('--')), '--cpu-prof', '--cpu-prof-dir', prof, bin],
+      Object.fromEntries(shebang.filter((a) => /^[A-Z_]+=/.test(a)).map((a) => [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)]))]
+    : [bin, [], {}];
   const limit = ctx.concurrency === undefined ? [] : ['--max-objects-in-flight', String(ctx.concurrency)];
   const worker = spawn(cmd, [...pre, 'worker', '--task-queue', taskQueue, '--sites', ctx.sitesFile, ...limit], {
-    env: { ...process.env, ...ctx.env, CLOVER_LOG_LEVEL: 'warn' }, stdio: ['ignore', log, log],
+    env: { ...process.env, ...ctx.env, ...shebangEnv, CLOVER_LOG_LEVEL: 'warn' }, stdio: ['ignore', log, log],
   });
   closeSync(log);
   return { worker, exited: new Promise((ok) => worker.once('exit', ok)) };
