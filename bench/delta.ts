@@ -253,7 +253,7 @@ export function registerBenchDelta(program: Command): void {
         out(`seeding ${n} objects of ${SIZE / 1024} KiB for each of ${CLOVER_USER} and ${RCLONE_USER} in ${SOURCE}...`);
         await seedUser(clients.get(SOURCE)!, CLOVER_USER, n);
         await seedUser(clients.get(SOURCE)!, RCLONE_USER, n);
-        await alive(workerPolling(client, taskQueue, exited, workerLog));
+        await workerPolling(client, taskQueue, exited, workerLog); // rejects if the worker exits first
 
         // Clover's first pass, up to the user waiting in `in-sync`.
         const migrationId = `bench-delta-${Date.now().toString(36)}`;
